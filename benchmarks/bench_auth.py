@@ -1,0 +1,178 @@
+"""The authorization server's costs, each beside its baseline measured in the same run.
+
+1. Token endpoint: authorization-code exchange and refresh (rotation), requests/s over HTTP.
+2. FHIR read-by-id with a patient's bearer token vs. the same reads with enforcement off (unauthenticated),
+   two uvicorn servers on the same database. The figure that matters: the authorized/unauthenticated
+   throughput ratio; token checking must cost less than 15 % (ratio >= 0.85). Reads are of the patient's
+   own resources, each id once per pass: pass 1 is cold (token and compartment checks reach the database),
+   later passes are warm (the checks hit the in-process caches, `auth_token_cache_seconds`).
+
+    .venv/bin/python benchmarks/bench_auth.py                       # SQLite in a temporary directory
+    .venv/bin/python benchmarks/bench_auth.py --database-url postgresql://postgres@127.0.0.1:5432/openpayer_bench_auth
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from benchmarks.common import prepare_database
+from openpayer.app import build_services
+from openpayer.config import Settings
+from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, observation, two_member_world
+
+REDIRECT = "https://bench.example/callback"
+SCOPE = "launch/patient openid fhirUser offline_access patient/*.read"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "openpayer.asgi:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return server, f"http://127.0.0.1:{port}"
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("the server did not start")
+
+
+def rate(label: str, n: int, fn: Callable[[int], None]) -> float:
+    start = time.perf_counter()
+    for i in range(n):
+        fn(i)
+    per_second = n / (time.perf_counter() - start)
+    print(f"  {label:<44} {per_second:9.1f} req/s")
+    return per_second
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--resources", type=int, default=2000, help="Observations of the benchmark patient")
+    parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=100, help="code exchanges and refreshes to time")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-auth-"))
+    url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    prepare_database(url, reuse=False)
+    settings = Settings(database_url=url, home=workdir, secret_key="bench")
+    services = build_services(settings)
+    world = two_member_world(services, "sandbox")
+    ids = [
+        str(services.fhir.create("sandbox", "Observation", observation(world["a"], "laboratory")).stored.id)
+        for _ in range(args.resources)
+    ]
+    client_id, _ = services.auth.clients.register(
+        "sandbox", name="Bench", redirect_uris=[REDIRECT], public=True
+    )
+    services.engine.dispose()
+
+    base_env = dict(
+        os.environ,
+        OPENPAYER_DATABASE_URL=url,
+        OPENPAYER_HOME=str(workdir),
+        OPENPAYER_SECRET_KEY="bench",
+        PYTHONPATH="src",
+    )
+    guarded, guarded_url = start_server(base_env)
+    open_server, open_url = start_server({**base_env, "OPENPAYER_AUTH_ENFORCE": "false"})
+    try:
+        with httpx.Client(base_url=guarded_url) as http, httpx.Client(base_url=open_url) as plain:
+            app = SmartApp(http, client_id, REDIRECT, origin=guarded_url)
+            print(f"database: {url.split('://')[0]}; {args.resources} resources of the benchmark patient")
+            print("token endpoint (one client, sequential):")
+            codes = []
+            verifiers = []
+            for _ in range(args.tokens):
+                codes.append(app.code(SCOPE, "member-a", TEST_PASSWORD))
+                verifiers.append(app.verifier)
+            tokens: list[dict[str, str]] = []
+
+            def exchange(i: int) -> None:
+                response = app.exchange(codes[i], verifiers[i])
+                assert response.status_code == 200, response.text
+                tokens.append(response.json())
+
+            rate("authorization_code exchange (+ id_token)", args.tokens, exchange)
+            refresh_token = tokens[-1]["refresh_token"]
+
+            def refresh(_: int) -> None:
+                nonlocal refresh_token
+                response = app.refresh(refresh_token)
+                assert response.status_code == 200, response.text
+                refresh_token = response.json()["refresh_token"]
+
+            rate("refresh_token (rotation)", args.tokens, refresh)
+            access = app.refresh(refresh_token).json()["access_token"]
+            headers = {"Authorization": f"Bearer {access}"}
+
+            print("FHIR read by id (sequential, keep-alive; requests alternate between the two servers):")
+            results = []
+            for n in range(args.passes):
+                spent = {"plain": 0.0, "auth": 0.0}
+                for rid in ids:
+                    start = time.perf_counter()
+                    _ok(plain.get(f"/sandbox/fhir/Observation/{rid}"))
+                    middle = time.perf_counter()
+                    _ok(http.get(f"/sandbox/fhir/Observation/{rid}", headers=headers))
+                    spent["plain"] += middle - start
+                    spent["auth"] += time.perf_counter() - middle
+                plain_rate, auth_rate = len(ids) / spent["plain"], len(ids) / spent["auth"]
+                ratio = auth_rate / plain_rate
+                results.append(ratio)
+                print(
+                    f"  pass {n + 1}: unauthenticated {plain_rate:8.1f} req/s;"
+                    f" bearer token {auth_rate:8.1f} req/s;"
+                    f" ratio {ratio:.3f} (authorization costs {100 * (1 - ratio):.1f} %)"
+                )
+            warm = results[1:] or results
+            print(f"cold ratio {results[0]:.3f}; warm ratio {sum(warm) / len(warm):.3f} (target >= 0.85)")
+    finally:
+        guarded.terminate()
+        open_server.terminate()
+        guarded.wait(10)
+        open_server.wait(10)
+
+
+def _ok(response: httpx.Response) -> None:
+    assert response.status_code == 200, response.text
+
+
+if __name__ == "__main__":
+    main()

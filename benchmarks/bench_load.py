@@ -1,0 +1,198 @@
+"""Benchmark `openpayer load` on claims-heavy NDJSON (CARIN BB ExplanationOfBenefit shapes, ~5–18 KB each).
+
+    .venv/bin/python benchmarks/bench_load.py -n 20000                      # PostgreSQL (fresh database)
+    .venv/bin/python benchmarks/bench_load.py -n 20000 --database-url sqlite:///var/bench.db
+
+It generates N ExplanationOfBenefit resources from the CARIN BB 2.0.0 examples (narrative removed; ids,
+patients, identifiers and dates varied), writes them as NDJSON, loads them with the real loader (validation
+and index extraction on, worker processes, batched writes) into a freshly created database, and prints
+resources/s with the share of time spent in parsing, validation, indexing and writing. Next to it, a baseline
+from the same run: inserting the same compressed bytes into the same tables (`fhir_history`, `fhir_resource`)
+in the same batch size with no FHIR logic at all, as rows/s. A second load of the same file (everything
+unchanged) is timed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine, create_engine, event, insert, text
+
+from openpayer.config import Settings, normalise_database_url
+from openpayer.db import make_engine, write_transaction
+from openpayer.fhir.loading import Loader, LoadReport
+from openpayer.fhir.storage import codec
+from openpayer.fhir.storage.tables import fhir_history, fhir_resource
+from openpayer.migrate import upgrade
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "ig" / "carin-bb-2.0.0" / "example"
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/openpayer_bench"
+
+
+def templates() -> list[dict[str, Any]]:
+    found = sorted(EXAMPLES.glob("ExplanationOfBenefit-*.json"))
+    if not found:
+        sys.exit(f"no CARIN BB examples under {EXAMPLES}")
+    out = []
+    for path in found:
+        eob = orjson.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+        eob.pop("text", None)
+        out.append(eob)
+    return out
+
+
+def generate(n: int, path: Path) -> int:
+    """Write n EOBs as NDJSON; return the byte size."""
+    shapes = templates()
+    with path.open("wb") as out:
+        for i in range(n):
+            eob = copy.deepcopy(shapes[i % len(shapes)])
+            eob["id"] = f"bench-eob-{i:08d}"
+            eob["patient"] = {"reference": f"Patient/bench-patient-{i % 5000:05d}"}
+            for ident in eob.get("identifier", []):
+                ident["value"] = f"CLM{i:010d}"
+            day = 1 + i % 28
+            eob["created"] = f"2023-{1 + i % 12:02d}-{day:02d}T10:00:00-05:00"
+            if "billablePeriod" in eob:
+                eob["billablePeriod"] = {"start": f"2023-{1 + i % 12:02d}-{day:02d}"}
+            out.write(orjson.dumps(eob) + b"\n")
+    return path.stat().st_size
+
+
+def fresh_database(url: str, scratch: Path) -> str:
+    url = normalise_database_url(url)
+    if url.startswith("sqlite"):
+        file = Path(url.removeprefix("sqlite:///"))
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{file}{suffix}").unlink(missing_ok=True)
+        file.parent.mkdir(parents=True, exist_ok=True)
+    else:
+        head, _, name = url.rpartition("/")
+        admin = create_engine(f"{head}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    upgrade(Settings(database_url=url, home=scratch, secret_key="bench"))
+    return url
+
+
+def baseline(url: str, ndjson: Path, batch: int) -> float:
+    """Rows/s for inserting the same resources' compressed bytes into the same tables, no FHIR logic."""
+    lines = [line for line in ndjson.read_bytes().splitlines() if line.strip()]
+    compressed = [codec.encode(orjson.loads(line))[1] for line in lines]  # not timed: only the inserts are
+    engine = make_engine(url)
+    started = time.perf_counter()
+    micros = time.time_ns() // 1000
+    for start in range(0, len(lines), batch):
+        rows = [
+            {"env": "baseline", "type": "ExplanationOfBenefit", "id": f"b{start + k}", "version": 1,
+             "last_updated": micros, "deleted": False, "content": content}
+            for k, content in enumerate(compressed[start : start + batch])
+        ]  # fmt: skip
+        with write_transaction(engine) as conn:
+            seqs = conn.execute(
+                insert(fhir_history).returning(fhir_history.c.seq, sort_by_parameter_order=True),
+                [{**row, "method": "PUT"} for row in rows],
+            ).scalars()
+            conn.execute(
+                insert(fhir_resource), [{**row, "seq": seq} for row, seq in zip(rows, seqs, strict=True)]
+            )
+    elapsed = time.perf_counter() - started
+    engine.dispose()
+    return len(lines) / elapsed
+
+
+def _proc_cpu(pids: set[int]) -> dict[int, float]:
+    """CPU seconds used so far by each of these (PostgreSQL backend) processes that still runs, from /proc."""
+    found = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def timed_load(
+    engine: Engine, pids: set[int], ndjson: Path, args: argparse.Namespace
+) -> tuple[LoadReport, dict[str, float]]:
+    """Load once; return the report and CPU seconds used by the main process, the workers and PostgreSQL."""
+    main_before, pg_before = time.process_time(), _proc_cpu(pids)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    report = Loader(engine, "sandbox", workers=args.workers, batch_size=args.batch_size).run([ndjson])
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers have been joined by now
+    pg_after = _proc_cpu(pids)  # the backend of the writer's connection is still in the pool
+    cpu = {
+        "workers": after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime,
+        "main": time.process_time() - main_before,
+        "postgresql": sum(used - pg_before.get(pid, 0.0) for pid, used in pg_after.items()),
+    }
+    return report, cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("-n", type=int, default=20000, help="resources to generate (default 20000)")
+    parser.add_argument(
+        "--database-url", default=DEFAULT_URL, help=f"default {DEFAULT_URL}; sqlite:///... too"
+    )
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
+    parser.add_argument("--batch-size", type=int, default=400)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="openpayer-bench-") as tmp:
+        scratch = Path(tmp)
+        ndjson = scratch / "eob.ndjson"
+        size = generate(args.n, ndjson)
+        each = size / args.n / 1e3
+        print(f"generated {args.n:,} ExplanationOfBenefit in {size / 1e6:.1f} MB ({each:.1f} KB each)")
+        url = fresh_database(args.database_url, scratch)
+        print(f"database: {url.split('@')[-1]}  workers: {args.workers}  batch: {args.batch_size}  "
+              f"CPUs: {os.cpu_count()}  load average before: {os.getloadavg()[0]:.2f}")  # fmt: skip
+
+        engine = make_engine(url)
+        pids: set[int] = set()
+
+        @event.listens_for(engine, "connect")
+        def _backend(dbapi_connection: Any, _record: Any) -> None:
+            pid = getattr(getattr(dbapi_connection, "info", None), "backend_pid", None)
+            if pid:
+                pids.add(int(pid))
+
+        first, cpu = timed_load(engine, pids, ndjson, args)
+        second, cpu_again = timed_load(engine, pids, ndjson, args)
+        engine.dispose()
+        if first.rejected:
+            print(f"!! {len(first.rejected)} rejected, e.g. {first.rejected[0]}")
+        rows_per_s = baseline(url, ndjson, args.batch_size)
+
+    work = sum(first.timings.values()) or 1.0
+    shares = "  ".join(f"{k} {v / work:.0%} ({v:.1f} s)" for k, v in first.timings.items())
+    print(f"load:     {first.rate:8,.0f} resources/s  ({first.written:,} written in {first.seconds:.1f} s)")
+    print(f"          time shares (worker time for parse/validate/index, main for write): {shares}")
+    for label, report, used in (("load", first, cpu), ("reload", second, cpu_again)):
+        per = {k: 1000 * v / max(report.written + report.unchanged, 1) for k, v in used.items()}
+        total = sum(per.values())
+        parts = "  ".join(f"{k} {v:.2f}" for k, v in per.items())
+        ceiling = 1000 * (os.cpu_count() or 1) / total if total else 0.0
+        print(f"          {label} CPU ms/resource: {parts}  = {total:.2f} -> at most {ceiling:,.0f}/s idle")
+    again = f"{second.unchanged:,} unchanged in {second.seconds:.1f} s"
+    print(f"reload:   {second.rate:8,.0f} resources/s  ({again})")
+    print(f"baseline: {rows_per_s:8,.0f} rows/s       (same compressed bytes, same tables, no FHIR logic)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Read-by-id throughput over HTTP, beside a raw baseline measured in the same run.
+
+The baseline is the same uvicorn server and the same stored bytes, fetched by one SQL query and returned
+with no FHIR logic (no negotiation, no headers, no environment checks). The figure that matters is the
+ratio: FHIR read throughput / raw throughput (target: at least 0.7).
+
+    .venv/bin/python benchmarks/bench_read.py --resources 100000                      # SQLite
+    .venv/bin/python benchmarks/bench_read.py --database-url postgresql://postgres@127.0.0.1:5432/openpayer_bench
+
+Load comes from `wrk` when installed (`apt-get install wrk`), else from a Python client in a second process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import populate_patients, prepare_database
+
+SERVER = """
+import os, zlib
+from sqlalchemy import select
+from starlette.responses import Response
+from openpayer.app import create_app
+from openpayer.fhir.storage.tables import fhir_resource
+
+app = create_app()
+engine = app.state.services.engine
+
+@app.get("/__bench/raw/{rtype}/{rid}")
+def raw(rtype: str, rid: str) -> Response:
+    with engine.connect() as conn:
+        content = conn.execute(
+            select(fhir_resource.c.content).where(
+                fhir_resource.c.env == "sandbox", fhir_resource.c.type == rtype, fhir_resource.c.id == rid
+            )
+        ).scalar_one()
+    return Response(zlib.decompress(content), media_type="application/json")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the server did not start")
+
+
+def run_wrk(url_prefix: str, ids: list[str], seconds: int, connections: int) -> float:
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    sample = random.Random(1).sample(ids, min(len(ids), 2000))
+    script.write_text(
+        "ids = {" + ",".join(f'"{i}"' for i in sample) + "}\n"
+        "request = function() return wrk.format('GET', '" + url_prefix + "' .. ids[math.random(#ids)]) end\n"
+    )
+    host = url_prefix.split("/")[2]
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), f"http://{host}/"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    script.unlink()
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise SystemExit(f"could not read wrk output:\n{out}")
+
+
+def run_python_client(url_prefix: str, ids: list[str], seconds: int, connections: int) -> float:
+    code = f"""
+import random, time, threading, httpx
+ids = {random.Random(1).sample(ids, min(len(ids), 2000))!r}
+stop = time.monotonic() + {seconds}
+counts = []
+def worker():
+    n = 0
+    with httpx.Client() as c:
+        while time.monotonic() < stop:
+            r = c.get({url_prefix!r} + random.choice(ids))
+            assert r.status_code == 200, r.status_code
+            n += 1
+    counts.append(n)
+ts = [threading.Thread(target=worker) for _ in range({connections})]
+[t.start() for t in ts]; [t.join() for t in ts]
+print(sum(counts) / {seconds})
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return float(out.strip())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
+    parser.add_argument("--resources", type=int, default=100_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of FHIR and raw")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="openpayer-bench-"))
+    url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    prepare_database(url, reuse=args.database_url is not None)
+    ids = populate_patients(url, args.resources)
+
+    port = free_port()
+    env = dict(os.environ, OPENPAYER_DATABASE_URL=url, OPENPAYER_HOME=str(workdir), PYTHONPATH="src")
+    (workdir / "bench_server.py").write_text(SERVER)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench_server:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--app-dir",
+            str(workdir),
+        ],
+        env=env,
+    )
+    try:
+        wait_for(port)
+        load = run_wrk if shutil.which("wrk") else run_python_client
+        fhir_prefix = f"http://127.0.0.1:{port}/sandbox/fhir/Patient/"
+        raw_prefix = f"http://127.0.0.1:{port}/__bench/raw/Patient/"
+        load(fhir_prefix, ids, 2, args.connections)  # warm-up
+        fhir_rates, raw_rates = [], []
+        for _ in range(args.rounds):
+            raw_rates.append(load(raw_prefix, ids, args.seconds, args.connections))
+            fhir_rates.append(load(fhir_prefix, ids, args.seconds, args.connections))
+        fhir, raw = max(fhir_rates), max(raw_rates)
+        backend = "postgresql" if url.startswith("postgres") else "sqlite"
+        print(f"read by id on {backend}, {len(ids):,} resources, client={load.__name__}")
+        print(f"  raw baseline (1 SQL fetch, same server): {raw:10.0f} req/s")
+        print(f"  FHIR read  GET /sandbox/fhir/Patient/id: {fhir:10.0f} req/s")
+        print(f"  ratio: {fhir / raw:.2f} (target >= 0.70)")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

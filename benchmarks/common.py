@@ -1,0 +1,106 @@
+"""Shared set-up for benchmarks: a migrated database and a store populated through `openpayer load`."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import orjson
+from sqlalchemy import create_engine, func, select, text
+
+from openpayer.config import Settings, normalise_database_url
+from openpayer.db import make_engine
+from openpayer.fhir.storage.tables import fhir_resource
+from openpayer.migrate import upgrade
+
+FAMILIES = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Martínez",
+    "Nguyễn",
+]
+GIVEN = ["James", "Mary", "Robert", "Patricia", "John", "Jennifer", "Michael", "Linda", "Zoë", "José"]
+
+
+def prepare_database(url: str, *, reuse: bool) -> None:
+    """Create (or, unless reusing, recreate) a PostgreSQL database, then migrate it."""
+    url = normalise_database_url(url)
+    if url.startswith("postgresql") and not reuse:
+        head, _, name = url.rpartition("/")
+        admin = create_engine(f"{head}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    elif url.startswith("postgresql"):
+        head, _, name = url.rpartition("/")
+        admin = create_engine(f"{head}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    upgrade(Settings(database_url=url, home=Path(tempfile.gettempdir()), secret_key="bench"))
+
+
+def synthetic_patient(index: int, rng: random.Random) -> dict[str, object]:
+    return {
+        "resourceType": "Patient",
+        "id": f"bench-{index:07d}",
+        "meta": {
+            "tag": [{"system": "http://openpayer.dev/fhir/CodeSystem/data-origin", "code": "synthetic"}]
+        },
+        "identifier": [
+            {
+                "type": {
+                    "coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MB"}]
+                },
+                "system": "https://example-plan.org/member-id",
+                "value": f"M{index:09d}",
+            }
+        ],
+        "active": True,
+        "name": [{"use": "official", "family": rng.choice(FAMILIES), "given": [rng.choice(GIVEN)]}],
+        "telecom": [{"system": "phone", "value": f"555-{index % 10000:04d}", "use": "home"}],
+        "gender": rng.choice(["male", "female"]),
+        "birthDate": f"{rng.randint(1930, 2020)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        "address": [
+            {"line": [f"{index % 997} Main St"], "city": "Topeka", "state": "KS", "postalCode": "66603"}
+        ],
+    }
+
+
+def populate_patients(url: str, count: int) -> list[str]:
+    """Ensure `count` synthetic Patients exist in `sandbox`, loading the missing ones via `openpayer load`."""
+    engine = make_engine(normalise_database_url(url))
+    with engine.connect() as conn:
+        present = conn.execute(
+            select(func.count()).where(fhir_resource.c.env == "sandbox", fhir_resource.c.type == "Patient")
+        ).scalar_one()
+    engine.dispose()
+    ids = [f"bench-{i:07d}" for i in range(count)]
+    if present >= count:
+        return ids
+    rng = random.Random(42)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "Patient.ndjson"
+        with path.open("wb") as out:
+            for index in range(count):
+                out.write(orjson.dumps(synthetic_patient(index, rng)) + b"\n")
+        env = dict(os.environ, OPENPAYER_DATABASE_URL=url)
+        subprocess.run(
+            [sys.executable, "-m", "openpayer.cli.main", "load", "sandbox", str(path), "--quiet"],
+            env=env,
+            check=True,
+        )
+    return ids

@@ -1,0 +1,3 @@
+"""OpenPayer: the CMS Interoperability and Patient Access platform for a US health plan."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""HTTP routes for the FHIR bases: thin, they parse, call `openpayer.fhir`, and render."""

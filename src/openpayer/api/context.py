@@ -1,0 +1,72 @@
+"""Which FHIR base a request is on, and the services it may use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from starlette.requests import Request
+
+from openpayer.fhir.errors import MethodNotAllowed, NotFound
+
+if TYPE_CHECKING:
+    from openpayer.app import Services
+
+# Plan-Net 1.1.0 and US Drug Formulary 2.0.1 resource types: public, read-only (45 CFR §156.221 provider
+# directory and formulary requirements), served at /{env}/directory.
+DIRECTORY_TYPES = frozenset(
+    {
+        "Endpoint",
+        "HealthcareService",
+        "InsurancePlan",
+        "Location",
+        "Organization",
+        "OrganizationAffiliation",
+        "Practitioner",
+        "PractitionerRole",
+        "Basic",
+        "MedicationKnowledge",
+    }
+)
+
+BaseKind = Literal["fhir", "directory"]
+
+
+@dataclass(frozen=True, slots=True)
+class FhirBase:
+    env: str
+    kind: BaseKind
+    url: str  # absolute base URL, e.g. http://127.0.0.1:8000/sandbox/fhir
+    services: Services
+
+    @property
+    def read_only(self) -> bool:
+        return self.kind == "directory"
+
+    def check_type(self, rtype: str) -> str:
+        known = self.services.resource_types
+        if rtype not in known or (self.kind == "directory" and rtype not in DIRECTORY_TYPES):
+            raise NotFound(f"Resource type '{rtype}' is not served at this endpoint")
+        return rtype
+
+    def check_writable(self) -> None:
+        if self.read_only:
+            raise MethodNotAllowed("The provider directory and formulary API is read-only")
+
+    def allowed_types(self) -> frozenset[str] | None:
+        return DIRECTORY_TYPES if self.kind == "directory" else None
+
+
+def origin_of(request: Request, services: Services) -> str:
+    configured = services.settings.public_base_url
+    if configured:
+        return configured.rstrip("/")
+    return f"{request.url.scheme}://{request.url.netloc}"
+
+
+def fhir_base(request: Request, kind: BaseKind) -> FhirBase:
+    services: Services = request.app.state.services
+    env = request.path_params.get("env", "")
+    if env not in services.settings.environments:
+        raise NotFound(f"There is no environment '{env}'")
+    return FhirBase(env, kind, f"{origin_of(request, services)}/{env}/{kind}", services)

@@ -1,0 +1,1 @@
+"""The `openpayer` command line (Typer): one module per command group."""

@@ -1,0 +1,39 @@
+"""`openpayer serve`: run the HTTP server (uvicorn) on the configured host and port."""
+
+from __future__ import annotations
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from openpayer.config import get_settings
+from openpayer.migrate import upgrade
+
+console = Console()
+
+
+def serve(
+    host: str = typer.Option(None, help="Interface to bind (default OPENPAYER_HOST or 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default OPENPAYER_PORT or 8000)."),
+    workers: int = typer.Option(1, help="Worker processes."),
+    migrate: bool = typer.Option(True, help="Apply pending migrations before serving."),
+) -> None:
+    """Serve the platform: /{env}/fhir, /{env}/directory, and the operations endpoints."""
+    settings = get_settings()
+    if migrate:
+        upgrade(settings)
+    bind_host = host or settings.host
+    bind_port = port or settings.port
+    for env in settings.environments:
+        console.print(
+            f"[bold]{env}[/bold]: http://{bind_host}:{bind_port}/{env}/fhir  "
+            f"http://{bind_host}:{bind_port}/{env}/directory"
+        )
+    uvicorn.run(
+        "openpayer.asgi:app",
+        host=bind_host,
+        port=bind_port,
+        workers=workers,
+        log_level="info",
+        access_log=False,  # URLs of member-data requests carry ids: keep them out of the logs by default
+    )

@@ -1,0 +1,85 @@
+"""Typed settings, read from `OPENPAYER_*` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPENPAYER_", env_file=None, extra="ignore")
+
+    home: Path = Field(default=Path("var"), description="Data directory: SQLite database, secret key.")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in `home` when unset.")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    environments: list[str] = Field(default_factory=lambda: ["sandbox", "production"])
+    public_base_url: str | None = Field(
+        default=None,
+        description="Absolute base URL (scheme://host[:port]) used in links; derived when unset.",
+    )
+    max_body_bytes: int = 16 * 1024 * 1024
+    default_page_size: int = 50
+    max_page_size: int = 1000
+    include_cap: int = 1000
+    secret_key: str | None = Field(
+        default=None, description="Signs paging cursors; kept in `home` when unset."
+    )
+    sql_echo: bool = False
+    # SMART/OIDC authorization server (openpayer.oauth); lifetimes in seconds unless named otherwise.
+    auth_enforce: bool = Field(
+        default=True, description="Require SMART bearer tokens on /{env}/fhir (off only for engine tests)."
+    )
+    auth_code_lifetime: int = Field(default=60, description="Authorization codes (single use).")
+    auth_access_token_lifetime: int = Field(default=3600, le=3600, description="Access tokens (<= 1 h).")
+    auth_backend_token_lifetime: int = Field(default=300, le=300, description="client_credentials tokens.")
+    auth_refresh_token_days: int = Field(default=90, description="Refresh tokens and offline grants.")
+    auth_session_lifetime: int = Field(default=1800, description="Member sign-in session cookie.")
+    auth_token_cache_seconds: float = Field(default=5.0, description="In-process cache of token checks.")
+    auth_key_encryption_key: str | None = Field(
+        default=None, description="Encrypts signing keys at rest; derived from secret_key when unset."
+    )
+    auth_cookie_secure: bool | None = Field(default=None, description="Secure cookies (auto).")
+
+    @field_validator("environments", mode="before")
+    @classmethod
+    def _split_environments(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite:///{(self.home / 'openpayer.db').resolve()}"
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        """The deployment secret: from settings, else generated once and kept (0600) in the data directory."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.home / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.home.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        path.touch(mode=0o600)
+        path.write_text(key)
+        return key
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the libpq-style `postgresql://` and `postgres://` URLs and pick the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""FHIR search: the parameter registry, index extraction and the SQL query builder."""

@@ -1,0 +1,1 @@
+"""Versioned resource storage and the search index tables."""

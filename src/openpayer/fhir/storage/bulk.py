@@ -1,0 +1,357 @@
+"""Batched writes for bulk loading: the semantics of `ResourceRepository.put`, a few statements per batch.
+
+`ResourceRepository.put` issues ~12 statements per resource (lock, history, current row, index delete and
+inserts). A load writes hundreds of resources per transaction instead, with:
+
+1. one SELECT (``FOR UPDATE`` on PostgreSQL) of the current rows of the whole batch;
+2. one executemany INSERT into `fhir_history` and one into `fhir_resource`, both ``RETURNING`` the generated
+   keys in parameter order (SQLAlchemy 2 "insertmanyvalues", ``sort_by_parameter_order=True``);
+3. one executemany UPDATE of the current rows that get a new version;
+4. one DELETE per index table for the replaced index rows, and the new index rows: a COPY per index table
+   on PostgreSQL (faster than any INSERT), one executemany INSERT per index table elsewhere.
+
+What is written is what `put` writes: a history row and the current row carrying the same compressed bytes,
+stamped by `repository.stamp` (meta.versionId, meta.lastUpdated), and the index rows of that version. A
+resource whose content, ignoring meta.versionId and meta.lastUpdated, equals its current version is left
+alone and counted as unchanged (`put` would write a new version; a load must be idempotent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+
+from openpayer.db import write_transaction
+from openpayer.fhir.storage import codec
+from openpayer.fhir.storage.repository import stamp
+from openpayer.fhir.storage.tables import INDEX_TABLES, fhir_history, fhir_resource
+
+_TABLES: dict[str, Table] = {table.name: table for table in INDEX_TABLES}
+_COLUMNS: dict[str, tuple[str, ...]] = {
+    t.name: ("rid", *(c.name for c in t.columns if c.name != "rid")) for t in INDEX_TABLES
+}
+_SELECT_CHUNK = 500  # ids per SELECT ... IN (...): well under SQLite's and PostgreSQL's parameter limits
+_METHOD = "PUT"  # a load is an update-as-create with the client's ids (FHIR R4 §3.1.0.4.1)
+
+
+def content_digest(resource: dict[str, Any]) -> bytes:
+    """A hash of the resource's content, ignoring the server's meta.versionId and meta.lastUpdated."""
+    meta = resource.get("meta")
+    if isinstance(meta, dict) and ("versionId" in meta or "lastUpdated" in meta):
+        rest = {k: v for k, v in meta.items() if k not in ("versionId", "lastUpdated")}
+        resource = {k: v for k, v in resource.items() if k != "meta"}
+        if rest:
+            resource["meta"] = rest
+    return hashlib.blake2b(orjson.dumps(resource, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+
+
+@dataclass(slots=True)
+class PreparedResource:
+    """A validated resource ready to write: stamped as version 1 at `micros`, compressed, its index extracted.
+
+    `index` maps index table names to rows of column values (`index_tuples`), `rid` prepended at write time.
+    """
+
+    where: str  # the record's place in its file: an NDJSON line number or `entry[3]`
+    rtype: str
+    id: str
+    micros: int
+    body: bytes  # codec-compressed JSON of the resource stamped as version 1
+    index: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)  # (unit position, reason)
+
+
+@dataclass(frozen=True, slots=True)
+class _Current:
+    rid: int
+    version: int
+    deleted: bool
+    content: bytes | None
+
+
+class BulkWriter:
+    """Writes groups ("units") of prepared resources; each unit is all-or-nothing."""
+
+    def __init__(self, engine: Engine, env: str) -> None:
+        self.engine = engine
+        self.env = env
+        self._written = 0
+        self._next_analyze: int | None = None  # PostgreSQL: rows written by this writer at the next ANALYZE
+
+    def write(self, units: Sequence[Sequence[PreparedResource]]) -> BatchOutcome:
+        """Write every unit in one transaction; if that fails, each unit in its own transaction.
+
+        A unit that fails on its own (e.g. a value the database refuses) is reported in `failed`, nothing of
+        it written. Within a batch, a later unit writing the same resource as an earlier one follows it.
+        """
+        outcome = BatchOutcome()
+        self._keep_statistics()
+        position = 0
+        for group in _without_repeats(units):
+            try:
+                with write_transaction(self.engine) as conn:
+                    partial = BatchOutcome()
+                    self._write(conn, [record for unit in group for record in unit], partial)
+                _add(outcome, partial)
+            except SQLAlchemyError:
+                for offset, unit in enumerate(group):
+                    partial = BatchOutcome()
+                    try:
+                        with write_transaction(self.engine) as conn:
+                            self._write(conn, list(unit), partial)
+                    except SQLAlchemyError as exc:
+                        outcome.failed.append((position + offset, f"database error: {_brief(exc)}"))
+                        continue
+                    _add(outcome, partial)
+            position += len(group)
+        self._written += outcome.created + outcome.updated
+        return outcome
+
+    def analyze(self, tables: Sequence[Table] = (fhir_resource, fhir_history, *INDEX_TABLES)) -> None:
+        """PostgreSQL: refresh the planner's statistics (after a bulk load autovacuum lags behind)."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        try:
+            with self.engine.begin() as conn:
+                for table in tables:
+                    conn.exec_driver_sql(f"ANALYZE {table.name}")
+        except SQLAlchemyError:  # e.g. not the tables' owner: the plans are merely worse
+            return
+
+    def _keep_statistics(self) -> None:
+        """Keep `fhir_resource` statistics fresh while it grows from nothing.
+
+        Without statistics PostgreSQL reads the batch look-up `env = ? AND type = ? AND id IN (...)` through
+        the (env, type, last_updated) index and filters every row of the type: each batch then scans all
+        earlier ones (measured: 0.5 s per batch at 20,000 rows, against 20 ms with statistics). ANALYZE runs
+        when the table has never been analysed and each time this writer has doubled what it has written.
+        """
+        if self.engine.dialect.name != "postgresql":
+            return
+        if self._next_analyze is None:
+            with self.engine.connect() as conn:
+                tuples = conn.exec_driver_sql(
+                    "SELECT reltuples FROM pg_class WHERE oid = 'fhir_resource'::regclass"
+                ).scalar()
+            self._next_analyze = 1000
+            if tuples is not None and tuples < 0:  # never analysed (PostgreSQL 14+)
+                self.analyze((fhir_resource,))
+        elif self._written >= self._next_analyze:
+            self.analyze((fhir_resource,))
+            self._next_analyze = 2 * self._written
+
+    # ---- one transaction ---------------------------------------------------------------------
+    def _write(self, conn: Connection, records: list[PreparedResource], outcome: BatchOutcome) -> None:
+        if not records:
+            return
+        existing = self._current_rows(conn, records)
+        fresh: list[PreparedResource] = []
+        changed: list[tuple[PreparedResource, _Current, int]] = []
+        for record in records:
+            current = existing.get((record.rtype, record.id))
+            if current is None:
+                fresh.append(record)
+            elif (
+                not current.deleted
+                and current.content is not None
+                and _same_content(current.content, record.body)
+            ):
+                outcome.unchanged += 1
+            else:
+                version = current.version + 1
+                record.body = _restamp(record.body, version, record.micros)
+                changed.append((record, current, version))
+        if not fresh and not changed:
+            return
+        history = [(r, 1) for r in fresh] + [(r, version) for r, _, version in changed]
+        seqs = self._insert_history(conn, history)
+        fresh_seqs, changed_seqs = seqs[: len(fresh)], seqs[len(fresh) :]
+        rids = self._insert_current(conn, fresh, fresh_seqs)
+        if changed:
+            conn.execute(
+                update(fhir_resource)
+                .where(fhir_resource.c.rid == bindparam("b_rid"))
+                .values(
+                    version=bindparam("b_version"),
+                    last_updated=bindparam("b_micros"),
+                    deleted=False,
+                    seq=bindparam("b_seq"),
+                    content=bindparam("b_content"),
+                ),
+                [
+                    {
+                        "b_rid": current.rid,
+                        "b_version": version,
+                        "b_micros": record.micros,
+                        "b_seq": seq,
+                        "b_content": record.body,
+                    }
+                    for (record, current, version), seq in zip(changed, changed_seqs, strict=True)
+                ],
+            )
+            replaced = [current.rid for _, current, _ in changed]
+            for table in INDEX_TABLES:
+                for start in range(0, len(replaced), _SELECT_CHUNK):
+                    conn.execute(
+                        delete(table).where(table.c.rid.in_(replaced[start : start + _SELECT_CHUNK]))
+                    )
+        keyed = list(zip(fresh, rids, strict=True)) + [(r, current.rid) for r, current, _ in changed]
+        self._insert_index(conn, keyed)
+        outcome.created += len(fresh) + sum(1 for _, current, _ in changed if current.deleted)
+        outcome.updated += sum(1 for _, current, _ in changed if not current.deleted)
+
+    def _current_rows(
+        self, conn: Connection, records: list[PreparedResource]
+    ) -> dict[tuple[str, str], _Current]:
+        found: dict[tuple[str, str], _Current] = {}
+        wanted = {(r.rtype, r.id) for r in records}
+        by_type: dict[str, list[str]] = {}
+        for rtype, rid in sorted(wanted):
+            by_type.setdefault(rtype, []).append(rid)
+        c = fhir_resource.c
+        for rtype, ids in by_type.items():
+            for start in range(0, len(ids), _SELECT_CHUNK):
+                query = select(c.rid, c.id, c.version, c.deleted, c.content).where(
+                    c.env == self.env, c.type == rtype, c.id.in_(ids[start : start + _SELECT_CHUNK])
+                )
+                if conn.dialect.name != "sqlite":  # as ResourceRepository.lock_current
+                    query = query.with_for_update()
+                for row in conn.execute(query):
+                    found[(rtype, row.id)] = _Current(row.rid, row.version, row.deleted, row.content)
+        return found
+
+    def _insert_history(self, conn: Connection, items: list[tuple[PreparedResource, int]]) -> list[int]:
+        result = conn.execute(
+            insert(fhir_history).returning(fhir_history.c.seq, sort_by_parameter_order=True),
+            [
+                {
+                    "env": self.env,
+                    "type": r.rtype,
+                    "id": r.id,
+                    "version": version,
+                    "last_updated": r.micros,
+                    "method": _METHOD,
+                    "deleted": False,
+                    "content": r.body,
+                }
+                for r, version in items
+            ],
+        )
+        return [int(seq) for seq in result.scalars()]
+
+    def _insert_current(self, conn: Connection, fresh: list[PreparedResource], seqs: list[int]) -> list[int]:
+        if not fresh:
+            return []
+        result = conn.execute(
+            insert(fhir_resource).returning(fhir_resource.c.rid, sort_by_parameter_order=True),
+            [
+                {
+                    "env": self.env,
+                    "type": r.rtype,
+                    "id": r.id,
+                    "version": 1,
+                    "last_updated": r.micros,
+                    "deleted": False,
+                    "seq": seq,
+                    "content": r.body,
+                }
+                for r, seq in zip(fresh, seqs, strict=True)
+            ],
+        )
+        return [int(rid) for rid in result.scalars()]
+
+    def _insert_index(self, conn: Connection, keyed: Iterable[tuple[PreparedResource, int]]) -> None:
+        rows: dict[str, list[tuple[Any, ...]]] = {}
+        for record, rid in keyed:
+            for name, values in record.index.items():
+                rows.setdefault(name, []).extend((rid, *value) for value in values)
+        for name, values in rows.items():
+            if values:
+                _copy_rows(conn, _TABLES[name], values)
+
+
+def index_tuples(rows: Iterable[tuple[Table, Sequence[dict[str, Any]]]]) -> dict[str, list[tuple[Any, ...]]]:
+    """`repository.index_rows_to_values` output as compact tuples (column order, without `rid`)."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    for table, values in rows:
+        if values:
+            columns = _COLUMNS[table.name][1:]
+            out[table.name] = [tuple(value[column] for column in columns) for value in values]
+    return out
+
+
+def _copy_rows(conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
+    """Insert index rows: PostgreSQL COPY (no per-row statement or SQL text to parse), else executemany."""
+    columns = _COLUMNS[table.name]
+    if conn.dialect.driver == "psycopg":
+        driver: Any = conn.connection.dbapi_connection  # a psycopg.Connection, in this transaction
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608 - names from our own tables
+    conn.exec_driver_sql(sql, rows)
+
+
+def _without_repeats(units: Sequence[Sequence[PreparedResource]]) -> list[list[Sequence[PreparedResource]]]:
+    """Split a batch where a unit writes a resource an earlier unit of the same group writes."""
+    groups: list[list[Sequence[PreparedResource]]] = [[]]
+    seen: set[tuple[str, str]] = set()
+    for unit in units:
+        keys = {(r.rtype, r.id) for r in unit}
+        if seen & keys:
+            groups.append([])
+            seen = set()
+        groups[-1].append(unit)
+        seen |= keys
+    return groups
+
+
+def _add(total: BatchOutcome, part: BatchOutcome) -> None:
+    total.created += part.created
+    total.updated += part.updated
+    total.unchanged += part.unchanged
+
+
+def _same_content(stored: bytes, incoming: bytes) -> bool:
+    """Whether two stored forms hold the same resource but for meta.versionId and meta.lastUpdated.
+
+    Computed here, only for resources that exist already, so that a first load pays nothing for it.
+    """
+    left = _stored_digest(stored)
+    return left is not None and left == _stored_digest(incoming)
+
+
+def _stored_digest(compressed: bytes) -> bytes | None:
+    try:
+        parsed = orjson.loads(codec.decode(compressed))
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    return content_digest(parsed) if isinstance(parsed, dict) else None
+
+
+def _restamp(body: bytes, version: int, micros: int) -> bytes:
+    resource: dict[str, Any] = orjson.loads(codec.decode(body))
+    return codec.encode(stamp(resource, version, micros))[1]
+
+
+def _brief(exc: SQLAlchemyError) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -1,0 +1,108 @@
+"""History queries over the change log (FHIR R4 §3.1.0.9 `history`): instance, type and system level.
+
+Entries come newest first. Paging is keyset on `seq` (the change log's order), so a page never shifts
+while other clients write: new versions get higher `seq` and fall before the first page, not into it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, exists, select
+from sqlalchemy.orm import aliased
+
+from openpayer.fhir.storage import codec
+from openpayer.fhir.storage.repository import StoredVersion
+from openpayer.fhir.storage.tables import fhir_history
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    versions: list[StoredVersion]
+    seqs: list[int]
+    has_more: bool
+
+
+def history_page(
+    conn: Connection,
+    env: str,
+    *,
+    rtype: str | None = None,
+    rid: str | None = None,
+    since: int | None = None,
+    at: int | None = None,
+    before_seq: int | None = None,
+    count: int = 50,
+) -> HistoryPage:
+    h = fhir_history
+    conditions = [h.c.env == env]
+    if rtype is not None:
+        conditions.append(h.c.type == rtype)
+    if rid is not None:
+        conditions.append(h.c.id == rid)
+    if since is not None:
+        conditions.append(h.c.last_updated >= since)
+    if at is not None:
+        # `_at`: the versions that were current at that instant: written at or before it, and not yet
+        # superseded by then.
+        later = aliased(h)
+        conditions.append(h.c.last_updated <= at)
+        conditions.append(
+            ~exists().where(
+                and_(
+                    later.c.env == h.c.env,
+                    later.c.type == h.c.type,
+                    later.c.id == h.c.id,
+                    later.c.version > h.c.version,
+                    later.c.last_updated <= at,
+                )
+            )
+        )
+    if before_seq is not None:
+        conditions.append(h.c.seq < before_seq)
+    rows = conn.execute(
+        select(
+            h.c.seq,
+            h.c.type,
+            h.c.id,
+            h.c.version,
+            h.c.last_updated,
+            h.c.method,
+            h.c.deleted,
+            h.c.content,
+        )
+        .where(*conditions)
+        .order_by(h.c.seq.desc())
+        .limit(count + 1)
+    ).all()
+    has_more = len(rows) > count
+    rows = rows[:count]
+    versions = [
+        StoredVersion(
+            row.type,
+            row.id,
+            row.version,
+            row.last_updated,
+            row.deleted,
+            codec.decode(row.content) if row.content is not None else None,
+            row.method,
+        )
+        for row in rows
+    ]
+    return HistoryPage(versions, [row.seq for row in rows], has_more)
+
+
+def count_history(
+    conn: Connection, env: str, *, rtype: str | None = None, rid: str | None = None, since: int | None = None
+) -> int:
+    from sqlalchemy import func
+
+    h = fhir_history
+    conditions = [h.c.env == env]
+    if rtype is not None:
+        conditions.append(h.c.type == rtype)
+    if rid is not None:
+        conditions.append(h.c.id == rid)
+    if since is not None:
+        conditions.append(h.c.last_updated >= since)
+    return int(conn.execute(select(func.count()).select_from(h).where(*conditions)).scalar_one())

@@ -1,0 +1,195 @@
+"""The FHIR store's tables: current resources, their history (the change log), and the search index.
+
+Design (after HAPI's and LinuxForHealth's index tables, and Microsoft's normalised token/date tables):
+- `fhir_resource` holds one row per logical resource with its current version's bytes (compressed JSON),
+  and a surrogate integer `rid` that every index row points at.
+- `fhir_history` holds every version ever written, ordered by `seq`: it is the change log that system
+  `_history` and bulk export `_since` read.
+- `fhir_idx_*` hold the search index of *current, non-deleted* versions only. Each row carries `hkey`,
+  a 64-bit hash of (environment, resource type, parameter code): one narrow integer that makes
+  `(hkey, value)` B-tree indexes selective without repeating three strings on every row.
+Timestamps are integer microseconds since the Unix epoch (UTC), identical on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+from openpayer.db import metadata
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT identities.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def index_key(env: str, resource_type: str, param: str) -> int:
+    """The signed 64-bit identity of (environment, type, parameter), stored as `hkey` on index rows."""
+    digest = hashlib.blake2b(f"{env}|{resource_type}|{param}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+fhir_resource = Table(
+    "fhir_resource",
+    metadata,
+    Column("rid", BigId, primary_key=True, autoincrement=True),
+    Column("env", String(32), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("content", LargeBinary, nullable=True),
+    UniqueConstraint("env", "type", "id"),
+    Index("ix_fhir_resource_env_type_last_updated", "env", "type", "last_updated"),
+)
+
+fhir_history = Table(
+    "fhir_history",
+    metadata,
+    Column("seq", BigId, primary_key=True, autoincrement=True),
+    Column("env", String(32), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("method", String(8), nullable=False),  # POST, PUT, PATCH, DELETE
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("content", LargeBinary, nullable=True),
+    UniqueConstraint("env", "type", "id", "version"),
+    Index("ix_fhir_history_env_last_updated", "env", "last_updated"),
+    Index("ix_fhir_history_env_type_last_updated", "env", "type", "last_updated"),
+)
+
+
+def _rid() -> Column[int]:
+    return Column("rid", BigInteger, ForeignKey("fhir_resource.rid", ondelete="CASCADE"), nullable=False)
+
+
+idx_string = Table(
+    "fhir_idx_string",
+    metadata,
+    _rid(),
+    Column("hkey", BigInteger, nullable=False),
+    Column("value_norm", String(255), nullable=False),
+    Column("value_exact", String(512), nullable=False),
+    Index("ix_fhir_idx_string_hkey_norm", "hkey", "value_norm"),
+    Index("ix_fhir_idx_string_rid", "rid"),
+    # String search is a prefix LIKE on value_norm, which a PostgreSQL B-tree in a non-C collation cannot
+    # serve; text_pattern_ops can. (SQLite ignores the operator class; search/sql.py gives it a BINARY range.)
+    Index(
+        "ix_fhir_idx_string_hkey_norm_pattern",
+        "hkey",
+        "value_norm",
+        postgresql_ops={"value_norm": "text_pattern_ops"},
+    ),
+)
+
+idx_token = Table(
+    "fhir_idx_token",
+    metadata,
+    _rid(),
+    Column("hkey", BigInteger, nullable=False),
+    Column("system", String(255), nullable=True),
+    Column("code", String(255), nullable=True),
+    Column("text_norm", String(255), nullable=True),
+    Index("ix_fhir_idx_token_hkey_code", "hkey", "code", "system"),
+    Index("ix_fhir_idx_token_rid", "rid"),
+)
+
+idx_date = Table(
+    "fhir_idx_date",
+    metadata,
+    _rid(),
+    Column("hkey", BigInteger, nullable=False),
+    Column("low", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+    Index("ix_fhir_idx_date_hkey_low", "hkey", "low"),
+    Index("ix_fhir_idx_date_hkey_high", "hkey", "high"),
+    Index("ix_fhir_idx_date_rid", "rid"),
+)
+
+idx_number = Table(
+    "fhir_idx_number",
+    metadata,
+    _rid(),
+    Column("hkey", BigInteger, nullable=False),
+    Column("value", Float, nullable=False),
+    Index("ix_fhir_idx_number_hkey_value", "hkey", "value"),
+    Index("ix_fhir_idx_number_rid", "rid"),
+)
+
+idx_quantity = Table(
+    "fhir_idx_quantity",
+    metadata,
+    _rid(),
+    Column("hkey", BigInteger, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("system", String(255), nullable=True),
+    Column("code", String(64), nullable=True),
+    Column("unit", String(64), nullable=True),
+    Index("ix_fhir_idx_quantity_hkey_value", "hkey", "value"),
+    Index("ix_fhir_idx_quantity_rid", "rid"),
+)
+
+idx_reference = Table(
+    "fhir_idx_reference",
+    metadata,
+    _rid(),
+    Column("hkey", BigInteger, nullable=False),
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(64), nullable=True),
+    Column("url", String(512), nullable=True),
+    Column("ident_system", String(255), nullable=True),
+    Column("ident_value", String(255), nullable=True),
+    Index("ix_fhir_idx_reference_hkey_target", "hkey", "target_id", "target_type"),
+    Index("ix_fhir_idx_reference_target", "target_id", "target_type"),
+    # search by absolute URL / canonical, and local references that were written as absolute URLs on our base
+    Index("ix_fhir_idx_reference_hkey_url", "hkey", "url"),
+    Index("ix_fhir_idx_reference_rid", "rid"),
+)
+
+idx_uri = Table(
+    "fhir_idx_uri",
+    metadata,
+    _rid(),
+    Column("hkey", BigInteger, nullable=False),
+    Column("value", String(512), nullable=False),
+    Index("ix_fhir_idx_uri_hkey_value", "hkey", "value"),
+    Index("ix_fhir_idx_uri_rid", "rid"),
+)
+
+idx_special = Table(
+    "fhir_idx_special",
+    metadata,
+    _rid(),
+    Column("hkey", BigInteger, nullable=False),
+    Column("latitude", Float, nullable=False),
+    Column("longitude", Float, nullable=False),
+    Index("ix_fhir_idx_special_hkey_lat", "hkey", "latitude"),
+    Index("ix_fhir_idx_special_rid", "rid"),
+)
+
+INDEX_TABLES = (
+    idx_string,
+    idx_token,
+    idx_date,
+    idx_number,
+    idx_quantity,
+    idx_reference,
+    idx_uri,
+    idx_special,
+)

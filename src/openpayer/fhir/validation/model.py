@@ -1,0 +1,194 @@
+"""The runtime element trees the structural validator walks, built once from the structure index.
+
+One `Node` per resource type, datatype and backbone element, mapping each JSON property name to a
+`Field` (``valueQuantity`` is its own key, so a choice type costs one dict lookup). Fields point at
+their child nodes directly; recursion (Extension inside Extension, ``Questionnaire.item.item``) is
+just a cycle in this graph.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from openpayer.fhir.validation.builder import build_index_from_vendored
+from openpayer.fhir.validation.primitives import CHECKERS, URI_TYPES, Checker, Problem
+
+PRIMITIVE = 0
+COMPLEX = 1
+RESOURCE = 2
+
+# Field.route: how the walker's inline fast path handles a value (derived from kind and extras).
+PLAIN = 0  # primitive, lexical check only
+BOUND = 1  # primitive with a required binding (membership implies a valid lexical form)
+URI = 2  # uri/url/canonical: "#id" values count for dom-3
+OBJECT = 3  # complex, walk only
+CHECKED_OBJECT = 4  # complex, walk then binding / reference checks
+NESTED_RESOURCE = 5
+
+# Nodes with invariants checked after their properties (see `invariants`).
+SPECIAL_NODES = frozenset({"Extension", "Bundle", "Observation"})
+
+
+def _not_primitive(value: object) -> Problem | None:
+    raise AssertionError("only primitive fields are checked with Field.check")
+
+
+class Field:
+    """One JSON property of a node, with everything needed to check its value."""
+
+    __slots__ = (
+        "array",
+        "binding",
+        "check",
+        "choice",
+        "code",
+        "codes",
+        "contained",
+        "expected",
+        "ext_ok",
+        "key",
+        "kind",
+        "max",
+        "name",
+        "node",
+        "route",
+        "systems",
+        "targets",
+        "uri",
+    )
+
+    def __init__(self, key: str, name: str, code: str) -> None:
+        self.key = key
+        self.name = name  # element name as defined, e.g. "value[x]"
+        self.code = code  # FHIR type code, e.g. "Quantity"
+        self.kind = PRIMITIVE
+        self.array = False
+        self.max: int | None = None
+        self.node: Node | None = None
+        self.check: Checker = _not_primitive
+        self.choice: str | None = None  # choice base name ("value") when this key is one of value[x]
+        self.codes: frozenset[str] | None = None  # required binding on a code
+        self.systems: dict[str, frozenset[str]] | None = None  # required binding on Coding/CodeableConcept
+        self.binding: str | None = None  # the required value set's URL, for diagnostics
+        self.targets: frozenset[str] | None = None  # allowed Reference target types; None = any
+        self.expected: str | None = None  # resource type required for a resource-typed element
+        self.contained = False  # DomainResource.contained
+        self.ext_ok = False  # may have a `_key` sibling
+        self.uri = False  # uri/url/canonical: "#id" values count as local references
+        self.route = PLAIN
+
+    def finish(self) -> None:
+        if self.kind == RESOURCE:
+            self.route = NESTED_RESOURCE
+        elif self.kind == COMPLEX:
+            self.route = CHECKED_OBJECT if self.systems is not None or self.code == "Reference" else OBJECT
+        elif self.codes is not None:
+            self.route = BOUND
+        elif self.uri:
+            self.route = URI
+
+
+class Node:
+    """A resource type, datatype or backbone element: the JSON properties an object may have."""
+
+    __slots__ = ("choices", "fields", "is_resource", "name", "required", "special")
+
+    def __init__(self, name: str, is_resource: bool) -> None:
+        self.name = name
+        self.is_resource = is_resource
+        self.special = name if name in SPECIAL_NODES else None
+        self.fields: dict[str, Field] = {}
+        self.required: tuple[tuple[str, tuple[str, ...]], ...] = ()
+        self.choices: dict[str, str] = {}  # choice base name -> element name, for diagnostics
+
+
+class Model:
+    def __init__(self, resource_types: frozenset[str], nodes: dict[str, Node]) -> None:
+        self.resource_types = resource_types
+        self.nodes = nodes
+        self.resources = {name: nodes[name] for name in resource_types}
+        self.element = nodes["Element"]  # the `_birthDate` object: id and extension
+
+
+def _field(element: dict[str, Any], type_ref: dict[str, Any], key: str, ctx: _BuildContext) -> Field:
+    code = type_ref["code"]
+    field = Field(key, element["name"], code)
+    field.array = element["array"]
+    field.max = element["max"]
+    node_name = type_ref.get("node")
+    if node_name is not None:
+        field.kind = COMPLEX
+        field.node = ctx.nodes[node_name]
+    elif code == "Resource" or code in ctx.resource_types:
+        field.kind = RESOURCE
+        field.expected = None if code == "Resource" else code
+        field.contained = element["name"] == "contained"
+    else:
+        if code not in CHECKERS:
+            raise ValueError(f"no checker for primitive type {code!r} of {element['name']!r}")
+        field.check = CHECKERS[code]
+        field.ext_ok = bool(element.get("primitiveExtension")) and code != "xhtml"
+        field.uri = code in URI_TYPES
+    if "targets" in type_ref:
+        field.targets = frozenset(type_ref["targets"])
+    binding = element.get("binding")
+    if binding is not None:
+        expansion = ctx.value_sets[binding]
+        field.binding = binding
+        if code == "code":
+            field.codes = frozenset(c for codes in expansion.values() for c in codes)
+        elif code in ("Coding", "CodeableConcept"):
+            field.systems = {system: frozenset(codes) for system, codes in expansion.items()}
+    field.finish()
+    return field
+
+
+class _BuildContext:
+    def __init__(self, index: dict[str, Any]) -> None:
+        self.resource_types = frozenset(index["resourceTypes"])
+        self.value_sets: dict[str, dict[str, list[str]]] = index["valueSets"]
+        self.nodes = {name: Node(name, spec["kind"] == "resource") for name, spec in index["nodes"].items()}
+
+
+def build_model(index: dict[str, Any]) -> Model:
+    """Turn the JSON structure index into linked `Node`s."""
+    ctx = _BuildContext(index)
+    for name, spec in index["nodes"].items():
+        node = ctx.nodes[name]
+        required: list[tuple[str, tuple[str, ...]]] = []
+        for element in spec["elements"]:
+            elem_name: str = element["name"]
+            fields: list[Field] = []
+            if elem_name.endswith("[x]"):
+                base = elem_name[:-3]
+                node.choices[base] = elem_name
+                for type_ref in element["types"]:
+                    code = type_ref["code"]
+                    field = _field(element, type_ref, base + code[0].upper() + code[1:], ctx)
+                    field.choice = base
+                    fields.append(field)
+            else:
+                fields.append(_field(element, element["types"][0], elem_name, ctx))
+            for field in fields:
+                node.fields[field.key] = field
+            if element["min"] > 0:
+                # An extension-only primitive (`"_status": {...}`) is present too (R4 §2.6.2).
+                keys = [f.key for f in fields] + ["_" + f.key for f in fields if f.ext_ok]
+                required.append((elem_name, tuple(keys)))
+        node.required = tuple(required)
+    return Model(ctx.resource_types, ctx.nodes)
+
+
+_lock = threading.Lock()
+_model: Model | None = None
+
+
+def get_model() -> Model:
+    """The model, built on first use (~1 s: parsing the vendored definitions dominates), then shared."""
+    global _model
+    if _model is None:
+        with _lock:
+            if _model is None:
+                _model = build_model(build_index_from_vendored())
+    return _model

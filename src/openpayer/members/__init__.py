@@ -1,0 +1,1 @@
+"""Member accounts, sign-in, second factor and consent grants."""

@@ -1,0 +1,7 @@
+"""Imports every domain's tables so that Alembic and `metadata.create_all` see the whole schema."""
+
+from openpayer.fhir.storage import tables as fhir_tables
+from openpayer.members import models as member_tables
+from openpayer.oauth import models as oauth_tables
+
+__all__ = ["fhir_tables", "member_tables", "oauth_tables"]

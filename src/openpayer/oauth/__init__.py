@@ -1,0 +1,1 @@
+"""SMART App Launch 2.2 / OpenID Connect authorization server for the Patient Access API."""

@@ -1,0 +1,102 @@
+"""Access audit: who (member), which app (client), whose data (patient), what, when, outcome.
+
+Never the token, the query string or the resource body. Events are buffered and written in batches (at most
+`_BATCH` events or `_MAX_AGE` seconds old) so that auditing does not add a write to every FHIR read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from openpayer.db import write_transaction
+from openpayer.fhir.clock import now_micros
+from openpayer.oauth.models import audit_event
+
+log = logging.getLogger("openpayer.audit")
+_BATCH = 500
+_MAX_AGE = 2.0
+
+
+class AuditEvent(StrEnum):
+    FHIR_ACCESS = "fhir:access"
+    LOGIN_SUCCESS = "auth:login:success"
+    LOGIN_FAILURE = "auth:login:failure"
+    MFA_FAILURE = "auth:mfa:failure"
+    CONSENT_ALLOW = "auth:consent:allow"
+    CONSENT_DENY = "auth:consent:deny"
+    TOKEN_ISSUED = "auth:token:issued"  # noqa: S105 - event names, not secrets
+    CODE_REUSE = "auth:code:reuse"
+    REFRESH_REUSE = "auth:refresh:reuse"
+    TOKEN_REVOKED = "auth:token:revoked"  # noqa: S105
+
+
+class AuditLog:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._pending: list[dict[str, Any]] = []
+        self._oldest = 0.0
+        self._lock = threading.Lock()
+
+    def record(
+        self,
+        env: str,
+        event: AuditEvent,
+        status: int,
+        *,
+        client_id: str | None = None,
+        member_id: int | None = None,
+        patient_id: str | None = None,
+        interaction: str | None = None,
+        resource_type: str | None = None,
+        resource_id: str | None = None,
+    ) -> None:
+        entry = {
+            "at": now_micros(),
+            "env": env,
+            "event": str(event),
+            "client_id": client_id,
+            "member_id": member_id,
+            "patient_id": patient_id,
+            "interaction": interaction,
+            "resource_type": resource_type,
+            "resource_id": resource_id[:64] if resource_id else None,
+            "status": status,
+        }
+        with self._lock:
+            if not self._pending:
+                self._oldest = time.monotonic()
+            self._pending.append(entry)
+
+    def due(self) -> bool:
+        return bool(self._pending) and (
+            len(self._pending) >= _BATCH or time.monotonic() - self._oldest >= _MAX_AGE
+        )
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            with write_transaction(self.engine) as conn:
+                conn.execute(audit_event.insert(), batch)
+        except Exception:
+            # Keep the events for the next flush rather than lose them; the log says why, not what.
+            log.exception("audit flush failed; %d events kept for retry", len(batch))
+            with self._lock:
+                self._pending[:0] = batch
+            raise
+
+    def events(self, env: str) -> list[dict[str, Any]]:
+        self.flush()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(audit_event).where(audit_event.c.env == env).order_by(audit_event.c.id)
+            )
+            return [dict(row._mapping) for row in rows]

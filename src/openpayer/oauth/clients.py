@@ -1,0 +1,307 @@
+"""Registered clients and client authentication (RFC 6749 §2.3; OIDC Core §9; SMART Backend Services).
+
+Methods: `none` (public apps, PKCE only), `client_secret_basic`/`client_secret_post` (confidential symmetric;
+secrets are 256 random bits, stored as SHA-256 digests, compared in constant time) and `private_key_jwt`
+(confidential asymmetric; RS384/ES384 assertions verified against the registered JWKS or JWKS URL, `jti`
+replay rejected, `exp` at most five minutes ahead). Every failure is `invalid_client` (401).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import httpx
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+from sqlalchemy import Engine, delete, select
+from sqlalchemy.exc import IntegrityError
+
+from openpayer.db import write_transaction
+from openpayer.oauth.clock import Clock
+from openpayer.oauth.errors import client_error
+from openpayer.oauth.models import oauth_assertion_jti, oauth_client
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+ASSERTION_ALGS = ["RS384", "ES384"]
+MAX_ASSERTION_LIFETIME = 300
+_JWKS_URL_CACHE_SECONDS = 300.0
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    client_id: str
+    env: str
+    name: str
+    developer: str
+    privacy_policy_url: str | None
+    redirect_uris: tuple[str, ...]
+    auth_method: str  # none | client_secret | private_key_jwt
+    secret_digest: str | None
+    jwks: str | None
+    jwks_url: str | None
+    scopes: str
+    status: str
+
+    @property
+    def public(self) -> bool:
+        return self.auth_method == "none"
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+    @property
+    def origins(self) -> frozenset[str]:
+        found = set()
+        for uri in self.redirect_uris:
+            parts = urlsplit(uri)
+            if parts.scheme in ("http", "https") and parts.netloc:
+                found.add(f"{parts.scheme}://{parts.netloc}")
+        return frozenset(found)
+
+
+def _row_to_client(row: Any) -> Client:
+    return Client(
+        client_id=row.client_id,
+        env=row.env,
+        name=row.name,
+        developer=row.developer or "",
+        privacy_policy_url=row.privacy_policy_url,
+        redirect_uris=tuple(json.loads(row.redirect_uris)),
+        auth_method=row.auth_method,
+        secret_digest=row.secret_digest,
+        jwks=row.jwks,
+        jwks_url=row.jwks_url,
+        scopes=row.scopes or "",
+        status=row.status,
+    )
+
+
+class ClientStore:
+    def __init__(self, engine: Engine, clock: Clock, cache_seconds: float = 5.0) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.cache_seconds = cache_seconds
+        self._origins: dict[str, tuple[float, frozenset[str]]] = {}
+        self._jwks_urls: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+
+    # ---- registration ---------------------------------------------------------------------------------
+    def register(
+        self,
+        env: str,
+        *,
+        name: str,
+        redirect_uris: Sequence[str],
+        public: bool = False,
+        jwks: Mapping[str, Any] | None = None,
+        jwks_url: str | None = None,
+        scopes: Sequence[str] = (),
+        developer: str = "",
+        privacy_policy_url: str | None = None,
+    ) -> tuple[str, str | None]:
+        """Register a client; returns (client_id, secret): the secret is shown once, only its digest kept."""
+        for uri in redirect_uris:
+            parts = urlsplit(uri)
+            if not parts.scheme or parts.fragment or (parts.scheme in ("http", "https") and not parts.netloc):
+                raise ValueError(f"redirect URI {uri!r} must be absolute and without a fragment")
+        if privacy_policy_url and urlsplit(privacy_policy_url).scheme not in ("https", "http"):
+            raise ValueError(
+                "the privacy policy must be an http(s) URL"
+            )  # it becomes a link on the consent page
+        if jwks is not None:
+            KeySet.import_key_set(dict(jwks))  # type: ignore[arg-type]  # fail early on a bad JWKS
+        client_id = secrets.token_urlsafe(24)
+        secret: str | None = None
+        if jwks is not None or jwks_url:
+            method = "private_key_jwt"
+        elif public:
+            method = "none"
+        else:
+            method = "client_secret"
+            secret = secrets.token_urlsafe(32)  # 256 bits
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                oauth_client.insert().values(
+                    client_id=client_id,
+                    env=env,
+                    name=name,
+                    developer=developer,
+                    privacy_policy_url=privacy_policy_url,
+                    redirect_uris=json.dumps(list(redirect_uris)),
+                    auth_method=method,
+                    secret_digest=digest(secret) if secret else None,
+                    jwks=json.dumps(dict(jwks)) if jwks is not None else None,
+                    jwks_url=jwks_url,
+                    scopes=" ".join(scopes),
+                    status="active",
+                    created_at=self.clock.now(),
+                )
+            )
+        self._origins.pop(env, None)
+        return client_id, secret
+
+    def set_status(self, env: str, client_id: str, status: str) -> bool:
+        with write_transaction(self.engine) as conn:
+            done = conn.execute(
+                oauth_client.update()
+                .where(oauth_client.c.env == env, oauth_client.c.client_id == client_id)
+                .values(status=status)
+            ).rowcount
+        return bool(done)
+
+    def get(self, env: str, client_id: str | None) -> Client | None:
+        if not client_id:
+            return None
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(oauth_client).where(oauth_client.c.env == env, oauth_client.c.client_id == client_id)
+            ).first()
+        return _row_to_client(row) if row is not None else None
+
+    def list(self, env: str) -> list[Client]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(oauth_client).where(oauth_client.c.env == env)).all()
+        return [_row_to_client(row) for row in rows]
+
+    def origins(self, env: str) -> frozenset[str]:
+        """Origins of active clients' redirect URIs: the only ones CORS admits on token and FHIR endpoints."""
+        cached = self._origins.get(env)
+        if cached and time.monotonic() - cached[0] < self.cache_seconds:
+            return cached[1]
+        found = frozenset().union(*(c.origins for c in self.list(env) if c.active))
+        self._origins[env] = (time.monotonic(), found)
+        return found
+
+    # ---- authentication (RFC 6749 §2.3) ---------------------------------------------------------------
+    def authenticate(
+        self, env: str, form: Mapping[str, str], headers: Mapping[str, str], token_url: str
+    ) -> Client:
+        """The client a token/introspection/revocation request comes from, or `invalid_client` (401)."""
+        basic = _basic_credentials(headers.get("authorization"))
+        assertion_type = form.get("client_assertion_type")
+        if basic is not None:
+            client_id, secret = basic
+            client = self._active(env, client_id)
+            self._check_secret(client, secret)
+            if form.get("client_id") not in (None, client_id):
+                raise client_error("client_id does not match the authenticated client")
+            return client
+        if assertion_type is not None:
+            if assertion_type != ASSERTION_TYPE:
+                raise client_error("unsupported client_assertion_type")
+            return self._check_assertion(
+                env, form.get("client_assertion", ""), form.get("client_id"), token_url
+            )
+        client = self._active(env, form.get("client_id"))
+        if "client_secret" in form:
+            self._check_secret(client, form["client_secret"])
+            return client
+        if not client.public:
+            raise client_error("this client must authenticate")
+        return client
+
+    def _active(self, env: str, client_id: str | None) -> Client:
+        client = self.get(env, client_id)
+        if client is None or not client.active:
+            raise client_error("unknown or inactive client")
+        return client
+
+    @staticmethod
+    def _check_secret(client: Client, secret: str) -> None:
+        expected = client.secret_digest or ""
+        # Always compare, also for clients without a secret, so timing does not tell them apart.
+        ok = hmac.compare_digest(digest(secret), expected.rjust(64, "0"))
+        if not ok or client.auth_method != "client_secret":
+            raise client_error("client authentication failed")
+
+    def _check_assertion(self, env: str, assertion: str, claimed_id: str | None, token_url: str) -> Client:
+        """RFC 7523 §3 / SMART Backend Services "Authenticating to the Token endpoint"."""
+        # Read `iss` without trusting it, only to find the keys the signature must verify with.
+        issuer = _peek_claim(assertion, "iss")
+        client = self._active(env, issuer if isinstance(issuer, str) else None)
+        if claimed_id not in (None, client.client_id) or client.auth_method != "private_key_jwt":
+            raise client_error("client authentication failed")
+        try:
+            token = jwt.decode(assertion, self._keyset(client), algorithms=ASSERTION_ALGS)
+        except (JoseError, ValueError) as exc:
+            raise client_error("client assertion signature is not valid") from exc
+        claims = token.claims
+        now = self.clock.now()
+        aud = claims.get("aud")
+        audiences = aud if isinstance(aud, list) else [aud]
+        exp = claims.get("exp")
+        if claims.get("iss") != client.client_id or claims.get("sub") != client.client_id:
+            raise client_error("iss and sub must be the client_id")
+        if token_url not in audiences:
+            raise client_error("aud must be the token endpoint URL")
+        if not isinstance(exp, int) or exp <= now or exp > now + MAX_ASSERTION_LIFETIME + 5:
+            raise client_error("exp must be in the future and at most five minutes ahead")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti:
+            raise client_error("jti is required")
+        try:
+            with write_transaction(self.engine) as conn:
+                conn.execute(delete(oauth_assertion_jti).where(oauth_assertion_jti.c.expires_at < now))
+                conn.execute(
+                    oauth_assertion_jti.insert().values(
+                        env=env, client_id=client.client_id, jti=jti, expires_at=exp
+                    )
+                )
+        except IntegrityError as exc:
+            raise client_error("this client assertion was already used (jti replay)") from exc
+        return client
+
+    def _keyset(self, client: Client) -> KeySet:
+        if client.jwks:
+            return KeySet.import_key_set(json.loads(client.jwks))
+        url = client.jwks_url or ""
+        cached = self._jwks_urls.get(url)
+        if cached is None or time.monotonic() - cached[0] > _JWKS_URL_CACHE_SECONDS:
+            try:
+                response = httpx.get(url, timeout=5.0, follow_redirects=False)
+                response.raise_for_status()
+                cached = (time.monotonic(), response.json())
+            except (httpx.HTTPError, ValueError) as exc:
+                raise client_error("the client's JWKS URL could not be read") from exc
+            self._jwks_urls[url] = cached
+        return KeySet.import_key_set(cached[1])  # type: ignore[arg-type]
+
+
+def _peek_claim(assertion: str, name: str) -> object:
+    try:
+        payload = assertion.split(".")[1]
+        data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (IndexError, ValueError, binascii.Error):
+        return None
+    return data.get(name) if isinstance(data, dict) else None
+
+
+def _basic_credentials(header: str | None) -> tuple[str, str] | None:
+    if not header or not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise client_error("malformed Basic credentials") from exc
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise client_error("malformed Basic credentials")
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+    return unquote(client_id.replace("+", " ")), unquote(secret.replace("+", " "))

@@ -1,0 +1,1 @@
+"""The authorization server's HTTP endpoints: one module per endpoint."""

@@ -1,0 +1,320 @@
+"""The authorization endpoint (RFC 6749 §3.1, §4.1.1–4.1.2; SMART App Launch 2.2 "Obtain authorization code").
+
+GET and POST (SMART `authorize-post`) start a request; the sign-in, second-factor and consent forms post back
+here with a `step` field. Rules, in the order RFC 6749 §4.1.2.1 asks for:
+- an unknown `client_id` or a `redirect_uri` not registered exactly shows an error page and never redirects;
+- every other error redirects to the app with `error`, `state` and `iss` (RFC 9207);
+- PKCE with S256 is required of every client (RFC 9700 §2.1.1), `state` is required, and `aud` must be this
+  environment's FHIR base URL (SMART "aud"), or no code is issued.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from authlib.common.urls import add_params_to_uri
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from openpayer.db import write_transaction
+from openpayer.members.accounts import Member
+from openpayer.members.pages import page
+from openpayer.members.sessions import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    Signer,
+    cookie_secure,
+    csrf_ok,
+    csrf_token,
+    set_cookie,
+)
+from openpayer.oauth.audit import AuditEvent
+from openpayer.oauth.grants.authorization_code import create_code
+from openpayer.oauth.scopes import FHIR_USER, OFFLINE, OPENID, PROFILE, describe, parse_scopes
+
+if TYPE_CHECKING:
+    from openpayer.app import Services
+    from openpayer.oauth.service import AuthServer
+
+REQUEST_MAX_AGE = 1800
+MFA_MAX_AGE = 300
+_PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
+SIGN_IN_FAILED = "The username or password is incorrect, or the account cannot sign in."
+
+
+class _Flow:
+    """One authorization request in progress: the validated parameters and the app."""
+
+    def __init__(self, request: Request, services: Services, env: str) -> None:
+        self.request = request
+        self.services = services
+        self.server: AuthServer = services.auth
+        self.env = env
+        self.urls = self.server.urls(request, env)
+        self.signer = Signer(services.settings.resolved_secret_key)
+        self.action = f"/{env}/auth/authorize"
+        self.secure = cookie_secure(request, services.settings.auth_cookie_secure)
+
+    @property
+    def client_ip(self) -> str:
+        return self.request.client.host if self.request.client else "unknown"
+
+    # ---- responses -----------------------------------------------------------------------------------
+    def error_page(self, message: str, status: int = 400) -> Response:
+        return page("error.html", status, env=self.env, env_label=self.env.title(), message=message)
+
+    def redirect(self, params: dict[str, Any], *, after_post: bool) -> Response:
+        """Back to the app with RFC 9207's `iss`; 303 after a form post so credentials are not re-posted."""
+        params = {**params, "iss": self.urls.issuer}
+        location = add_params_to_uri(self.req["r"], [(k, v) for k, v in params.items() if v is not None])
+        return RedirectResponse(location, status_code=303 if after_post else 302)
+
+    def fail(self, error: str, description: str, *, after_post: bool = False) -> Response:
+        return self.redirect(
+            {"error": error, "error_description": description, "state": self.req.get("s")},
+            after_post=after_post,
+        )
+
+    def _form_page(self, template: str, status: int = 200, **context: Any) -> Response:
+        token = csrf_token(self.request)
+        targets = tuple(self.client.origins) if template == "consent.html" else ()
+        response = page(
+            template,
+            status,
+            form_targets=targets,
+            env=self.env,
+            env_label=self.env.title(),
+            action=self.action,
+            auth_request=self.carrier,
+            csrf_token=token,
+            client_name=self.client.name,
+            **context,
+        )
+        set_cookie(response, self.request, self.env, CSRF_COOKIE, token, secure=self.secure)
+        return response
+
+    def signin_page(
+        self, error: str | None = None, username: str | None = None, status: int = 200
+    ) -> Response:
+        return self._form_page("signin.html", status, error=error, username=username)
+
+    def consent_page(self) -> Response:
+        scopes = parse_scopes(self.req["sc"])
+        resources = [{"scope": r.text, "label": describe(r)} for r in scopes.resources]
+        settings = self.services.settings
+        return self._form_page(
+            "consent.html",
+            client=self.client,
+            resources=resources,
+            identity=scopes.has(OPENID) or scopes.has(FHIR_USER),
+            profile=scopes.has(PROFILE),
+            offline=scopes.has(OFFLINE),
+            refresh_days=settings.auth_refresh_token_days,
+            access_minutes=settings.auth_access_token_lifetime // 60,
+        )
+
+    # ---- starting a request --------------------------------------------------------------------------
+    def start(self, params: dict[str, str], duplicated: set[str]) -> Response:
+        client = self.server.clients.get(self.env, params.get("client_id"))
+        if client is None or not client.active or "client_id" in duplicated:
+            return self.error_page("The app that sent you here is not registered with this health plan.")
+        redirect_uri = params.get("redirect_uri")
+        if not redirect_uri or redirect_uri not in client.redirect_uris or "redirect_uri" in duplicated:
+            return self.error_page(
+                "The app sent you to an address it has not registered, so we stopped here."
+            )
+        self.client = client
+        self.req: dict[str, Any] = {"c": client.client_id, "r": redirect_uri, "s": params.get("state")}
+        if duplicated:
+            return self.fail(
+                "invalid_request", "parameters must not be repeated: " + ", ".join(sorted(duplicated))
+            )
+        if params.get("response_type") != "code":
+            return self.fail("unsupported_response_type", "response_type must be code")
+        if not params.get("state"):
+            return self.fail("invalid_request", "state is required")
+        challenge = params.get("code_challenge", "")
+        if params.get("code_challenge_method") != "S256" or not _PKCE_CHALLENGE.match(challenge):
+            return self.fail(
+                "invalid_request", "PKCE is required: code_challenge with code_challenge_method S256"
+            )
+        if params.get("aud") not in self.server.fhir_audiences(self.request, self.env):
+            return self.fail("invalid_request", "aud must be the FHIR base URL of this environment")
+        scopes = parse_scopes(params.get("scope"), known_types=self.services.resource_types)
+        if not scopes.granted:
+            return self.fail("invalid_scope", "none of the requested scopes can be granted")
+        self.req.update({"sc": str(scopes), "cc": challenge, "n": params.get("nonce")})
+        self.carrier = self.signer.dumps("authorize", self.req)
+        member = self.session_member()
+        prompt = set(params.get("prompt", "").split())
+        if "none" in prompt:
+            # Consent is asked for every authorization, so a silent request cannot succeed.
+            return self.fail(
+                "login_required" if member is None else "consent_required", "interaction required"
+            )
+        if member is None or "login" in prompt:
+            return self.signin_page()
+        return self.consent_page()
+
+    def session_member(self) -> Member | None:
+        raw = self.request.cookies.get(SESSION_COOKIE)
+        data = (
+            self.signer.loads("session", raw, self.services.settings.auth_session_lifetime) if raw else None
+        )
+        if not isinstance(data, dict) or data.get("e") != self.env:
+            return None
+        member = self.server.members.get(self.env, int(data["m"]))
+        if member is not None:
+            self.auth_time = int(data["t"])
+        return member
+
+    # ---- the forms -----------------------------------------------------------------------------------
+    def step(self, form: FormData) -> Response:
+        req = self.signer.loads("authorize", str(form.get("auth_request", "")), REQUEST_MAX_AGE)
+        if not isinstance(req, dict):
+            return self.error_page("This sign-in page has expired. Return to the app and start again.")
+        client = self.server.clients.get(self.env, req["c"])
+        if client is None or not client.active or req["r"] not in client.redirect_uris:
+            return self.error_page("The app that sent you here is not registered with this health plan.")
+        self.client, self.req, self.carrier = client, req, str(form["auth_request"])
+        if not csrf_ok(self.request, str(form.get("csrf_token", ""))):
+            return self.error_page("The form could not be verified. Return to the app and start again.", 403)
+        step = form.get("step")
+        if step == "signin":
+            return self.sign_in(str(form.get("username", "")), str(form.get("password", "")))
+        if step == "mfa":
+            return self.second_factor(str(form.get("pending", "")), str(form.get("otp", "")))
+        if step == "consent":
+            return self.decide(form)
+        return self.error_page("The form could not be understood.")
+
+    def sign_in(self, username: str, password: str) -> Response:
+        # Throttled per account and per IP (members.throttle); a lockout answers like a wrong password.
+        throttle, ip = self.server.throttle, self.client_ip
+        member = None
+        if username and password and throttle.allowed(self.env, username, ip):
+            member = self.server.members.authenticate(self.env, username, password)
+        if member is None:
+            throttle.failed(self.env, username, ip)
+            self.server.audit.record(self.env, AuditEvent.LOGIN_FAILURE, 401, client_id=self.client.client_id)
+            return self.signin_page(SIGN_IN_FAILED, username=username, status=401)
+        if member.has_totp:
+            pending = self.signer.dumps("mfa", {"m": member.id, "e": self.env})
+            return self._form_page("mfa.html", pending=pending)
+        throttle.succeeded(self.env, username)
+        return self.signed_in(member)
+
+    def second_factor(self, pending: str, otp: str) -> Response:
+        data = self.signer.loads("mfa", pending, MFA_MAX_AGE)
+        member = self.server.members.get(self.env, int(data["m"])) if isinstance(data, dict) else None
+        if member is None or data.get("e") != self.env:  # type: ignore[union-attr]
+            return self.signin_page("Your sign-in took too long. Please sign in again.", status=401)
+        throttle = self.server.throttle
+        allowed = throttle.allowed(self.env, member.username, self.client_ip)
+        if not allowed or not self.server.members.verify_totp(member, otp):
+            throttle.failed(self.env, member.username, self.client_ip)
+            self.server.audit.record(
+                self.env, AuditEvent.MFA_FAILURE, 401, client_id=self.client.client_id, member_id=member.id
+            )
+            return self._form_page(
+                "mfa.html", 401, pending=pending, error="That code is not valid. Try again."
+            )
+        throttle.succeeded(self.env, member.username)
+        return self.signed_in(member)
+
+    def signed_in(self, member: Member) -> Response:
+        now = self.server.clock.now()
+        self.server.audit.record(
+            self.env, AuditEvent.LOGIN_SUCCESS, 200, client_id=self.client.client_id, member_id=member.id
+        )
+        response = self.consent_page()
+        session = self.signer.dumps("session", {"m": member.id, "e": self.env, "t": now})
+        set_cookie(
+            response,
+            self.request,
+            self.env,
+            SESSION_COOKIE,
+            session,
+            secure=self.secure,
+            max_age=self.services.settings.auth_session_lifetime,
+        )
+        return response
+
+    def decide(self, form: FormData) -> Response:
+        member = self.session_member()
+        if member is None:
+            return self.signin_page("Please sign in again.")
+        audit = self.server.audit
+        base = {"client_id": self.client.client_id, "member_id": member.id, "patient_id": member.patient_id}
+        if form.get("decision") != "allow":
+            audit.record(self.env, AuditEvent.CONSENT_DENY, 200, **base)  # type: ignore[arg-type]
+            return self.fail("access_denied", "the member denied access", after_post=True)
+        requested = parse_scopes(self.req["sc"])
+        ticked = {str(v) for v in form.getlist("scope")}
+        requested.resources = [r for r in requested.resources if r.text in ticked]
+        scope = str(requested)
+        if not scope:
+            return self.fail("access_denied", "the member shared nothing", after_post=True)
+        settings = self.services.settings
+        now = self.server.clock.now()
+        lifetime = (
+            settings.auth_refresh_token_days * 86400
+            if requested.has(OFFLINE)
+            else settings.auth_access_token_lifetime
+        )
+        with write_transaction(self.server.engine) as conn:
+            grant_id = self.server.grants.create(
+                conn,
+                env=self.env,
+                member_id=member.id,
+                client_id=self.client.client_id,
+                patient_id=member.patient_id,
+                scope=scope,
+                expires_at=now + lifetime,
+            )
+            code = create_code(
+                conn,
+                self.server,
+                env=self.env,
+                client=self.client,
+                grant_id=grant_id,
+                member=member,
+                redirect_uri=self.req["r"],
+                scope=scope,
+                code_challenge=self.req["cc"],
+                nonce=self.req.get("n"),
+                auth_time=getattr(self, "auth_time", now),
+            )
+        audit.record(self.env, AuditEvent.CONSENT_ALLOW, 200, **base)  # type: ignore[arg-type]
+        return self.redirect({"code": code, "state": self.req["s"]}, after_post=True)
+
+
+def _single_values(items: list[tuple[str, Any]]) -> tuple[dict[str, str], set[str]]:
+    values: dict[str, str] = {}
+    duplicated: set[str] = set()
+    for key, value in items:
+        if not isinstance(value, str):
+            continue
+        if key in values:
+            duplicated.add(key)
+        values[key] = value
+    return values, duplicated
+
+
+async def authorize(request: Request) -> Response:
+    services: Services = request.app.state.services
+    env = request.path_params["env"]
+    flow = _Flow(request, services, env)
+    if env not in services.settings.environments:
+        return flow.error_page("There is no such environment.", 404)
+    if request.method == "POST":
+        form = await request.form()
+        if "step" in form:
+            return await run_in_threadpool(flow.step, form)
+        params, duplicated = _single_values(list(form.multi_items()))
+    else:
+        params, duplicated = _single_values(list(request.query_params.multi_items()))
+    return await run_in_threadpool(flow.start, params, duplicated)

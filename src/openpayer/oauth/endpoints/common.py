@@ -1,0 +1,36 @@
+"""What the JSON endpoints share: the environment, the form body, client authentication."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+
+from openpayer.oauth.errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from openpayer.app import Services
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """An `application/x-www-form-urlencoded` body (RFC 6749 §3.2), each parameter at most once."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/x-www-form-urlencoded":
+        raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
+    form = await request.form()
+    values: dict[str, str] = {}
+    for key, value in form.multi_items():
+        if not isinstance(value, str):
+            raise InvalidRequestError("file uploads are not accepted")
+        if key in values:
+            raise InvalidRequestError(f"{key} must not be repeated")
+        values[key] = value
+    return values
+
+
+def services_for(request: Request) -> tuple[Services, str]:
+    services: Services = request.app.state.services
+    env = request.path_params["env"]
+    if env not in services.settings.environments:
+        raise InvalidRequestError("there is no such environment")
+    return services, env

@@ -1,0 +1,58 @@
+"""Token introspection (RFC 7662 §2). Callers authenticate as clients of the environment.
+
+Confidential clients (resource servers, apps with credentials) may introspect any token of the environment;
+public clients only their own. Anything else is simply `{"active": false}`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from openpayer.oauth.endpoints.common import read_form, services_for
+from openpayer.oauth.errors import NO_STORE, InvalidRequestError, OAuth2Error, error_json
+
+
+async def introspect(request: Request) -> Response:
+    try:
+        services, env = services_for(request)
+        form = await read_form(request)
+        server = services.auth
+        urls = server.urls(request, env)
+        if not form.get("token"):
+            raise InvalidRequestError("token is required")
+
+        def run() -> dict[str, Any]:
+            client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
+            with server.engine.connect() as conn:
+                info = server.tokens.find(conn, env, form["token"])
+            now = server.clock.now()
+            if info is None or not info.active(now) or info.rotated_at is not None:
+                return {"active": False}
+            if client.public and info.client_id != client.client_id:
+                return {"active": False}
+            body: dict[str, Any] = {
+                "active": True,
+                "scope": info.scope,
+                "client_id": info.client_id,
+                "token_type": "Bearer" if info.kind == "access" else "refresh_token",
+                "exp": info.expires_at,
+                "iat": info.issued_at,
+                "iss": urls.issuer,
+                "aud": urls.fhir,
+            }
+            if info.member_id is not None:
+                body["sub"] = str(info.member_id)
+                body["patient"] = info.patient_id
+                body["fhirUser"] = f"{urls.fhir}/Patient/{info.patient_id}"
+            else:
+                body["sub"] = info.client_id
+            return body
+
+        result = await run_in_threadpool(run)
+    except OAuth2Error as error:
+        return error_json(error)
+    return JSONResponse(result, headers=NO_STORE)

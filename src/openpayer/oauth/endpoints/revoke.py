@@ -1,0 +1,49 @@
+"""Token revocation (RFC 7009 §2). Revoking a refresh token ends its grant and every token under it.
+
+Unknown tokens and tokens of other clients answer 200 too (RFC 7009 §2.2), so nothing can be probed.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openpayer.db import write_transaction
+from openpayer.oauth.audit import AuditEvent
+from openpayer.oauth.endpoints.common import read_form, services_for
+from openpayer.oauth.errors import NO_STORE, InvalidRequestError, OAuth2Error, error_json
+
+
+async def revoke(request: Request) -> Response:
+    try:
+        services, env = services_for(request)
+        form = await read_form(request)
+        server = services.auth
+        urls = server.urls(request, env)
+        if not form.get("token"):
+            raise InvalidRequestError("token is required")
+
+        def run() -> None:
+            client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
+            with write_transaction(server.engine) as conn:
+                info = server.tokens.find(conn, env, form["token"])
+                if info is None or info.client_id != client.client_id:
+                    return
+                if info.kind == "refresh" and info.grant_id is not None:
+                    server.tokens.revoke_grant(conn, info.grant_id)
+                else:
+                    server.tokens.revoke_ids(conn, [info.id])
+            server.audit.record(
+                env,
+                AuditEvent.TOKEN_REVOKED,
+                200,
+                client_id=client.client_id,
+                member_id=info.member_id,
+                patient_id=info.patient_id,
+            )
+
+        await run_in_threadpool(run)
+    except OAuth2Error as error:
+        return error_json(error)
+    return Response(status_code=200, headers=NO_STORE)

@@ -1,0 +1,43 @@
+"""The token endpoint (RFC 6749 §3.2): authenticates the client, then runs the grant it names.
+
+Responses carry `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1); errors are RFC 6749 §5.2
+JSON bodies, `invalid_client` with 401.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from openpayer.oauth.endpoints.common import read_form, services_for
+from openpayer.oauth.errors import NO_STORE, OAuth2Error, UnsupportedGrantTypeError, error_json
+from openpayer.oauth.grants.authorization_code import exchange
+from openpayer.oauth.grants.client_credentials import client_credentials
+from openpayer.oauth.grants.refresh_token import refresh
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+
+
+async def token(request: Request) -> Response:
+    try:
+        services, env = services_for(request)
+        form = await read_form(request)
+        server = services.auth
+        urls = server.urls(request, env)
+        grant_type = form.get("grant_type")
+        if grant_type not in GRANT_TYPES:
+            raise UnsupportedGrantTypeError(f"grant_type must be one of {', '.join(GRANT_TYPES)}")
+
+        def run() -> dict[str, object]:
+            client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
+            if grant_type == "authorization_code":
+                return exchange(server, urls, client, form)
+            if grant_type == "refresh_token":
+                return refresh(server, urls, client, form)
+            return client_credentials(server, urls, client, form, services.resource_types)
+
+        body = await run_in_threadpool(run)
+    except OAuth2Error as error:
+        return error_json(error)
+    return JSONResponse(body, headers=NO_STORE)

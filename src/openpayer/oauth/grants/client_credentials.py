@@ -1,0 +1,45 @@
+"""Client credentials grant for backend services (RFC 6749 §4.4; SMART Backend Services).
+
+Only `private_key_jwt` clients; `system/` scopes limited to those the client was registered for; access
+tokens of at most five minutes; never a refresh token.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from openpayer.db import write_transaction
+from openpayer.oauth.audit import AuditEvent
+from openpayer.oauth.clients import Client
+from openpayer.oauth.errors import InvalidScopeError, UnauthorizedClientError
+from openpayer.oauth.scopes import parse_scopes
+
+if TYPE_CHECKING:
+    from openpayer.oauth.service import AuthServer, Urls
+
+
+def client_credentials(
+    server: AuthServer, urls: Urls, client: Client, form: dict[str, str], known_types: frozenset[str]
+) -> dict[str, Any]:
+    if client.auth_method != "private_key_jwt":
+        raise UnauthorizedClientError(
+            "client_credentials is for clients that authenticate with private_key_jwt"
+        )
+    registered = parse_scopes(client.scopes, contexts=("system",), special=()).resources
+    requested = parse_scopes(form.get("scope"), contexts=("system",), known_types=known_types, special=())
+    granted = [r for r in requested.resources if any(reg.covers(r) for reg in registered)]
+    if not granted:
+        raise InvalidScopeError("none of the requested system scopes is registered for this client")
+    scope = " ".join(dict.fromkeys(r.text for r in granted))
+    lifetime = min(server.settings.auth_backend_token_lifetime, 300)
+    with write_transaction(server.engine) as conn:
+        token = server.tokens.issue(
+            conn,
+            env=urls.env,
+            kind="access",
+            client_id=client.client_id,
+            scope=scope,
+            expires_at=server.clock.now() + lifetime,
+        )
+    server.audit.record(urls.env, AuditEvent.TOKEN_ISSUED, 200, client_id=client.client_id)
+    return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": scope}

@@ -1,0 +1,69 @@
+"""Refresh token grant (RFC 6749 §6; RFC 9700 §4.14.2 rotation and reuse detection).
+
+Bound to the client it was issued to; `scope` may narrow but never widen; every use rotates the token,
+and presenting a rotated token again revokes the whole grant (the member's consent and all its tokens).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from openpayer.db import write_transaction
+from openpayer.oauth.audit import AuditEvent
+from openpayer.oauth.clients import Client
+from openpayer.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from openpayer.oauth.grants.issue import issue_tokens
+
+if TYPE_CHECKING:
+    from openpayer.oauth.service import AuthServer, Urls
+
+
+def refresh(server: AuthServer, urls: Urls, client: Client, form: dict[str, str]) -> dict[str, Any]:
+    token = form.get("refresh_token")
+    if not token:
+        raise InvalidRequestError("refresh_token is required")
+    now = server.clock.now()
+    with write_transaction(server.engine) as conn:
+        info = server.tokens.find(conn, urls.env, token, "refresh")
+        if info is None or info.client_id != client.client_id:
+            raise InvalidGrantError("the refresh token is not valid")
+        scope = _narrowed(info.scope, form.get("scope"))
+        usable = info.active(now) and info.grant_id is not None and info.patient_id is not None
+        reused = info.rotated_at is not None or (usable and not server.tokens.mark_rotated(conn, info.id))
+        if reused and info.grant_id is not None:
+            server.tokens.revoke_grant(conn, info.grant_id)
+    if reused:
+        server.audit.record(
+            urls.env,
+            AuditEvent.REFRESH_REUSE,
+            400,
+            client_id=client.client_id,
+            member_id=info.member_id,
+            patient_id=info.patient_id,
+        )
+        raise InvalidGrantError("the refresh token was already used; the authorization is revoked")
+    if not usable or info.grant_id is None or info.member_id is None or info.patient_id is None:
+        raise InvalidGrantError("the refresh token has expired or been revoked")
+    return issue_tokens(
+        server,
+        urls,
+        client,
+        grant_id=info.grant_id,
+        member_id=info.member_id,
+        patient_id=info.patient_id,
+        scope=scope,
+        nonce=None,
+        auth_time=info.issued_at,
+        code_digest=info.code_digest,
+    )
+
+
+def _narrowed(original: str, requested: str | None) -> str:
+    """RFC 6749 §6: the new scope may leave out, never add."""
+    if not requested:
+        return original
+    wanted = list(dict.fromkeys(requested.split()))
+    wider = [s for s in wanted if s not in set(original.split())]
+    if wider:
+        raise InvalidScopeError("a refresh may not widen the scope: " + " ".join(wider))
+    return " ".join(wanted)

@@ -1,0 +1,99 @@
+"""Signing keys per environment (RS256 for ID tokens), kept in the database with private halves encrypted.
+
+Keys are generated on first use and published at `/{env}/auth/jwks`; `openpayer keys rotate ENV` adds a
+new key that signs from then on while older keys stay published so that tokens they signed still verify
+(OpenID Connect Core §10.1.1). Private keys are sealed with AES-256-GCM under a key derived (HKDF) from
+`auth_key_encryption_key`, or from the deployment secret when that is unset.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import threading
+import time
+from typing import Any
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from joserfc.jwk import RSAKey
+from sqlalchemy import Engine, select
+
+from openpayer.db import write_transaction
+from openpayer.oauth.models import oauth_signing_key
+
+ALG = "RS256"
+_CACHE_SECONDS = 60.0
+
+
+class Sealer:
+    """AES-256-GCM under a key derived from a configured secret; associated data binds each blob to a use."""
+
+    def __init__(self, secret: str) -> None:
+        self._aead = AESGCM(
+            HKDF(hashes.SHA256(), 32, salt=None, info=b"openpayer/oauth/sealing").derive(secret.encode())
+        )
+
+    def seal(self, data: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(12)
+        return nonce + self._aead.encrypt(nonce, data, aad)
+
+    def unseal(self, blob: bytes, aad: bytes) -> bytes:
+        return self._aead.decrypt(blob[:12], blob[12:], aad)
+
+
+class KeyStore:
+    def __init__(self, engine: Engine, sealer: Sealer) -> None:
+        self.engine = engine
+        self.sealer = sealer
+        self._lock = threading.RLock()
+        self._cache: dict[str, tuple[float, RSAKey, dict[str, Any]]] = {}
+
+    def rotate(self, env: str) -> str:
+        """Add a new signing key for `env`; it signs from now on. Returns its `kid`."""
+        kid = f"{env}-{secrets.token_hex(8)}"
+        key = RSAKey.generate_key(2048, parameters={"kid": kid, "alg": ALG, "use": "sig"})
+        public = key.as_dict(private=False)
+        pem = key.as_pem(private=True)
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                oauth_signing_key.insert().values(
+                    kid=kid,
+                    env=env,
+                    alg=ALG,
+                    public_jwk=json.dumps(public),
+                    private_enc=self.sealer.seal(pem, kid.encode()),
+                    created_at=time.time_ns() // 1000,
+                )
+            )
+        self._cache.pop(env, None)
+        return kid
+
+    def _load(self, env: str) -> tuple[RSAKey, dict[str, Any]]:
+        cached = self._cache.get(env)
+        if cached and time.monotonic() - cached[0] < _CACHE_SECONDS:
+            return cached[1], cached[2]
+        with self._lock:
+            with self.engine.connect() as conn:
+                rows = conn.execute(
+                    select(oauth_signing_key)
+                    .where(oauth_signing_key.c.env == env)
+                    .order_by(oauth_signing_key.c.created_at.desc())
+                ).all()
+            if not rows:
+                self.rotate(env)
+                return self._load(env)
+            newest = rows[0]
+            pem = self.sealer.unseal(newest.private_enc, newest.kid.encode())
+            key = RSAKey.import_key(pem, parameters={"kid": newest.kid, "alg": ALG, "use": "sig"})
+            jwks = {"keys": [json.loads(row.public_jwk) for row in rows]}
+            self._cache[env] = (time.monotonic(), key, jwks)
+            return key, jwks
+
+    def signing_key(self, env: str) -> RSAKey:
+        return self._load(env)[0]
+
+    def jwks(self, env: str) -> dict[str, Any]:
+        return self._load(env)[1]

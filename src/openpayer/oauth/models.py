@@ -1,0 +1,121 @@
+"""Tables of the authorization server. Every row belongs to one environment; secrets are stored as digests.
+
+Timestamps are integer seconds since the Unix epoch (UTC). Codes, access and refresh tokens and client
+secrets are kept only as SHA-256 digests (they are 256-bit random values, so a fast digest is enough).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from openpayer.db import metadata
+from openpayer.fhir.storage.tables import BigId
+
+oauth_client = Table(
+    "oauth_client",
+    metadata,
+    Column("client_id", String(64), primary_key=True),
+    Column("env", String(32), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("developer", String(200), nullable=False, default=""),
+    Column("privacy_policy_url", String(512), nullable=True),
+    Column("redirect_uris", Text, nullable=False),  # JSON list, matched exactly
+    Column("auth_method", String(32), nullable=False),  # none | client_secret | private_key_jwt
+    Column("secret_digest", String(64), nullable=True),
+    Column("jwks", Text, nullable=True),
+    Column("jwks_url", String(512), nullable=True),
+    Column("scopes", Text, nullable=False, default=""),  # registered scopes (system/ for backend clients)
+    Column("status", String(16), nullable=False, default="active"),  # active | suspended
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_oauth_client_env", "env"),
+)
+
+oauth_signing_key = Table(
+    "oauth_signing_key",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("env", String(32), nullable=False),
+    Column("alg", String(16), nullable=False),
+    Column("public_jwk", Text, nullable=False),
+    Column("private_enc", LargeBinary, nullable=False),  # AES-256-GCM(nonce || ciphertext)
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_oauth_signing_key_env_created_at", "env", "created_at"),
+)
+
+oauth_code = Table(
+    "oauth_code",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("env", String(32), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("grant_id", BigInteger, nullable=False),
+    Column("member_id", BigInteger, nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("redirect_uri", String(512), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("code_challenge", String(128), nullable=False),
+    Column("nonce", String(255), nullable=True),
+    Column("auth_time", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+)
+
+oauth_token = Table(
+    "oauth_token",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("env", String(32), nullable=False),
+    Column("kind", String(8), nullable=False),  # access | refresh
+    Column("client_id", String(64), nullable=False),
+    Column("grant_id", BigInteger, nullable=True),  # consent grant; NULL for client_credentials
+    Column("code_digest", String(64), nullable=True),  # the code it descends from (revoked on code reuse)
+    Column("member_id", BigInteger, nullable=True),
+    Column("patient_id", String(64), nullable=True),
+    Column("scope", Text, nullable=False),
+    Column("issued_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("rotated_at", BigInteger, nullable=True),  # refresh tokens: when exchanged for a new one
+    Index("ix_oauth_token_grant_id", "grant_id"),
+    Index("ix_oauth_token_code_digest", "code_digest"),
+)
+
+oauth_assertion_jti = Table(
+    "oauth_assertion_jti",
+    metadata,
+    Column("env", String(32), nullable=False),
+    Column("client_id", String(64), nullable=False),
+    Column("jti", String(255), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    UniqueConstraint("env", "client_id", "jti"),
+)
+
+audit_event = Table(
+    "audit_event",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", BigInteger, nullable=False),  # microseconds
+    Column("env", String(32), nullable=False),
+    Column("event", String(64), nullable=False),
+    Column("client_id", String(64), nullable=True),
+    Column("member_id", BigInteger, nullable=True),
+    Column("patient_id", String(64), nullable=True),
+    Column("interaction", String(32), nullable=True),
+    Column("resource_type", String(64), nullable=True),
+    Column("resource_id", String(64), nullable=True),
+    Column("status", Integer, nullable=False),
+    Index("ix_audit_event_env_at", "env", "at"),
+    Index("ix_audit_event_patient_id", "patient_id"),
+)

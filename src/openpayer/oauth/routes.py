@@ -1,0 +1,44 @@
+"""Installs the authorization server on the application: `/{env}/auth/...`, SMART discovery on the FHIR
+and directory bases, the bearer-token guard on `/{env}/fhir`, and the pages' static files."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from starlette.staticfiles import StaticFiles
+
+from openpayer.oauth.discovery import (
+    capability_contributor,
+    openid_configuration_endpoint,
+    smart_configuration_endpoint,
+)
+from openpayer.oauth.endpoints.authorize import authorize
+from openpayer.oauth.endpoints.introspect import introspect
+from openpayer.oauth.endpoints.jwks import jwks
+from openpayer.oauth.endpoints.revoke import revoke
+from openpayer.oauth.endpoints.token import token
+from openpayer.oauth.endpoints.userinfo import userinfo
+from openpayer.oauth.guard import SmartGuard
+
+if TYPE_CHECKING:
+    from openpayer.app import Services
+
+
+def install(app: FastAPI, services: Services) -> None:
+    """Call before the FHIR routers are included, so `.well-known` wins over `/{type}/{id}`."""
+    auth = "/{env}/auth"
+    add = app.add_api_route
+    add(f"{auth}/authorize", authorize, methods=["GET", "POST"], include_in_schema=False)
+    add(f"{auth}/token", token, methods=["POST"], include_in_schema=False)
+    add(f"{auth}/introspect", introspect, methods=["POST"], include_in_schema=False)
+    add(f"{auth}/revoke", revoke, methods=["POST"], include_in_schema=False)
+    add(f"{auth}/jwks", jwks, methods=["GET"], include_in_schema=False)
+    add(f"{auth}/userinfo", userinfo, methods=["GET", "POST"], include_in_schema=False)
+    add(f"{auth}/.well-known/openid-configuration", openid_configuration_endpoint, methods=["GET"])
+    for base in ("auth", "fhir", "directory"):
+        add(f"/{{env}}/{base}/.well-known/smart-configuration", smart_configuration_endpoint, methods=["GET"])
+    app.mount("/static", StaticFiles(packages=[("openpayer", "static")]), name="static")
+    services.capability_contributors.append(capability_contributor)
+    if services.settings.auth_enforce:
+        app.add_middleware(SmartGuard, services=services)

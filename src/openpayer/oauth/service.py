@@ -1,0 +1,109 @@
+"""The authorization server's parts, built once per application (see `openpayer.app.build_services`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jwt
+from sqlalchemy import Engine
+from starlette.requests import Request
+
+from openpayer.config import Settings
+from openpayer.members.accounts import MemberStore
+from openpayer.members.consent import GrantStore
+from openpayer.members.throttle import SignInThrottle
+from openpayer.oauth.audit import AuditLog
+from openpayer.oauth.clients import ClientStore
+from openpayer.oauth.clock import Clock
+from openpayer.oauth.keys import ALG, KeyStore, Sealer
+from openpayer.oauth.tokens import TokenStore
+
+
+@dataclass(frozen=True, slots=True)
+class Urls:
+    """Absolute URLs of one environment, from the configured public base URL or the request's origin."""
+
+    origin: str
+    env: str
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.origin}/{self.env}/auth"
+
+    @property
+    def fhir(self) -> str:
+        return f"{self.origin}/{self.env}/fhir"
+
+    def auth(self, endpoint: str) -> str:
+        return f"{self.issuer}/{endpoint}"
+
+
+@dataclass
+class AuthServer:
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    keys: KeyStore
+    clients: ClientStore
+    tokens: TokenStore
+    members: MemberStore
+    grants: GrantStore
+    audit: AuditLog
+    sealer: Sealer
+    throttle: SignInThrottle
+
+    @classmethod
+    def build(cls, settings: Settings, engine: Engine) -> AuthServer:
+        clock = Clock()
+        sealer = Sealer(settings.auth_key_encryption_key or settings.resolved_secret_key)
+        tokens = TokenStore(engine, clock, settings.auth_token_cache_seconds)
+        return cls(
+            settings=settings,
+            engine=engine,
+            clock=clock,
+            keys=KeyStore(engine, sealer),
+            clients=ClientStore(engine, clock, settings.auth_token_cache_seconds),
+            tokens=tokens,
+            members=MemberStore(engine, clock, sealer),
+            grants=GrantStore(engine, clock, tokens),
+            audit=AuditLog(engine),
+            sealer=sealer,
+            throttle=SignInThrottle(clock),
+        )
+
+    def urls(self, request: Request, env: str) -> Urls:
+        configured = self.settings.public_base_url
+        origin = configured.rstrip("/") if configured else f"{request.url.scheme}://{request.url.netloc}"
+        return Urls(origin, env)
+
+    def fhir_audiences(self, request: Request, env: str) -> set[str]:
+        """The `aud` values an authorization request may name: this environment's FHIR base URL(s)."""
+        bases = {self.urls(request, env).fhir, f"{request.url.scheme}://{request.url.netloc}/{env}/fhir"}
+        return bases | {b + "/" for b in bases}
+
+    def id_token(
+        self,
+        urls: Urls,
+        *,
+        client_id: str,
+        member_id: int,
+        patient_id: str,
+        nonce: str | None,
+        auth_time: int,
+    ) -> str:
+        """OpenID Connect Core §2 ID token, RS256, with SMART's `fhirUser` (absolute Patient URL)."""
+        key = self.keys.signing_key(urls.env)
+        now = self.clock.now()
+        claims: dict[str, Any] = {
+            "iss": urls.issuer,
+            "sub": str(member_id),
+            "aud": client_id,
+            "iat": now,
+            "exp": now + self.settings.auth_access_token_lifetime,
+            "auth_time": auth_time,
+            "fhirUser": f"{urls.fhir}/Patient/{patient_id}",
+        }
+        if nonce:
+            claims["nonce"] = nonce
+        return jwt.encode({"alg": ALG, "kid": key.kid, "typ": "JWT"}, claims, key)

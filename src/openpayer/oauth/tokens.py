@@ -1,0 +1,213 @@
+"""Access and refresh tokens: opaque 256-bit random strings, stored only as SHA-256 digests.
+
+Checking a bearer token on a FHIR request is one indexed lookup (joined with its client and consent grant so
+that suspension and revocation take effect), cached in-process for a few seconds (`auth_token_cache_seconds`).
+Revocations made by this process clear the cache at once; other processes see them within the cache period.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, or_, select, update
+
+from openpayer.members.models import consent_grant
+from openpayer.oauth.clock import Clock
+from openpayer.oauth.models import oauth_client, oauth_token
+
+_CACHE_SIZE = 10_000
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    id: int
+    digest: str
+    env: str
+    kind: str
+    client_id: str
+    grant_id: int | None
+    code_digest: str | None
+    member_id: int | None
+    patient_id: str | None
+    scope: str
+    issued_at: int
+    expires_at: int
+    revoked: bool
+    rotated_at: int | None
+    client_active: bool
+    grant_expires_at: int | None
+    grant_revoked: bool
+
+    def active(self, now: int) -> bool:
+        return (
+            not self.revoked
+            and self.expires_at > now
+            and self.client_active
+            and not self.grant_revoked
+            and (self.grant_expires_at is None or self.grant_expires_at > now)
+        )
+
+
+class TokenStore:
+    def __init__(self, engine: Engine, clock: Clock, cache_seconds: float = 5.0) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.cache_seconds = cache_seconds
+        self._cache: OrderedDict[str, tuple[float, TokenInfo | None, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def issue(
+        self,
+        conn: Connection,
+        *,
+        env: str,
+        kind: str,
+        client_id: str,
+        scope: str,
+        expires_at: int,
+        grant_id: int | None = None,
+        member_id: int | None = None,
+        patient_id: str | None = None,
+        code_digest: str | None = None,
+    ) -> str:
+        token = secrets.token_urlsafe(32)
+        conn.execute(
+            oauth_token.insert().values(
+                digest=token_digest(token),
+                env=env,
+                kind=kind,
+                client_id=client_id,
+                grant_id=grant_id,
+                code_digest=code_digest,
+                member_id=member_id,
+                patient_id=patient_id,
+                scope=scope,
+                issued_at=self.clock.now(),
+                expires_at=expires_at,
+                revoked=False,
+            )
+        )
+        return token
+
+    def find(self, conn: Connection, env: str, token: str, kind: str | None = None) -> TokenInfo | None:
+        """The token's record in `env` (active or not), or None."""
+        t, c, g = oauth_token, oauth_client, consent_grant
+        query = (
+            select(
+                t,
+                (c.c.status == "active").label("client_active"),
+                g.c.expires_at.label("grant_expires_at"),
+                g.c.revoked_at.label("grant_revoked_at"),
+            )
+            .select_from(t.join(c, c.c.client_id == t.c.client_id).outerjoin(g, g.c.id == t.c.grant_id))
+            .where(t.c.digest == token_digest(token), t.c.env == env)
+        )
+        if kind is not None:
+            query = query.where(t.c.kind == kind)
+        row = conn.execute(query).first()
+        if row is None:
+            return None
+        return TokenInfo(
+            id=row.id,
+            digest=row.digest,
+            env=row.env,
+            kind=row.kind,
+            client_id=row.client_id,
+            grant_id=row.grant_id,
+            code_digest=row.code_digest,
+            member_id=row.member_id,
+            patient_id=row.patient_id,
+            scope=row.scope,
+            issued_at=row.issued_at,
+            expires_at=row.expires_at,
+            revoked=bool(row.revoked),
+            rotated_at=row.rotated_at,
+            client_active=bool(row.client_active),
+            grant_expires_at=row.grant_expires_at,
+            grant_revoked=row.grant_revoked_at is not None,
+        )
+
+    def cached_access(self, env: str, token: str) -> tuple[TokenInfo | None, Any] | None:
+        """From the cache only: None on a miss, `(None, None)` for a known-bad token, else `(info, extra)`."""
+        hit = self._cache.get(f"{env}:{token_digest(token)}")
+        if hit is None or time.monotonic() - hit[0] >= self.cache_seconds:
+            return None
+        info = hit[1]
+        if info is None or not info.active(self.clock.now()):
+            return (None, None)
+        return info, hit[2]
+
+    def check_access(self, env: str, token: str) -> tuple[TokenInfo, Any] | None:
+        """An active access token of `env` and the cached per-token extra (see `remember`), or None."""
+        key = f"{env}:{token_digest(token)}"
+        now = self.clock.now()
+        hit = self._cache.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.cache_seconds:
+            info = hit[1]
+            return (info, hit[2]) if info is not None and info.active(now) else None
+        with self.engine.connect() as conn:
+            info = self.find(conn, env, token, "access")
+        with self._lock:
+            self._cache[key] = (time.monotonic(), info, None)
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return (info, None) if info is not None and info.active(now) else None
+
+    def remember(self, env: str, token: str, extra: Any) -> None:
+        """Keep derived data (e.g. the parsed scopes and SQL restriction) beside a cached token."""
+        key = f"{env}:{token_digest(token)}"
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache[key] = (hit[0], hit[1], extra)
+
+    def forget_all(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    # ---- revocation ------------------------------------------------------------------------------------
+    def revoke_ids(self, conn: Connection, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        if ids:
+            conn.execute(update(oauth_token).where(oauth_token.c.id.in_(ids)).values(revoked=True))
+        self.forget_all()
+
+    def revoke_grant(self, conn: Connection, grant_id: int) -> None:
+        """Revoke a consent grant and every token issued under it (SMART: revoking access revokes tokens)."""
+        conn.execute(
+            update(consent_grant)
+            .where(consent_grant.c.id == grant_id, consent_grant.c.revoked_at.is_(None))
+            .values(revoked_at=self.clock.now())
+        )
+        conn.execute(update(oauth_token).where(oauth_token.c.grant_id == grant_id).values(revoked=True))
+        self.forget_all()
+
+    def revoke_code_family(self, conn: Connection, code_digest: str, grant_id: int | None) -> None:
+        """RFC 6749 §4.1.2 / RFC 9700 §4.2: a reused code revokes every token issued from it."""
+        condition = oauth_token.c.code_digest == code_digest
+        if grant_id is not None:
+            condition = or_(condition, and_(oauth_token.c.grant_id == grant_id))
+        conn.execute(update(oauth_token).where(condition).values(revoked=True))
+        if grant_id is not None:
+            self.revoke_grant(conn, grant_id)
+        self.forget_all()
+
+    def mark_rotated(self, conn: Connection, token_id: int) -> bool:
+        """Consume a refresh token; False if it was already rotated (a reuse)."""
+        done = conn.execute(
+            update(oauth_token)
+            .where(oauth_token.c.id == token_id, oauth_token.c.rotated_at.is_(None))
+            .values(rotated_at=self.clock.now())
+        ).rowcount
+        return bool(done)

@@ -1,0 +1,394 @@
+"""The bulk loader through the engine: files, bundles, references, idempotence, rejections, atomicity."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import func, select
+from tests.conftest import shared_path
+
+from openpayer.app import Services
+from openpayer.db import read_connection, write_transaction
+from openpayer.fhir.loading import Loader, LoadReport, discover
+from openpayer.fhir.storage.repository import ResourceRepository
+from openpayer.fhir.storage.tables import INDEX_TABLES, fhir_history, fhir_resource
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "load"
+MINI = FIXTURES / "synthea-mini"
+PATIENT_BUNDLE = MINI / "Ann_Example_6a1e9b0c-3f5d-4e1a-9c39-2f7a1d3b8e01.json"
+ENV = "sandbox"
+
+
+def run(services: Services, *paths: Path, workers: int = 0, batch_size: int = 400) -> LoadReport:
+    loader = Loader(services.engine, ENV, matcher=services.search, workers=workers, batch_size=batch_size)
+    return loader.run(list(paths))
+
+
+def stored(services: Services, rtype: str, rid: str) -> dict[str, Any]:
+    return services.fhir.read(ENV, rtype, rid).json()
+
+
+def count(services: Services, table: Any = fhir_resource) -> int:
+    with read_connection(services.engine) as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+
+
+def ndjson(path: Path, *resources: Any) -> Path:
+    path.write_bytes(b"\n".join(r if isinstance(r, bytes) else orjson.dumps(r) for r in resources) + b"\n")
+    return path
+
+
+def patient(pid: str | None, family: str = "Doe", **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"resourceType": "Patient", "name": [{"family": family}], **extra}
+    if pid is not None:
+        body["id"] = pid
+    return body
+
+
+def test_ndjson_is_loaded_validated_stamped_and_indexed(services: Services) -> None:
+    report = run(services, FIXTURES / "patients.ndjson")
+    assert (report.created, report.updated, report.unchanged, report.rejected) == (4, 0, 0, [])
+    body = stored(services, "Patient", "nd-2")
+    assert body["meta"]["versionId"] == "1"
+    assert body["meta"]["lastUpdated"].endswith("+00:00")
+    assert body["name"] == [{"family": "Beta", "given": ["Ben"]}]
+    with read_connection(services.engine) as conn:
+        assert services.search.match_ids(conn, ENV, "Patient", [("family", "gamma")]) == ["nd-3"]
+        assert services.search.match_ids(conn, ENV, "Coverage", [("beneficiary", "Patient/nd-1")]) == [
+            "nd-cov-1"
+        ]
+
+
+def test_gzip_files_and_folders_are_walked_in_order(services: Services, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    with gzip.open(folder / "sub" / "b.ndjson.gz", "wb") as out:
+        out.write(orjson.dumps(patient("gz-1")) + b"\n" + orjson.dumps(patient("gz-2")) + b"\n")
+    (folder / "a.json.gz").write_bytes(gzip.compress(orjson.dumps(patient("single-1"))))
+    (folder / "c.json").write_bytes(orjson.dumps(patient("single-2")))
+    (folder / "notes.txt").write_text("not FHIR")
+    files, notes = discover([folder])
+    assert [f.name for f in files] == ["a.json.gz", "c.json", "b.ndjson.gz"]
+    assert len(notes) == 1
+    assert "notes.txt" in notes[0]
+    assert "skipped" in notes[0]
+    report = run(services, folder)
+    assert report.created == 4
+    assert not report.rejected
+    assert report.skipped == notes
+    assert stored(services, "Patient", "gz-2")["id"] == "gz-2"
+
+
+def test_transaction_bundle_rewrites_urn_uuid_and_conditional_references(services: Services) -> None:
+    report = run(services, MINI)
+    assert not report.rejected
+    assert report.created == 5
+    encounter = stored(services, "Encounter", "b2c4e6f8-1a3b-4c5d-8e9f-0a1b2c3d4e5f")
+    assert encounter["subject"]["reference"] == "Patient/6a1e9b0c-3f5d-4e1a-9c39-2f7a1d3b8e01"
+    individual = encounter["participant"][0]["individual"]["reference"]
+    assert individual == "Practitioner/0000016f-57cb-cdaa-0000-000000000014"
+    assert encounter["serviceProvider"]["reference"] == "Organization/ef58ea08-d883-3957-8300-150554edc8fb"
+    observation = stored(services, "Observation", "c3d5f7a9-2b4c-4d6e-9fa0-1b2c3d4e5f60")
+    assert observation["encounter"]["reference"] == "Encounter/b2c4e6f8-1a3b-4c5d-8e9f-0a1b2c3d4e5f"
+    # the Patient had no id: it took the uuid of its urn:uuid fullUrl
+    assert (
+        stored(services, "Patient", "6a1e9b0c-3f5d-4e1a-9c39-2f7a1d3b8e01")["name"][0]["family"] == "Example"
+    )
+    with read_connection(services.engine) as conn:
+        found = services.search.match_ids(
+            conn, ENV, "Encounter", [("practitioner", "Practitioner/0000016f-57cb-cdaa-0000-000000000014")]
+        )
+    assert found == ["b2c4e6f8-1a3b-4c5d-8e9f-0a1b2c3d4e5f"]
+
+
+def test_conditional_reference_to_a_later_file_is_resolved_in_a_second_pass(
+    services: Services, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(PATIENT_BUNDLE, folder / "a_patient.json")  # sorts before the files it refers to
+    info = orjson.loads((MINI / "practitionerInformation1700000000000.json").read_bytes())
+    (folder / "z_practitioner.json").write_bytes(orjson.dumps(info["entry"][0]["resource"]))
+    (folder / "z_organization.ndjson").write_bytes(orjson.dumps(info["entry"][1]["resource"]) + b"\n")
+    report = run(services, folder)
+    assert not report.rejected
+    assert report.created == 5
+    assert report.records == 5
+    encounter = stored(services, "Encounter", "b2c4e6f8-1a3b-4c5d-8e9f-0a1b2c3d4e5f")
+    assert encounter["serviceProvider"]["reference"] == "Organization/ef58ea08-d883-3957-8300-150554edc8fb"
+
+
+def test_unresolvable_conditional_reference_rejects_the_transaction(services: Services) -> None:
+    report = run(services, PATIENT_BUNDLE)
+    assert report.written == 0
+    assert count(services) == 0
+    reasons = [(r.line, r.reason) for r in report.rejected]
+    assert any(line == "entry[1]" and "matched no resource" in reason for line, reason in reasons), reasons
+    assert reasons[-1][0] == "-"
+    assert "transaction not loaded" in reasons[-1][1]
+
+
+def test_loading_twice_changes_nothing(services: Services) -> None:
+    first = run(services, FIXTURES)
+    assert first.created == 9
+    assert not first.rejected
+    history = count(services, fhir_history)
+    index = [count(services, table) for table in INDEX_TABLES]
+    second = run(services, FIXTURES)
+    assert (second.created, second.updated, second.unchanged, second.rejected) == (0, 0, 9, [])
+    assert count(services, fhir_history) == history
+    assert [count(services, table) for table in INDEX_TABLES] == index
+    with read_connection(services.engine) as conn:
+        assert set(conn.execute(select(fhir_resource.c.version)).scalars()) == {1}
+
+
+def test_changed_content_gets_a_new_version_and_a_new_index(services: Services, tmp_path: Path) -> None:
+    source = ndjson(tmp_path / "p.ndjson", patient("p-1", "Before"), patient("p-2", "Same"))
+    run(services, source)
+    ndjson(source, patient("p-1", "After"), patient("p-2", "Same"))
+    report = run(services, source)
+    assert (report.created, report.updated, report.unchanged) == (0, 1, 1)
+    body = stored(services, "Patient", "p-1")
+    assert body["meta"]["versionId"] == "2"
+    assert body["name"] == [{"family": "After"}]
+    assert services.fhir.vread(ENV, "Patient", "p-1", "1").json()["name"] == [{"family": "Before"}]
+    with read_connection(services.engine) as conn:
+        assert services.search.match_ids(conn, ENV, "Patient", [("family", "before")]) == []
+        assert services.search.match_ids(conn, ENV, "Patient", [("family", "after")]) == ["p-1"]
+
+
+def test_a_deleted_resource_is_created_again(services: Services, tmp_path: Path) -> None:
+    source = ndjson(tmp_path / "p.ndjson", patient("p-1"))
+    run(services, source)
+    services.fhir.delete(ENV, "Patient", "p-1")
+    report = run(services, source)
+    assert report.created == 1
+    assert stored(services, "Patient", "p-1")["meta"]["versionId"] == "3"
+
+
+def test_resources_without_ids_get_deterministic_ids(services: Services, tmp_path: Path) -> None:
+    source = ndjson(tmp_path / "p.ndjson", patient(None, "Anon"))
+    run(services, source)
+    again = run(services, source)
+    assert again.unchanged == 1
+    assert count(services) == 1
+    with read_connection(services.engine) as conn:
+        (rid,) = conn.execute(select(fhir_resource.c.id)).scalars()
+    assert len(rid) == 32
+    assert stored(services, "Patient", rid)["name"] == [{"family": "Anon"}]
+
+
+def test_writes_match_resource_repository_put(services: Services, tmp_path: Path) -> None:
+    """The batched writer stores what `ResourceRepository.put` stores: same row, body and index rows."""
+    resource = orjson.loads((MINI / "practitionerInformation1700000000000.json").read_bytes())["entry"][0]
+    resource = resource["resource"]
+    run(services, ndjson(tmp_path / "p.ndjson", resource))
+    with write_transaction(services.engine) as conn:
+        services.fhir.repository.put(conn, "production", resource)
+    with read_connection(services.engine) as conn:
+        c = fhir_resource.c
+        rows = {row.env: row for row in conn.execute(select(c.env, c.rid, c.version, c.last_updated))}
+        assert rows["sandbox"].version == rows["production"].version == 1
+
+        def index_of(table: Any, env: str) -> list[tuple[Any, ...]]:
+            columns = [col for col in table.columns if col.name not in ("rid", "hkey")]
+            found = [tuple(r) for r in conn.execute(select(*columns).where(table.c.rid == rows[env].rid))]
+            # _lastUpdated is indexed too: the row's own last_updated, which differs between the two writes
+            found = [("lastUpdated",) if r[0] == rows[env].last_updated else r for r in found]
+            return sorted(found, key=repr)
+
+        for table in INDEX_TABLES:
+            assert index_of(table, "sandbox") == index_of(table, "production"), table.name
+        assert ("lastUpdated",) in index_of(INDEX_TABLES[2], "sandbox")
+        bodies = [ResourceRepository().read(conn, env, "Practitioner", resource["id"]) for env in rows]
+    assert bodies[0] is not None
+    assert bodies[1] is not None
+    strip = [{k: v for k, v in b.json().items() if k != "meta"} for b in bodies]
+    assert strip[0] == strip[1]
+    assert list(bodies[0].json()) == list(bodies[1].json())
+    assert bodies[0].json()["meta"]["versionId"] == bodies[1].json()["meta"]["versionId"] == "1"
+
+
+def test_rejected_ndjson_lines_are_reported_with_line_and_reason(services: Services, tmp_path: Path) -> None:
+    source = ndjson(
+        tmp_path / "mixed.ndjson",
+        patient("ok-1"),
+        b'{"resourceType": "Patient", "id": ',
+        b"[1, 2]",
+        b'{"id": "no-type"}',
+        {"resourceType": "Patient", "id": "bad-1", "gender": "robot", "birthDate": "1970-13-45"},
+        {"resourceType": "NotAType", "id": "x"},
+        patient("ok-2"),
+    )
+    report = run(services, source)
+    assert report.created == 2
+    assert report.records == 7
+    by_line = {r.line: r for r in report.rejected}
+    assert set(by_line) == {"2", "3", "4", "5", "6"}
+    assert all(r.file == str(source) for r in report.rejected)
+    assert by_line["2"].reason.startswith("invalid JSON")
+    assert "not a FHIR resource" in by_line["3"].reason
+    assert "array" in by_line["3"].reason
+    assert "no resourceType" in by_line["4"].reason
+    bad = by_line["5"]
+    assert (bad.resource_type, bad.id) == ("Patient", "bad-1")
+    expressions = {expression for expression, _ in bad.issues}
+    assert {"Patient.gender", "Patient.birthDate"} <= expressions
+    assert by_line["6"].resource_type == "NotAType"
+
+
+def test_transaction_with_an_invalid_entry_writes_nothing(services: Services, tmp_path: Path) -> None:
+    run(services, MINI / "practitionerInformation1700000000000.json")
+    before = count(services)
+    bundle = orjson.loads(PATIENT_BUNDLE.read_bytes())
+    bundle["entry"][2]["resource"]["status"] = "not-a-status"
+    bundle["entry"][0]["resource"]["birthDate"] = "yesterday"
+    (tmp_path / "bad.json").write_bytes(orjson.dumps(bundle))
+    report = run(services, tmp_path / "bad.json")
+    assert report.written == 0
+    assert count(services) == before
+    lines = [r.line for r in report.rejected]
+    assert lines == ["entry[0]", "entry[2]", "-"]
+    assert report.rejected[1].issues[0][0] == "Observation.status"
+    assert "2 of 3 entries rejected" in report.rejected[2].reason
+
+
+def test_batch_and_collection_entries_load_on_their_own(services: Services, tmp_path: Path) -> None:
+    entries = [
+        {"resource": patient("b-1"), "request": {"method": "PUT", "url": "Patient/b-1"}},
+        {"resource": patient("b-2", gender="robot"), "request": {"method": "PUT", "url": "Patient/b-2"}},
+        {"request": {"method": "DELETE", "url": "Patient/b-9"}},
+        {"request": {"method": "GET", "url": "Patient/b-1"}},
+        {"resource": patient(None, "Urly"), "request": {"method": "PUT", "url": "Patient/from-url"}},
+    ]
+    (tmp_path / "batch.json").write_bytes(
+        orjson.dumps({"resourceType": "Bundle", "type": "batch", "entry": entries})
+    )
+    collection = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": "http://example.org/fhir/Patient/c-1", "resource": patient(None)},
+            {"fullUrl": "x"},
+        ],
+    }
+    (tmp_path / "collection.json").write_bytes(orjson.dumps(collection))
+    report = run(services, tmp_path)
+    assert sorted(r.line for r in report.rejected) == ["entry[1]", "entry[1]", "entry[2]"]
+    assert report.created == 3
+    assert stored(services, "Patient", "from-url")["name"] == [{"family": "Urly"}]
+    assert stored(services, "Patient", "c-1")["id"] == "c-1"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("broken.json", b'{"resourceType": "Patient",', "invalid JSON"),
+        ("other.json", b'{"hello": "world"}', "no resourceType"),
+        ("empty.json", b"", "empty file"),
+        ("binary.json", bytes(range(256)) * 4, "invalid JSON"),
+        ("scalar.json", b"42", "not a FHIR resource"),
+        ("bad.json.gz", b"not gzip at all", "cannot read"),
+        ("bad.ndjson.gz", b"\x1f\x8b\x08\x00garbage", "cannot read"),
+    ],
+)
+def test_garbage_files_are_reported_not_crashing(
+    services: Services, tmp_path: Path, name: str, data: bytes, reason: str
+) -> None:
+    (tmp_path / name).write_bytes(data)
+    report = run(services, tmp_path / name)
+    assert len(report.rejected) == 1
+    assert report.written == 0
+    rejection = report.rejected[0]
+    assert rejection.line == "-"
+    assert reason in rejection.reason
+    assert rejection.file.endswith(name)
+
+
+def test_worker_processes_and_small_batches(services: Services, tmp_path: Path) -> None:
+    source = ndjson(tmp_path / "many.ndjson", *(patient(f"w-{i}", f"Name{i}") for i in range(450)))
+    report = run(services, source, workers=2, batch_size=50)
+    assert report.created == 450
+    assert not report.rejected
+    assert count(services) == 450
+    assert stored(services, "Patient", "w-449")["name"] == [{"family": "Name449"}]
+
+
+def test_synthea_sample_loads_with_every_reference_resolved(services: Services) -> None:
+    folder = shared_path("fhir-data", "synthea-r4-sample")
+    report = run(services, folder, workers=2)
+    assert not report.rejected, report.rejected[:3]
+    assert report.created == count(services) > 2000
+    with read_connection(services.engine) as conn:
+        contents = conn.execute(select(fhir_resource.c.content)).scalars().all()
+    import zlib
+
+    assert not any(b'"reference":"urn:uuid:' in zlib.decompress(c) for c in contents)
+    # Organizations and Practitioners appear in several files with different content (the info files carry
+    # utilization extensions): the later file wins, so a reload writes those again; the rest is unchanged.
+    again = run(services, folder, workers=2)
+    assert again.created == 0
+    assert not again.rejected
+    assert again.unchanged > 2000
+    assert again.updated < 100
+
+
+def test_batch_entry_set_aside_keeps_its_bundle_references(services: Services, tmp_path: Path) -> None:
+    """A batch entry retried after the other files still has its urn:uuid references to its own Bundle."""
+    patient_url = "urn:uuid:11111111-2222-4333-8444-555555555555"
+    encounter = {
+        "resourceType": "Encounter",
+        "id": "enc-1",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": patient_url},
+        "serviceProvider": {"reference": "Organization?identifier=https://example.org/org|late"},
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "fullUrl": patient_url,
+                "resource": patient(None),
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {"resource": encounter, "request": {"method": "PUT", "url": "Encounter/enc-1"}},
+        ],
+    }
+    (tmp_path / "a.json").write_bytes(orjson.dumps(bundle))
+    organization = {
+        "resourceType": "Organization",
+        "id": "org-late",
+        "identifier": [{"system": "https://example.org/org", "value": "late"}],
+    }
+    (tmp_path / "b.json").write_bytes(orjson.dumps(organization))
+    report = run(services, tmp_path)
+    assert not report.rejected
+    assert (report.created, report.records) == (3, 3)
+    body = stored(services, "Encounter", "enc-1")
+    assert body["subject"]["reference"] == "Patient/11111111-2222-4333-8444-555555555555"
+    assert body["serviceProvider"]["reference"] == "Organization/org-late"
+
+
+def test_odd_ids_and_deep_nesting_are_rejected(services: Services, tmp_path: Path) -> None:
+    deep = b'{"resourceType":"Patient","id":"deep","extension":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    source = ndjson(
+        tmp_path / "odd.ndjson",
+        {"resourceType": "Patient", "id": 5},
+        {"resourceType": "Patient", "id": "not valid!"},
+        {"resourceType": "Patient", "id": "x" * 65},
+        deep,
+    )
+    report = run(services, source)
+    assert report.written == 0
+    reasons = {r.line: r.reason for r in report.rejected}
+    assert set(reasons) == {"1", "2", "3", "4"}
+    assert "must be a JSON string" in reasons["1"]
+    assert "Patient.id" in reasons["2"]
+    assert "Patient.id" in reasons["3"]

@@ -1,0 +1,248 @@
+"""What a patient's token reaches on /{env}/fhir: its compartment and nothing else, decided in SQL."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from openpayer.app import Services
+from openpayer.config import Settings
+from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, two_member_world
+
+ENV = "sandbox"
+FHIR = f"/{ENV}/fhir"
+REDIRECT = "https://app.example.com/callback"
+ORIGIN = "https://app.example.com"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Bearer tokens required on /{env}/fhir, whatever the shared fixture chooses for engine tests."""
+    return settings.model_copy(update={"auth_enforce": True})
+
+
+@pytest.fixture
+def world(services: Services) -> dict[str, str]:
+    return two_member_world(services, ENV)
+
+
+@pytest.fixture
+def app(client: TestClient, services: Services, world: dict[str, str]) -> SmartApp:
+    client_id, _ = services.auth.clients.register(ENV, name="Wallet", redirect_uris=[REDIRECT], public=True)
+    return SmartApp(client, client_id, REDIRECT)
+
+
+def as_a(
+    app: SmartApp, scope: str = "launch/patient patient/*.read", untick: tuple[str, ...] = ()
+) -> dict[str, str]:
+    token = app.launch(scope, "member-a", TEST_PASSWORD, untick)
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+def ids(bundle: dict[str, object]) -> set[str]:
+    return {e["resource"]["id"] for e in bundle.get("entry", [])}  # type: ignore[attr-defined]
+
+
+# ---- no token, bad token -------------------------------------------------------------------------------
+def test_fhir_requires_a_bearer_token(client: TestClient, world: dict[str, str]) -> None:
+    response = client.get(f"{FHIR}/Patient/{world['a']}")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["resourceType"] == "OperationOutcome"
+    bad = client.get(f"{FHIR}/Patient", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401
+    assert 'error="invalid_token"' in bad.headers["www-authenticate"]
+
+
+def test_metadata_and_directory_stay_public(client: TestClient) -> None:
+    assert client.get(f"{FHIR}/metadata").status_code == 200
+    assert (
+        client.get(f"/{ENV}/directory/Organization", headers={"Authorization": "Bearer junk"}).status_code
+        == 200
+    )
+
+
+def test_tokens_in_query_strings_are_refused(
+    client: TestClient, app: SmartApp, world: dict[str, str]
+) -> None:
+    token = as_a(app)["Authorization"][7:]
+    response = client.get(f"{FHIR}/Patient/{world['a']}?access_token={token}")
+    assert response.status_code == 401
+
+
+def test_tokens_do_not_cross_environments(client: TestClient, app: SmartApp, world: dict[str, str]) -> None:
+    headers = as_a(app)
+    assert client.get(f"/production/fhir/Patient/{world['a']}", headers=headers).status_code == 401
+
+
+# ---- reads and searches --------------------------------------------------------------------------------
+def test_reads_of_foreign_resources_are_404(client: TestClient, app: SmartApp, world: dict[str, str]) -> None:
+    headers = as_a(app)
+    for path in (
+        f"Patient/{world['b']}",
+        f"Observation/{world['b_lab']}",
+        f"Coverage/{world['b_cov']}",
+        f"Observation/{world['b_lab']}/_history/1",
+        f"Observation/{world['b_lab']}/_history",
+        f"Patient/{world['b']}/$everything",
+        f"Patient/{world['b']}/Observation",
+    ):
+        assert client.get(f"{FHIR}/{path}", headers=headers).status_code == 404, path
+    assert client.get(f"{FHIR}/Observation/{world['a_lab']}", headers=headers).status_code == 200
+    assert client.get(f"{FHIR}/Organization/{world['org']}", headers=headers).status_code == 200
+
+
+def test_searches_see_only_the_compartment(client: TestClient, app: SmartApp, world: dict[str, str]) -> None:
+    headers = as_a(app)
+    patients = client.get(f"{FHIR}/Patient", headers=headers).json()
+    assert ids(patients) == {world["a"]}
+    assert patients["total"] == 1
+    foreign = client.get(f"{FHIR}/Observation?subject=Patient/{world['b']}", headers=headers).json()
+    assert ids(foreign) == set()
+    assert foreign["total"] == 0
+    by_id = client.get(f"{FHIR}/Observation?_id={world['b_lab']},{world['a_lab']}", headers=headers).json()
+    assert ids(by_id) == {world["a_lab"]}
+    system = client.get(f"{FHIR}?_type=Observation,Coverage,Patient", headers=headers).json()
+    assert ids(system) == {world["a"], world["a_lab"], world["a_vital"], world["a_cov"]}
+
+
+def test_chains_and_includes_stay_in_the_compartment(
+    client: TestClient, app: SmartApp, world: dict[str, str]
+) -> None:
+    headers = as_a(app)
+    chained = client.get(f"{FHIR}/Observation?subject:Patient.family=Bson", headers=headers).json()
+    assert ids(chained) == set()
+    revinclude = client.get(
+        f"{FHIR}/Organization?_id={world['org']}&_revinclude=Coverage:payor", headers=headers
+    ).json()
+    assert ids(revinclude) == {world["org"], world["a_cov"]}
+    include = client.get(f"{FHIR}/Coverage?_include=Coverage:payor", headers=headers).json()
+    assert ids(include) == {world["a_cov"], world["org"]}
+    has = client.get(f"{FHIR}/Patient?_has:Observation:subject:status=final", headers=headers).json()
+    assert ids(has) == {world["a"]}
+
+
+def test_everything_and_paging_stay_in_the_compartment(
+    client: TestClient, app: SmartApp, world: dict[str, str]
+) -> None:
+    headers = as_a(app)
+    everything = client.get(f"{FHIR}/Patient/{world['a']}/$everything", headers=headers).json()
+    assert world["b"] not in ids(everything)
+    assert world["a_lab"] in ids(everything)
+    page = client.get(f"{FHIR}/Observation?_count=1", headers=headers).json()
+    assert page["total"] == 2
+    following = next(link["url"] for link in page["link"] if link["relation"] == "next")
+    second = client.get(following.replace("http://testserver", ""), headers=headers).json()
+    assert ids(page) | ids(second) == {world["a_lab"], world["a_vital"]}
+    # Another member's token cannot replay the paging link.
+    client.cookies.clear()  # end member A's sign-in session
+    other = app.launch("launch/patient patient/*.read", "member-b", TEST_PASSWORD)
+    assert other["patient"] == world["b"]
+    replay = client.get(
+        following.replace("http://testserver", ""),
+        headers={"Authorization": f"Bearer {other['access_token']}"},
+    )
+    assert replay.status_code == 400
+
+
+def test_history_beyond_an_instance_is_refused(client: TestClient, app: SmartApp) -> None:
+    headers = as_a(app)
+    assert client.get(f"{FHIR}/_history", headers=headers).status_code == 403
+    assert client.get(f"{FHIR}/Observation/_history", headers=headers).status_code == 403
+
+
+def test_writes_are_refused(client: TestClient, app: SmartApp, world: dict[str, str]) -> None:
+    headers = {**as_a(app), "Content-Type": "application/fhir+json"}
+    body = {"resourceType": "Patient", "id": world["a"]}
+    assert client.put(f"{FHIR}/Patient/{world['a']}", json=body, headers=headers).status_code == 403
+    assert client.post(f"{FHIR}/Patient", json=body, headers=headers).status_code == 403
+    assert client.delete(f"{FHIR}/Observation/{world['a_lab']}", headers=headers).status_code == 403
+
+
+# ---- scopes --------------------------------------------------------------------------------------------
+def test_types_not_granted_are_403(client: TestClient, app: SmartApp, world: dict[str, str]) -> None:
+    headers = as_a(app, "launch/patient patient/Observation.read")
+    assert client.get(f"{FHIR}/Observation", headers=headers).status_code == 200
+    denied = client.get(f"{FHIR}/Coverage", headers=headers)
+    assert denied.status_code == 403
+    assert denied.json()["resourceType"] == "OperationOutcome"
+    assert client.get(f"{FHIR}/Patient/{world['a']}", headers=headers).status_code == 403
+    system = client.get(f"{FHIR}?_type=Coverage,Observation", headers=headers).json()
+    assert ids(system) == {world["a_lab"], world["a_vital"]}
+
+
+def test_member_can_untick_resource_types(client: TestClient, app: SmartApp) -> None:
+    token = app.launch(
+        "launch/patient patient/Observation.read patient/Coverage.read",
+        "member-a",
+        TEST_PASSWORD,
+        untick=("patient/Coverage.read",),
+    )
+    assert token["scope"] == "launch/patient patient/Observation.read"
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    assert client.get(f"{FHIR}/Coverage", headers=headers).status_code == 403
+
+
+def test_v2_granular_scope_filters_in_sql(client: TestClient, app: SmartApp, world: dict[str, str]) -> None:
+    scope = (
+        "launch/patient patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/"
+        "observation-category|laboratory patient/Patient.rs"
+    )
+    token = app.launch(scope, "member-a", TEST_PASSWORD)
+    assert token["scope"] == scope  # the granular query is echoed exactly as requested
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    assert ids(client.get(f"{FHIR}/Observation", headers=headers).json()) == {world["a_lab"]}
+    assert client.get(f"{FHIR}/Observation/{world['a_lab']}", headers=headers).status_code == 200
+    assert client.get(f"{FHIR}/Observation/{world['a_vital']}", headers=headers).status_code == 404
+    revinclude = client.get(f"{FHIR}/Patient?_revinclude=Observation:subject", headers=headers).json()
+    assert ids(revinclude) == {world["a"], world["a_lab"]}
+
+
+def test_user_scopes_mean_the_members_own_data(
+    client: TestClient, app: SmartApp, world: dict[str, str]
+) -> None:
+    headers = as_a(app, "openid fhirUser user/*.rs")
+    assert ids(client.get(f"{FHIR}/Patient", headers=headers).json()) == {world["a"]}
+    assert client.get(f"{FHIR}/Patient/{world['b']}", headers=headers).status_code == 404
+
+
+def test_scopes_are_normalised_and_unknown_ones_dropped(app: SmartApp) -> None:
+    token = app.launch(
+        "launch/patient patient/Observation.cruds patient/Coverage.write patient/Bogus.read "
+        "launch system/*.rs patient/Patient.read",
+        "member-a",
+        TEST_PASSWORD,
+    )
+    assert token["scope"] == "launch/patient patient/Observation.rs patient/Patient.read"
+
+
+# ---- CORS and audit ------------------------------------------------------------------------------------
+def test_cors_admits_registered_origins_only(
+    client: TestClient, app: SmartApp, world: dict[str, str]
+) -> None:
+    headers = as_a(app)
+    ok = client.get(f"{FHIR}/Patient/{world['a']}", headers={**headers, "Origin": ORIGIN})
+    assert ok.headers["access-control-allow-origin"] == ORIGIN
+    other = client.get(f"{FHIR}/Patient/{world['a']}", headers={**headers, "Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in other.headers
+    preflight = client.options(
+        f"/{ENV}/auth/token", headers={"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == ORIGIN
+
+
+def test_access_is_audited_without_tokens(
+    client: TestClient, services: Services, app: SmartApp, world: dict[str, str]
+) -> None:
+    headers = as_a(app)
+    client.get(f"{FHIR}/Observation/{world['a_lab']}", headers=headers)
+    client.get(f"{FHIR}/Observation/{world['b_lab']}", headers=headers)
+    events = [e for e in services.auth.audit.events(ENV) if e["event"] == "fhir:access"]
+    assert [(e["resource_id"], e["status"]) for e in events[-2:]] == [
+        (world["a_lab"], 200),
+        (world["b_lab"], 404),
+    ]
+    assert all(e["patient_id"] == world["a"] and e["client_id"] == app.client_id for e in events)
+    token = headers["Authorization"][7:]
+    assert all(token not in str(value) for e in events for value in e.values())

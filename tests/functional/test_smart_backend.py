@@ -1,0 +1,152 @@
+"""SMART Backend Services: client_credentials with private_key_jwt (RFC 7523; SMART 2.2 Backend)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from joserfc import jwt
+from joserfc.jwk import ECKey, RSAKey
+
+from openpayer.app import Services
+from openpayer.config import Settings
+from openpayer.oauth.testing import two_member_world
+
+ENV = "sandbox"
+TOKEN_URL = f"http://testserver/{ENV}/auth/token"
+ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Bearer tokens required on /{env}/fhir, whatever the shared fixture chooses for engine tests."""
+    return settings.model_copy(update={"auth_enforce": True})
+
+
+@pytest.fixture
+def world(services: Services) -> dict[str, str]:
+    return two_member_world(services, ENV)
+
+
+@pytest.fixture(params=["RS384", "ES384"])
+def backend(request: pytest.FixtureRequest, services: Services) -> tuple[str, Any, str]:
+    alg = request.param
+    key = (
+        RSAKey.generate_key(2048, parameters={"kid": "k1"})
+        if alg == "RS384"
+        else ECKey.generate_key("P-384", parameters={"kid": "k1"})
+    )
+    client_id, secret = services.auth.clients.register(
+        ENV,
+        name="Plan analytics",
+        redirect_uris=[],
+        jwks={"keys": [key.as_dict(private=False)]},
+        scopes=["system/Patient.rs", "system/Observation.rs"],
+    )
+    assert secret is None
+    return client_id, key, alg
+
+
+def assertion(client_id: str, key: Any, alg: str, **claims: Any) -> str:
+    now = int(time.time())
+    body = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": TOKEN_URL,
+        "exp": now + 240,
+        "jti": secrets.token_hex(8),
+    }
+    body.update(claims)
+    return jwt.encode({"alg": alg, "kid": "k1", "typ": "JWT"}, body, key, algorithms=[alg])
+
+
+def request_token(client: TestClient, signed: str, scope: str = "system/Patient.rs") -> Any:
+    return client.post(
+        f"/{ENV}/auth/token",
+        data={
+            "grant_type": "client_credentials",
+            "scope": scope,
+            "client_assertion_type": ASSERTION,
+            "client_assertion": signed,
+        },
+    )
+
+
+def test_backend_token_reads_across_patients(
+    client: TestClient, backend: tuple[str, Any, str], world: dict[str, str]
+) -> None:
+    client_id, key, alg = backend
+    response = request_token(client, assertion(client_id, key, alg), "system/Patient.rs system/Coverage.rs")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["scope"] == "system/Patient.rs"  # Coverage is not registered for this client
+    assert body["expires_in"] <= 300
+    assert "refresh_token" not in body
+    headers = {"Authorization": f"Bearer {body['access_token']}"}
+    patients = client.get(f"/{ENV}/fhir/Patient", headers=headers).json()
+    assert {e["resource"]["id"] for e in patients["entry"]} == {world["a"], world["b"]}
+    assert client.get(f"/{ENV}/fhir/Coverage", headers=headers).status_code == 403
+
+
+def test_replayed_jti_is_refused(client: TestClient, backend: tuple[str, Any, str]) -> None:
+    client_id, key, alg = backend
+    signed = assertion(client_id, key, alg)
+    assert request_token(client, signed).status_code == 200
+    replay = request_token(client, signed)
+    assert replay.status_code == 401
+    assert replay.json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": int(time.time()) + 600},
+        {"exp": int(time.time()) - 10},
+        {"aud": "https://elsewhere/token"},
+        {"sub": "someone"},
+        {"jti": ""},
+    ],
+)
+def test_bad_assertions_are_invalid_client(
+    client: TestClient, backend: tuple[str, Any, str], claims: dict[str, Any]
+) -> None:
+    client_id, key, alg = backend
+    response = request_token(client, assertion(client_id, key, alg, **claims))
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+
+
+def test_assertion_signed_by_another_key_is_refused(
+    client: TestClient, backend: tuple[str, Any, str]
+) -> None:
+    client_id, _key, alg = backend
+    other = (
+        RSAKey.generate_key(2048, parameters={"kid": "k1"})
+        if alg == "RS384"
+        else ECKey.generate_key("P-384", parameters={"kid": "k1"})
+    )
+    assert request_token(client, assertion(client_id, other, alg)).status_code == 401
+
+
+def test_unregistered_system_scope_is_invalid_scope(
+    client: TestClient, backend: tuple[str, Any, str]
+) -> None:
+    client_id, key, alg = backend
+    response = request_token(client, assertion(client_id, key, alg), "system/Coverage.rs")
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_scope"
+
+
+def test_symmetric_clients_cannot_use_client_credentials(client: TestClient, services: Services) -> None:
+    client_id, secret = services.auth.clients.register(
+        ENV, name="Web", redirect_uris=["https://w.example/cb"]
+    )
+    response = client.post(
+        f"/{ENV}/auth/token",
+        data={"grant_type": "client_credentials", "scope": "system/*.rs"},
+        auth=(client_id, secret or ""),
+    )
+    assert response.json()["error"] == "unauthorized_client"
