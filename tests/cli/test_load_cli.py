@@ -101,3 +101,28 @@ def test_missing_path_exits_2(cli: CliRunner, tmp_path: Path) -> None:
     code, _, output = invoke(cli, "sandbox", str(tmp_path / "nope"))
     assert code == 2
     assert "No such file or folder" in output
+
+
+def test_profile_check_option(cli: CliRunner, tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[3] / "shared" / "ig" / "carin-bb-2.0.0" / "example"
+    path = example / "ExplanationOfBenefit-EOBInpatient1.json"
+    if not path.exists():
+        pytest.skip(f"reference data {path} is not available")
+    good = orjson.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+    bad = {key: value for key, value in good.items() if key != "identifier"} | {"id": "bad-eob"}
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "eob.json").write_bytes(orjson.dumps(good))
+    source = tmp_path / "eob.ndjson"
+    source.write_bytes(orjson.dumps(bad) + b"\n")
+    code, stdout, output = invoke(cli, "sandbox", str(tmp_path / "good"), "-w", "0", "--profile-check")
+    assert code == 0, output
+    assert "created 1" in stdout
+    code, stdout, _ = invoke(cli, "sandbox", str(source), "-w", "0", "--profile-check", "--json")
+    assert code == 1
+    rejected = orjson.loads(stdout)["rejected"]
+    assert [(r["line"], r["id"]) for r in rejected] == [("1", "bad-eob")]
+    assert rejected[0]["issues"][0]["expression"] == "ExplanationOfBenefit.identifier"
+    assert "requires at least 1" in rejected[0]["issues"][0]["diagnostics"]
+    code, stdout, _ = invoke(cli, "sandbox", str(source), "-w", "0", "--quiet")
+    assert code == 0
+    assert "created 1" in stdout

@@ -24,8 +24,17 @@ PATIENT_BUNDLE = MINI / "Ann_Example_6a1e9b0c-3f5d-4e1a-9c39-2f7a1d3b8e01.json"
 ENV = "sandbox"
 
 
-def run(services: Services, *paths: Path, workers: int = 0, batch_size: int = 400) -> LoadReport:
-    loader = Loader(services.engine, ENV, matcher=services.search, workers=workers, batch_size=batch_size)
+def run(
+    services: Services, *paths: Path, workers: int = 0, batch_size: int = 400, profile_check: bool = False
+) -> LoadReport:
+    loader = Loader(
+        services.engine,
+        ENV,
+        matcher=services.search,
+        workers=workers,
+        batch_size=batch_size,
+        profile_check=profile_check,
+    )
     return loader.run(list(paths))
 
 
@@ -392,3 +401,66 @@ def test_odd_ids_and_deep_nesting_are_rejected(services: Services, tmp_path: Pat
     assert "must be a JSON string" in reasons["1"]
     assert "Patient.id" in reasons["2"]
     assert "Patient.id" in reasons["3"]
+
+
+def _carin_eob(name: str) -> dict[str, Any]:
+    path = shared_path("ig", "carin-bb-2.0.0", "example", f"ExplanationOfBenefit-{name}.json")
+    return orjson.loads(path.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+
+
+def test_profile_check_accepts_conforming_carin_examples(services: Services, tmp_path: Path) -> None:
+    folder = shared_path("ig", "carin-bb-2.0.0", "example")
+    source = tmp_path / "carin"
+    source.mkdir()
+    for item in sorted(folder.glob("*.json")):
+        body = orjson.loads(item.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+        if body.get("resourceType") in ("ExplanationOfBenefit", "Coverage", "Patient", "Organization"):
+            shutil.copy(item, source / item.name)
+    report = run(services, source, profile_check=True)
+    assert not report.rejected, report.rejected[:3]
+    assert report.created == len(list(source.iterdir())) >= 10
+    assert stored(services, "ExplanationOfBenefit", "EOBInpatient1")["meta"]["profile"][0].startswith(
+        "http://hl7.org/fhir/us/carin-bb/StructureDefinition/C4BB-ExplanationOfBenefit-Inpatient"
+    )
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_profile_check_rejects_instances_violating_their_profile(
+    services: Services, tmp_path: Path, workers: int
+) -> None:
+    good = _carin_eob("EOBOutpatient1")
+    bad = _carin_eob("EOBInpatient1")
+    bad["id"] = "no-claim-id"
+    del bad["identifier"]  # C4BB requires identifier 1..* with the uniqueclaimid slice; base R4 does not
+    source = ndjson(tmp_path / "eob.ndjson", good, bad)
+    report = run(services, source, workers=workers, profile_check=True)
+    assert report.created == 1
+    assert len(report.rejected) == 1
+    rejection = report.rejected[0]
+    assert (rejection.file, rejection.line) == (str(source), "2")
+    assert (rejection.resource_type, rejection.id) == ("ExplanationOfBenefit", "no-claim-id")
+    assert rejection.reason.startswith("does not conform to its profiles: ExplanationOfBenefit.identifier")
+    assert {expression for expression, _ in rejection.issues} == {"ExplanationOfBenefit.identifier"}
+    assert any("uniqueclaimid" in text for _, text in rejection.issues)
+    assert all("C4BB" in text for _, text in rejection.issues)
+    # Without the flag it is structurally valid R4, so it loads.
+    report = run(services, source, workers=workers)
+    assert report.created == 1
+    assert report.unchanged == 1
+    assert not report.rejected
+
+
+def test_profile_check_in_a_transaction_bundle_rejects_it_whole(services: Services, tmp_path: Path) -> None:
+    bad = _carin_eob("EOBInpatient1")
+    del bad["identifier"]
+    entries = [
+        {"fullUrl": "urn:uuid:6a1e9b0c-3f5d-4e1a-9c39-2f7a1d3b8e77", "resource": patient(None, "Profiled"),
+         "request": {"method": "POST", "url": "Patient"}},
+        {"resource": bad, "request": {"method": "PUT", "url": "ExplanationOfBenefit/EOBInpatient1"}},
+    ]  # fmt: skip
+    source = tmp_path / "tx.json"
+    source.write_bytes(orjson.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}))
+    report = run(services, source, profile_check=True)
+    assert report.written == 0
+    assert [r.line for r in report.rejected] == ["entry[1]", "-"]
+    assert "does not conform to its profiles" in report.rejected[0].reason

@@ -77,6 +77,12 @@ def load(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no notes."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     migrate: bool = typer.Option(True, help="Apply pending migrations before loading."),
+    profile_check: bool = typer.Option(
+        False,
+        "--profile-check",
+        help="Also validate each resource against the implementation-guide profiles its meta.profile claims "
+        "(CARIN BB, US Core, PDex, ...); a resource with profile errors is rejected.",
+    ),
 ) -> None:
     """Load FHIR Bundles (batch, transaction, collection, searchset), resources and NDJSON files.
 
@@ -110,6 +116,7 @@ def load(
             workers=workers,
             batch_size=batch_size,
             progress=bar,
+            profile_check=profile_check,
         )
         report = loader.run(paths)
     except SQLAlchemyError as exc:

@@ -20,6 +20,9 @@ Rules:
   collection, searchset and history Bundles are loaded on their own. GET entries are ignored; DELETE and
   PATCH entries are rejected (a load writes resources). `ifNoneExist` is not evaluated: ids decide.
 - document and message Bundles, and any other resource, are loaded as one resource.
+- With `profile_check` (`openpayer load --profile-check`), a resource is also validated against the
+  implementation guides' profiles its `meta.profile` claims (`openpayer.fhir.profiles`); a resource with
+  profile errors is rejected like a structurally invalid one (file, line, each issue's location and message).
 """
 
 from __future__ import annotations
@@ -45,6 +48,8 @@ from openpayer.db import read_connection
 from openpayer.fhir.clock import now_micros
 from openpayer.fhir.errors import FHIRError
 from openpayer.fhir.ids import is_valid_id
+from openpayer.fhir.profiles import profile_errors
+from openpayer.fhir.profiles import warm as warm_profiles
 from openpayer.fhir.search.extract import extract_index
 from openpayer.fhir.services import ConditionalMatcher, parse_query
 from openpayer.fhir.storage import codec
@@ -128,6 +133,7 @@ class Task:
     resolved: dict[str, str] = field(default_factory=dict)  # conditional reference -> Type/id
     failed: dict[str, str] = field(default_factory=dict)  # conditional reference -> why it cannot resolve
     final: bool = False  # unresolved conditional references are rejections, not deferrals
+    profile_check: bool = False  # validate against the profiles the resources claim (meta.profile)
 
 
 @dataclass(slots=True)
@@ -300,7 +306,7 @@ def _prepare_bundle(task: Task, out: Prepared, bundle: dict[str, Any]) -> None:
 
 
 def _retry(task: Task, entries: frozenset[int] | None) -> Task:
-    return Task(task.file, task.env, 0, None, task.data, entries)
+    return Task(task.file, task.env, 0, None, task.data, entries, profile_check=task.profile_check)
 
 
 def _bundle_entry(index: int, raw: Any, kind: str) -> _Entry | None:
@@ -371,12 +377,17 @@ def _prepare_resource(
         resource = _rewrite(resource, lambda ref: _resolve(task, ref, aliases))
     started = time.perf_counter()
     issues = [issue for issue in validate_resource(resource) if issue.is_error]
+    if not issues and task.profile_check:
+        issues = profile_errors(resource)
+        kind = "does not conform to its profiles"
+    else:
+        kind = "invalid"
     out.timings["validate"] += time.perf_counter() - started
     if issues:
         details = tuple((", ".join(i.expression) or resource["resourceType"], i.diagnostics) for i in issues)
         first = details[0]
         more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
-        raise _Reject(f"invalid: {first[0]}: {first[1]}{more}", details)
+        raise _Reject(f"{kind}: {first[0]}: {first[1]}{more}", details)
     started = time.perf_counter()
     micros = now_micros()
     stamped = stamp(resource, 1, micros)
@@ -438,11 +449,14 @@ def _type_and_id(raw: Any) -> tuple[str | None, str | None]:
     return (rtype if isinstance(rtype, str) else None), _id_of(resource)
 
 
-def _warm(_: int = 0) -> None:
-    """Build the validator's and the indexer's tables once (before forking, and in each worker)."""
+def _warm(profile_check: bool = False) -> None:
+    """Build the validator's and the indexer's tables once (before forking, and in each worker), and with
+    `profile_check` compile every shipped profile."""
     probe = {"resourceType": "Patient", "id": "warm", "name": [{"family": "Warm"}]}
     validate_resource(probe)
     extract_index(probe)
+    if profile_check:
+        warm_profiles()
 
 
 def _size(path: Path) -> int:
@@ -487,6 +501,7 @@ class Loader:
         workers: int | None = None,
         batch_size: int = 400,
         progress: Progress | None = None,
+        profile_check: bool = False,
     ) -> None:
         self.engine = engine
         self.env = env
@@ -494,6 +509,7 @@ class Loader:
         self.workers = (os.cpu_count() or 1) if workers is None else workers
         self.batch_size = batch_size
         self.progress = progress
+        self.profile_check = profile_check
         self.writer = BulkWriter(engine, env)
         self._refs: dict[str, str] = {}
         self._bytes = 0
@@ -505,7 +521,7 @@ class Loader:
         report = LoadReport(files=len(files), skipped=notes)
         report.timings = dict.fromkeys(("parse", "validate", "index", "write"), 0.0)
         self._total = sum(_size(path) for path in files)
-        _warm()
+        _warm(self.profile_check)
         # The validator's and indexer's tables are large and live forever: keep them out of the collector's
         # full passes, here and (inherited through fork, which also keeps their pages shared) in the workers.
         # Collections are rarer too: a load allocates many short-lived objects that reference counting frees.
@@ -519,7 +535,8 @@ class Loader:
 
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
             executor = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context(method))
-            list(executor.map(_warm, range(self.workers)))  # start them before any thread or connection
+            # start them before any thread or connection
+            list(executor.map(_warm, [self.profile_check] * self.workers))
         try:
             deferred: list[Task] = []
             self._pump(self._tasks(files, report), executor, report, deferred)
@@ -569,16 +586,18 @@ class Loader:
                     size += len(text)
                 if len(lines) >= CHUNK_LINES or size >= CHUNK_BYTES:
                     done = raw.tell()
-                    yield Task(shown, self.env, done - position, lines=lines)
+                    yield Task(
+                        shown, self.env, done - position, lines=lines, profile_check=self.profile_check
+                    )
                     lines, size, position = [], 0, done
-            yield Task(shown, self.env, raw.tell() - position, lines=lines)
+            yield Task(shown, self.env, raw.tell() - position, lines=lines, profile_check=self.profile_check)
 
     def _json_task(self, path: Path, shown: str) -> Task:
         data = path.read_bytes()
         size = len(data)
         if path.name.lower().endswith(".gz"):
             data = gzip.decompress(data)
-        return Task(shown, self.env, size, data=data)
+        return Task(shown, self.env, size, data=data, profile_check=self.profile_check)
 
     # ---- the pipeline -------------------------------------------------------------------------
     def _pump(
