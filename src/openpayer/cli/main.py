@@ -9,6 +9,7 @@ from openpayer.cli import db as db_commands
 from openpayer.cli import keys as key_commands
 from openpayer.cli import load as load_commands
 from openpayer.cli import members as member_commands
+from openpayer.cli import seed as seed_commands
 from openpayer.cli import serve as serve_commands
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ app.add_typer(member_commands.app, name="members")
 app.add_typer(key_commands.app, name="keys")
 app.command("serve")(serve_commands.serve)
 app.command("load")(load_commands.load)
+app.command("seed")(seed_commands.seed)
 
 
 if __name__ == "__main__":  # pragma: no cover
