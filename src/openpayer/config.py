@@ -30,6 +30,10 @@ class Settings(BaseSettings):
         default=None, description="Signs paging cursors; kept in `home` when unset."
     )
     sql_echo: bool = False
+    redis_url: str | None = Field(
+        default=None,
+        description="Shares sign-in throttling across hosts (redis://host:6379/0); in-process when unset.",
+    )
     # SMART/OIDC authorization server (openpayer.oauth); lifetimes in seconds unless named otherwise.
     auth_enforce: bool = Field(
         default=True, description="Require SMART bearer tokens on /{env}/fhir (off only for engine tests)."

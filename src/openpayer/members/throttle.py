@@ -2,16 +2,24 @@
 
 Two layers, both counting failures in a sliding window: per account (env, username) and per client IP.
 When either is over its limit, sign-in is refused with the same generic message as a wrong password, so a
-lockout does not reveal that the account exists. In-process counters: each server process throttles on its
-own (a shared store is a later issue); fail-closed within a process, nothing to fail across processes.
+lockout does not reveal that the account exists.
+
+The counts live in Redis when `OPENPAYER_REDIS_URL` is set, so that every host of a deployment sees the same
+failures; otherwise (and whenever Redis stops answering) in this process, so a lone host or a Redis outage
+still throttles rather than failing open or refusing every sign-in.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,36 +35,131 @@ CLIENT_IP = Limit("signin:ip", failures=100, window=900.0)
 _MAX_KEYS = 100_000
 
 
-class SignInThrottle:
-    def __init__(self, clock: object | None = None) -> None:
+class FailureCounter(Protocol):
+    """Failures per (limit, key) within the limit's window."""
+
+    def count(self, limit: Limit, key: str, now: float) -> int: ...
+
+    def add(self, limit: Limit, key: str, now: float) -> None: ...
+
+    def reset(self, limit: Limit, key: str) -> None: ...
+
+
+class MemoryCounter:
+    """Per-process sliding windows; bounded so a flood of distinct keys cannot exhaust memory."""
+
+    def __init__(self) -> None:
         self._failures: dict[tuple[str, str], deque[float]] = {}
         self._lock = threading.Lock()
-        self._now = getattr(clock, "now", time.time)
 
-    def _recent(self, limit: Limit, key: str) -> deque[float]:
-        entries = self._failures.get((limit.name, key))
-        if entries is None:
-            return deque()
-        cutoff = self._now() - limit.window
-        while entries and entries[0] < cutoff:
-            entries.popleft()
-        return entries
-
-    def allowed(self, env: str, username: str, ip: str) -> bool:
+    def count(self, limit: Limit, key: str, now: float) -> int:
         with self._lock:
-            return (
-                len(self._recent(ACCOUNT, f"{env}:{username.lower()}")) < ACCOUNT.failures
-                and len(self._recent(CLIENT_IP, ip)) < CLIENT_IP.failures
-            )
+            entries = self._failures.get((limit.name, key))
+            if entries is None:
+                return 0
+            cutoff = now - limit.window
+            while entries and entries[0] < cutoff:
+                entries.popleft()
+            return len(entries)
 
-    def failed(self, env: str, username: str, ip: str) -> None:
+    def add(self, limit: Limit, key: str, now: float) -> None:
         with self._lock:
             if len(self._failures) > _MAX_KEYS:
                 self._failures.clear()  # bounded memory under a flood; limits restart from zero
-            now = self._now()
-            for limit, key in ((ACCOUNT, f"{env}:{username.lower()}"), (CLIENT_IP, ip)):
-                self._failures.setdefault((limit.name, key), deque()).append(now)
+            self._failures.setdefault((limit.name, key), deque()).append(now)
+
+    def reset(self, limit: Limit, key: str) -> None:
+        with self._lock:
+            self._failures.pop((limit.name, key), None)
+
+
+class RedisCounter:
+    """Sliding windows as Redis sorted sets (score = time), shared by every host.
+
+    Keys hold a digest of the username or address, never the value itself. Any Redis error falls back to
+    the in-process counter for that call, so an outage degrades to per-host throttling.
+    """
+
+    def __init__(self, client: Any, fallback: FailureCounter, prefix: str = "openpayer:") -> None:
+        self._redis = client
+        self._fallback = fallback
+        self._prefix = prefix
+        self._warned = False
+
+    @classmethod
+    def from_url(cls, url: str, fallback: FailureCounter) -> RedisCounter:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        return cls(client, fallback)
+
+    def _key(self, limit: Limit, key: str) -> str:
+        digest = hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+        return f"{self._prefix}{limit.name}:{digest}"
+
+    def _failed_over(self, exc: Exception) -> None:
+        if not self._warned:
+            log.warning(
+                "Redis unavailable for sign-in throttling (%s); counting in process", type(exc).__name__
+            )
+            self._warned = True
+
+    def count(self, limit: Limit, key: str, now: float) -> int:
+        name = self._key(limit, key)
+        try:
+            pipe = self._redis.pipeline()
+            pipe.zremrangebyscore(name, "-inf", now - limit.window)
+            pipe.zcard(name)
+            _, total = pipe.execute()
+            return int(total)
+        except Exception as exc:  # redis.RedisError, OSError: degrade, never fail the sign-in page
+            self._failed_over(exc)
+            return self._fallback.count(limit, key, now)
+
+    def add(self, limit: Limit, key: str, now: float) -> None:
+        name = self._key(limit, key)
+        try:
+            pipe = self._redis.pipeline()
+            pipe.zadd(name, {f"{now:.6f}:{time.perf_counter_ns()}": now})
+            pipe.expire(name, int(limit.window) + 1)
+            pipe.execute()
+        except Exception as exc:
+            self._failed_over(exc)
+            self._fallback.add(limit, key, now)
+
+    def reset(self, limit: Limit, key: str) -> None:
+        try:
+            self._redis.delete(self._key(limit, key))
+        except Exception as exc:
+            self._failed_over(exc)
+        self._fallback.reset(limit, key)
+
+
+def make_counter(redis_url: str | None) -> FailureCounter:
+    memory = MemoryCounter()
+    return RedisCounter.from_url(redis_url, memory) if redis_url else memory
+
+
+class SignInThrottle:
+    def __init__(self, clock: object | None = None, counter: FailureCounter | None = None) -> None:
+        self._counter = counter or MemoryCounter()
+        self._now = getattr(clock, "now", time.time)
+
+    @staticmethod
+    def _account(env: str, username: str) -> str:
+        return f"{env}:{username.lower()}"
+
+    def allowed(self, env: str, username: str, ip: str) -> bool:
+        now = self._now()
+        return (
+            self._counter.count(ACCOUNT, self._account(env, username), now) < ACCOUNT.failures
+            and self._counter.count(CLIENT_IP, ip, now) < CLIENT_IP.failures
+        )
+
+    def failed(self, env: str, username: str, ip: str) -> None:
+        now = self._now()
+        self._counter.add(ACCOUNT, self._account(env, username), now)
+        self._counter.add(CLIENT_IP, ip, now)
 
     def succeeded(self, env: str, username: str) -> None:
-        with self._lock:
-            self._failures.pop((ACCOUNT.name, f"{env}:{username.lower()}"), None)
+        self._counter.reset(ACCOUNT, self._account(env, username))

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from openpayer.config import Settings
 from openpayer.members.accounts import MemberStore
 from openpayer.members.consent import GrantStore
-from openpayer.members.throttle import SignInThrottle
+from openpayer.members.throttle import SignInThrottle, make_counter
 from openpayer.oauth.audit import AuditLog
 from openpayer.oauth.clients import ClientStore
 from openpayer.oauth.clock import Clock
@@ -69,7 +69,7 @@ class AuthServer:
             grants=GrantStore(engine, clock, tokens),
             audit=AuditLog(engine),
             sealer=sealer,
-            throttle=SignInThrottle(clock),
+            throttle=SignInThrottle(clock, make_counter(settings.redis_url)),
         )
 
     def urls(self, request: Request, env: str) -> Urls:
