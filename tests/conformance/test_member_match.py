@@ -1,14 +1,15 @@
 """`Patient/$member-match` (HRex 1.0.0) on `/{env}/fhir`, and its declaration in the CapabilityStatement.
 
 Data: the PDex IG's Patients and Coverages and the Inferno PDex bundle (patient 999), plus the PDex test
-kit's request presets. `$member-match` is a payer-to-payer (backend, `system/` token) call; the auth guard
-does not admit it yet, so the operation is exercised with the guard off and the guarded call is an
-expected failure.
+kit's request presets. `$member-match` is a payer-to-payer (backend, `system/` token) call: the matching
+rules are exercised with the guard off, and who may call it with the guard on (backend tokens granted
+Patient read; not a member's app).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,13 @@ from fastapi.testclient import TestClient
 
 from openpayer.app import Services, build_services, create_app
 from openpayer.config import Settings
+from openpayer.db import write_transaction
 
 support = sys.modules["openpayer_conformance_support"]
 SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared").resolve()
 KIT = SHARED / "fhir-data" / "pdex-test-kit-fixtures"
-BASE = "/sandbox/fhir"
+ENV = "sandbox"
+BASE = f"/{ENV}/fhir"
 MATCH = f"{BASE}/Patient/$member-match"
 FHIR_JSON = "application/fhir+json"
 MB = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MB"}]}
@@ -37,8 +40,8 @@ def _read(path: Path) -> Any:
 
 @pytest.fixture
 def engine_services(settings: Settings) -> Iterator[Services]:
-    """Services with the bearer-token guard off (`auth_enforce=False`, the engine-test switch): the guard
-    does not yet admit `$member-match` (see `test_a_system_token_reaches_member_match`)."""
+    """Services with the bearer-token guard off (`auth_enforce=False`, the engine-test switch); the guarded
+    calls use `guarded` over the same database."""
     bundle = "fhir-data/inferno-reference-server-data/pdex_bundle_patient_999.json"
     _read(SHARED / bundle)  # skips when ../shared is absent
     built = build_services(settings.model_copy(update={"auth_enforce": False}))
@@ -59,15 +62,83 @@ def api(engine_services: Services) -> Iterator[tuple[TestClient, dict[str, str]]
         yield client, {"Content-Type": FHIR_JSON}
 
 
-@pytest.mark.xfail(
-    reason="the auth guard (openpayer.oauth.guard.classify) refuses type-level operations: 403"
-)
-def test_a_system_token_reaches_member_match(settings: Settings, services: Services) -> None:
-    app = create_app(settings, services=services)
+@pytest.fixture
+def guarded(engine_services: Services) -> Iterator[tuple[TestClient, Services]]:
+    """The same data behind the bearer-token guard (`auth_enforce=True`)."""
+    built = build_services(engine_services.settings.model_copy(update={"auth_enforce": True}))
+    app = create_app(built.settings, services=built)
     with TestClient(app, base_url="http://testserver", raise_server_exceptions=False) as client:
-        headers = {"Authorization": f"Bearer {support.system_token(services)}", "Content-Type": FHIR_JSON}
-        response = client.post(MATCH, content=orjson.dumps(request(PATTY, OLD_COVERAGE)), headers=headers)
-    assert response.status_code == 422  # reached the operation: nothing is loaded, so no member matches
+        yield client, built
+    built.engine.dispose()
+
+
+def _token(services: Services, scope: str, *, patient_id: str | None = None) -> str:
+    """An access token of a client registered for `scope`; with `patient_id`, a member's (patient) token."""
+    auth = services.auth
+    member_id = None
+    if patient_id is not None:
+        member_id = auth.members.create(
+            ENV, f"member-{patient_id}", "correct horse battery staple", patient_id
+        ).id
+    client_id, _ = auth.clients.register(ENV, name="member-match tests", redirect_uris=[], scopes=[scope])
+    with write_transaction(services.engine) as conn:
+        return auth.tokens.issue(
+            conn,
+            env=ENV,
+            kind="access",
+            client_id=client_id,
+            scope=scope,
+            expires_at=int(time.time()) + 300,
+            member_id=member_id,
+            patient_id=patient_id,
+        )
+
+
+PATTY_MEMBER_ID = "99999"
+
+
+@pytest.mark.parametrize(
+    "scope", ["system/*.rs", "system/Patient.read", "system/Patient.rs system/Coverage.rs"]
+)
+def test_a_system_token_reaches_member_match(guarded: tuple[TestClient, Services], scope: str) -> None:
+    client, services = guarded
+    headers = {"Authorization": f"Bearer {_token(services, scope)}", "Content-Type": FHIR_JSON}
+    response = client.post(MATCH, content=orjson.dumps(request(PATTY, OLD_COVERAGE)), headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["parameter"][0]["valueIdentifier"]["value"] == PATTY_MEMBER_ID
+    wrong = {**OLD_COVERAGE, "subscriberId": "00000"}
+    response = client.post(MATCH, content=orjson.dumps(request(PATTY, wrong)), headers=headers)
+    assert response.status_code == 422
+    assert "No member matches" in _outcome(response)
+
+
+@pytest.mark.parametrize("scope", ["system/Coverage.rs", "system/Patient.s"])
+def test_a_system_token_without_patient_read_is_403(guarded: tuple[TestClient, Services], scope: str) -> None:
+    client, services = guarded
+    headers = {"Authorization": f"Bearer {_token(services, scope)}", "Content-Type": FHIR_JSON}
+    response = client.post(MATCH, content=orjson.dumps(request(PATTY, OLD_COVERAGE)), headers=headers)
+    assert response.status_code == 403
+    assert "$member-match" in _outcome(response)
+
+
+def test_a_members_token_cannot_match_members(guarded: tuple[TestClient, Services]) -> None:
+    """Even for its own patient, with Patient read granted: member matching is payer-to-payer."""
+    client, services = guarded
+    token = _token(services, "launch/patient patient/*.read", patient_id="1")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": FHIR_JSON}
+    response = client.post(MATCH, content=orjson.dumps(request(PATTY, OLD_COVERAGE)), headers=headers)
+    assert response.status_code == 403
+    assert "backend services token" in _outcome(response)
+    assert client.get(f"{BASE}/Patient/1", headers=headers).status_code == 200  # the token itself works
+
+
+def test_member_match_needs_a_token(guarded: tuple[TestClient, Services]) -> None:
+    client, _ = guarded
+    body = orjson.dumps(request(PATTY, OLD_COVERAGE))
+    response = client.post(MATCH, content=body, headers={"Content-Type": FHIR_JSON})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["resourceType"] == "OperationOutcome"
 
 
 def request(patient: dict[str, Any], coverage: dict[str, Any], **extra: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -145,10 +147,126 @@ def test_everything_and_paging_stay_in_the_compartment(
     assert replay.status_code == 400
 
 
-def test_history_beyond_an_instance_is_refused(client: TestClient, app: SmartApp) -> None:
+def versions(bundle: dict[str, Any]) -> list[tuple[str, str]]:
+    """(type/id, versionId) of a history Bundle's entries, from fullUrl and ETag (deleted ones too)."""
+    return [
+        (e["fullUrl"].split("/fhir/", 1)[1], e["response"]["etag"].split('"')[1]) for e in bundle["entry"]
+    ]
+
+
+def edit(services: Services, rtype: str, rid: str) -> None:
+    """Write one more version of a stored resource."""
+    body = services.fhir.read(ENV, rtype, rid).json()
+    services.fhir.update(ENV, rtype, rid, {**body, "meta": {"tag": [{"code": "edited"}]}})
+
+
+def test_type_history_is_restricted_to_the_compartment(
+    client: TestClient, services: Services, app: SmartApp, world: dict[str, str]
+) -> None:
+    edit(services, "Observation", world["a_lab"])
+    edit(services, "Observation", world["b_lab"])
+    edit(services, "Observation", world["b_vital"])
     headers = as_a(app)
-    assert client.get(f"{FHIR}/_history", headers=headers).status_code == 403
-    assert client.get(f"{FHIR}/Observation/_history", headers=headers).status_code == 403
+    response = client.get(f"{FHIR}/Observation/_history", headers=headers)
+    assert response.status_code == 200, response.text
+    assert sorted(versions(response.json())) == sorted(
+        [
+            (f"Observation/{world['a_lab']}", "1"),
+            (f"Observation/{world['a_lab']}", "2"),
+            (f"Observation/{world['a_vital']}", "1"),
+        ]
+    )
+    # The same history unrestricted holds member B's versions: the filter above is what removed them.
+    assert len(services.fhir.history(ENV, rtype="Observation").versions) == 7
+    patients = versions(client.get(f"{FHIR}/Patient/_history", headers=headers).json())
+    assert patients == [(f"Patient/{world['a']}", "1")]
+
+
+def test_system_history_is_restricted_to_the_compartment_and_granted_types(
+    client: TestClient, services: Services, app: SmartApp, world: dict[str, str]
+) -> None:
+    edit(services, "Coverage", world["b_cov"])
+    everything = versions(client.get(f"{FHIR}/_history", headers=as_a(app)).json())
+    assert {ref for ref, _ in everything} == {
+        f"Patient/{world['a']}",
+        f"Observation/{world['a_lab']}",
+        f"Observation/{world['a_vital']}",
+        f"Coverage/{world['a_cov']}",
+        f"Organization/{world['org']}",  # a non-patient type the app needs (Coverage's payor)
+    }
+    client.cookies.clear()
+    narrow = as_a(app, "launch/patient patient/Observation.read")
+    observations = versions(client.get(f"{FHIR}/_history", headers=narrow).json())
+    assert {ref for ref, _ in observations} == {
+        f"Observation/{world['a_lab']}",
+        f"Observation/{world['a_vital']}",
+    }
+    denied = client.get(f"{FHIR}/Coverage/_history", headers=narrow)
+    assert denied.status_code == 403
+    assert denied.json()["resourceType"] == "OperationOutcome"
+
+
+def test_history_honours_granular_scopes(client: TestClient, app: SmartApp, world: dict[str, str]) -> None:
+    scope = (
+        "launch/patient patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/"
+        "observation-category|laboratory"
+    )
+    token = app.launch(scope, "member-a", TEST_PASSWORD)
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    history = versions(client.get(f"{FHIR}/Observation/_history", headers=headers).json())
+    assert history == [(f"Observation/{world['a_lab']}", "1")]
+
+
+def test_history_paging_stays_in_the_compartment(
+    client: TestClient, services: Services, app: SmartApp, world: dict[str, str]
+) -> None:
+    for rid in (world["a_lab"], world["b_lab"], world["a_vital"], world["b_vital"]):
+        edit(services, "Observation", rid)
+    headers = as_a(app)
+    seen: list[tuple[str, str]] = []
+    url: str | None = f"{FHIR}/Observation/_history?_count=1"
+    first_next = None
+    while url is not None:
+        page = client.get(url, headers=headers).json()
+        assert len(page["entry"]) == 1
+        seen += versions(page)
+        url = next((x["url"] for x in page["link"] if x["relation"] == "next"), None)
+        url = url.replace("http://testserver", "") if url else None
+        first_next = first_next or url
+    mine = {f"Observation/{world['a_lab']}", f"Observation/{world['a_vital']}"}
+    assert len(seen) == 4
+    assert {ref for ref, _ in seen} == mine
+    # Another member's token cannot replay the paging link.
+    client.cookies.clear()
+    other = app.launch("launch/patient patient/*.read", "member-b", TEST_PASSWORD)
+    assert first_next is not None
+    replay = client.get(first_next, headers={"Authorization": f"Bearer {other['access_token']}"})
+    assert replay.status_code == 400
+
+
+def test_type_level_validate_is_open_to_tokens_and_stores_nothing(
+    client: TestClient, services: Services, app: SmartApp
+) -> None:
+    headers = {
+        **as_a(app, "launch/patient patient/Observation.read"),
+        "Content-Type": "application/fhir+json",
+    }
+    body = {"resourceType": "Patient", "name": [{"family": "Cson"}], "gender": "nonsense"}
+    response = client.post(f"{FHIR}/Patient/$validate", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert any(issue["severity"] == "error" for issue in outcome["issue"])  # the bad gender was checked
+    assert len(services.fhir.history(ENV, rtype="Patient").versions) == 2  # nothing was written
+    assert (
+        client.post(
+            f"{FHIR}/Patient/$validate", content=b"", headers={"Content-Type": "application/fhir+json"}
+        ).status_code
+        == 401
+    )
+    other = client.post(f"{FHIR}/Patient/$member-match", json={"resourceType": "Parameters"}, headers=headers)
+    assert other.status_code == 403
+    assert client.post(f"{FHIR}/Patient/$unknown-operation", json={}, headers=headers).status_code == 403
 
 
 def test_writes_are_refused(client: TestClient, app: SmartApp, world: dict[str, str]) -> None:

@@ -91,6 +91,64 @@ def test_backend_token_reads_across_patients(
     assert client.get(f"/{ENV}/fhir/Coverage", headers=headers).status_code == 403
 
 
+def test_backend_history_is_limited_to_the_registered_types(
+    client: TestClient, services: Services, backend: tuple[str, Any, str], world: dict[str, str]
+) -> None:
+    client_id, key, alg = backend
+    token = request_token(client, assertion(client_id, key, alg), "system/Patient.rs").json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    system = client.get(f"/{ENV}/fhir/_history", headers=headers)
+    assert system.status_code == 200, system.text
+    assert {e["fullUrl"].rsplit("/", 2)[-2] for e in system.json()["entry"]} == {"Patient"}
+    patients = client.get(f"/{ENV}/fhir/Patient/_history", headers=headers).json()
+    assert {e["resource"]["id"] for e in patients["entry"]} == {world["a"], world["b"]}
+    assert client.get(f"/{ENV}/fhir/Coverage/_history", headers=headers).status_code == 403
+
+
+def test_backend_token_calls_member_match(
+    client: TestClient, services: Services, backend: tuple[str, Any, str], world: dict[str, str]
+) -> None:
+    """Payer-to-payer `Patient/$member-match` (Da Vinci HRex), token from the client_credentials flow."""
+    patient = {
+        "resourceType": "Patient",
+        "name": [{"family": "Rivera", "given": ["Ana"]}],
+        "birthDate": "1970-02-03",
+    }
+    pid = services.fhir.create(ENV, "Patient", patient).stored.id
+    coverage = {
+        "resourceType": "Coverage",
+        "status": "active",
+        "subscriberId": "SUB-42",
+        "beneficiary": {"reference": f"Patient/{pid}"},
+        "payor": [{"reference": f"Organization/{world['org']}"}],
+    }
+    services.fhir.create(ENV, "Coverage", coverage)
+    client_id, key, alg = backend
+    token = request_token(client, assertion(client_id, key, alg), "system/Patient.rs").json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
+    asked = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "MemberPatient", "resource": {**patient}},
+            {
+                "name": "CoverageToMatch",
+                "resource": {
+                    "resourceType": "Coverage",
+                    "status": "active",
+                    "subscriberId": "SUB-42",
+                    "beneficiary": {"display": "Ana"},
+                    "payor": [{"display": "Old plan"}],
+                },
+            },
+        ],
+    }
+    response = client.post(f"/{ENV}/fhir/Patient/$member-match", json=asked, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["parameter"][0]["valueIdentifier"]["value"] == pid
+    asked["parameter"][1]["resource"]["subscriberId"] = "SUB-43"  # type: ignore[index]
+    assert client.post(f"/{ENV}/fhir/Patient/$member-match", json=asked, headers=headers).status_code == 422
+
+
 def test_replayed_jti_is_refused(client: TestClient, backend: tuple[str, Any, str]) -> None:
     client_id, key, alg = backend
     signed = assertion(client_id, key, alg)

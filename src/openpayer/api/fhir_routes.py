@@ -24,9 +24,12 @@ from openpayer.api.rendering import (
     render_stored,
     written_response,
 )
+from openpayer.api.search_routes import SearchRoutes
+from openpayer.db import read_connection
 from openpayer.fhir.errors import BadRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
 from openpayer.fhir.outcome import operation_outcome
 from openpayer.fhir.services import parse_json, parse_resource
+from openpayer.fhir.storage.history import HistoryPage, history_page
 
 T = TypeVar("T")
 
@@ -220,24 +223,52 @@ async def _history(request: Request, b: FhirBase, rtype: str | None, rid: str | 
     since = parse_instant_param(q.get("_since"), "_since")
     at = parse_instant_param(q.get("_at"), "_at", upper=True)
     before = None
+    # Type and system history under an authorization layer's restriction (a patient's compartment, the
+    # granted types), applied in the history SQL; an instance's history was admitted whole by that layer.
+    restriction = SearchRoutes.restriction(request) if rid is None else None
+    scope = [b.env, b.kind, rtype, rid] + ([restriction.key] if restriction is not None else [])
     token = q.get("_page_token")
     if token:
         cursor = services.signer.verify(token)
-        if cursor.get("k") != "history" or cursor.get("scope") != [b.env, b.kind, rtype, rid]:
+        if cursor.get("k") != "history" or cursor.get("scope") != scope:
             raise BadRequest("The paging link does not belong to this history")
         before = int(cursor["before"])
         since, at, count = cursor.get("since"), cursor.get("at"), int(cursor["count"])
     if b.kind == "directory" and rtype is None:
         raise NotFound("System history is not served by the directory API; ask per resource type")
-    page = await _run(
-        services.fhir.history, b.env, rtype=rtype, rid=rid, since=since, at=at, before_seq=before, count=count
-    )
+    if restriction is None:
+        page = await _run(
+            services.fhir.history,
+            b.env,
+            rtype=rtype,
+            rid=rid,
+            since=since,
+            at=at,
+            before_seq=before,
+            count=count,
+        )
+    else:
+
+        def restricted() -> HistoryPage:
+            with read_connection(services.engine) as conn:
+                return history_page(
+                    conn,
+                    b.env,
+                    rtype=rtype,
+                    since=since,
+                    at=at,
+                    before_seq=before,
+                    count=count,
+                    restriction=restriction,
+                )
+
+        page = await _run(restricted)
     next_token = None
     if page.has_more and page.seqs:
         next_token = services.signer.sign(
             {
                 "k": "history",
-                "scope": [b.env, b.kind, rtype, rid],
+                "scope": scope,
                 "before": page.seqs[-1],
                 "since": since,
                 "at": at,

@@ -7,6 +7,11 @@ An ASGI middleware, so that the FHIR routes stay as they are:
   `PatientCompartment`, the granted types, and granular v2 scope queries), applied inside the SQL of every
   match, include, chain, `$everything` and paging link. Reads are checked with the same restriction in SQL:
   a resource outside it answers 404. A type not granted answers 403. Writes are refused (403).
+- Type and system `_history` are served with the search restriction applied inside the history SQL: a
+  patient's token sees the versions of the granted types' resources in its compartment, nothing else.
+- Type-level operations: `$validate` (stores and reads nothing) for any token; `Patient/$member-match`
+  (Da Vinci HRex) only for backend (`system/`) tokens that may read Patient: a member's app may not match
+  members.
 - Every request with a token is audited after its response (no token, query or body is recorded).
 """
 
@@ -48,6 +53,8 @@ _CORS_AUTH = {"token", "introspect", "revoke", "userinfo"}
 _MEMBERSHIP_CACHE = 20_000
 _SNAPSHOTS = 512  # patients whose compartment (type, id) pairs are held in memory
 _SNAPSHOT_MAX = 50_000  # larger compartments are checked read by read
+# Type-level operations a token may call (POST only), by path segment -> Target.interaction.
+_TYPE_OPERATIONS = {"$validate": "validate", "$member-match": "member-match"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +107,21 @@ def classify(method: str, rest: list[str]) -> Target | None:
         return Target("search-system") if reading or n == 1 else None
     rtype = rest[0]
     if n == 1:
-        if rtype.startswith("_"):
-            return None  # system history and other system interactions
+        if rtype == "_history":
+            return Target("history-system") if reading else None
+        if rtype.startswith(("_", "$")):
+            return None  # other system interactions and system-level operations
         return Target("search-type", rtype, search_type=rtype) if reading else None
     second = rest[1]
     if n == 2:
         if second == "_search":
             return Target("search-type", rtype, search_type=rtype) if method == "POST" else None
+        if second == "_history":
+            return Target("history-type", rtype, search_type=rtype) if reading else None
+        if second in _TYPE_OPERATIONS:
+            return Target(_TYPE_OPERATIONS[second], rtype) if method == "POST" else None
         if second.startswith(("_", "$")) or not reading:
-            return None  # type history, type-level operations
+            return None  # other type-level operations
         return Target("read", rtype, second)
     if n == 3:
         if rest[2] == "$everything" and rtype == "Patient":
@@ -287,8 +300,14 @@ class SmartGuard:
 
     async def _authorize(self, env: str, grant: Grant, target: Target) -> None:
         access = grant.access
-        if target.interaction == "search-system":
-            return  # types are filtered in SQL by the search restriction
+        if target.interaction in ("search-system", "history-system", "validate"):
+            return  # types are filtered in SQL by the search restriction; $validate reads and stores nothing
+        if target.interaction == "member-match":
+            if target.resource_type != "Patient":
+                raise Forbidden(f"{target.resource_type}/$member-match is not an operation of this server")
+            if not _is_backend(grant) or not access.allows_in("system", "Patient", "r"):
+                raise Forbidden("$member-match needs a backend services token granted system/Patient read")
+            return
         if target.search_type is not None and target.interaction != "search-compartment":
             if not access.allows(target.search_type, "s"):
                 raise Forbidden(f"The access token does not grant searching {target.search_type}")
@@ -381,6 +400,11 @@ class SmartGuard:
             resource_type=(target.search_type or target.resource_type) if target else None,
             resource_id=target.resource_id if target else None,
         )
+
+
+def _is_backend(grant: Grant) -> bool:
+    """A SMART Backend Services token: issued to a client for itself, for no member and no patient."""
+    return grant.info.member_id is None and grant.info.patient_id is None
 
 
 def _unauthorized(message: str, code: str | None) -> Unauthorized:

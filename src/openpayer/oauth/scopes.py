@@ -145,6 +145,13 @@ class Access:
         """`interaction` is `r` (read) or `s` (search)."""
         return any(s.resource_type in ("*", resource_type) and interaction in s.perms for s in self.scopes)
 
+    def allows_in(self, context: str, resource_type: str, interaction: str) -> bool:
+        """`allows`, counting only the scopes of one launch context (`patient`, `user` or `system`)."""
+        return any(
+            s.context == context and s.resource_type in ("*", resource_type) and interaction in s.perms
+            for s in self.scopes
+        )
+
     @property
     def searches_everything(self) -> bool:
         return any(s.resource_type == "*" and "s" in s.perms for s in self.scopes)

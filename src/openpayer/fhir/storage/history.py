@@ -2,18 +2,24 @@
 
 Entries come newest first. Paging is keyset on `seq` (the change log's order), so a page never shifts
 while other clients write: new versions get higher `seq` and fall before the first page, not into it.
+
+An outside `Restriction` (a SMART patient compartment, the granted types) is applied inside the SQL: the
+change log is joined to the resource's current row and only versions of resources the restriction admits
+now are listed (a deleted resource leaves the compartment's index, so a patient's token no longer sees its
+versions).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, exists, select
+from sqlalchemy import Connection, FromClause, and_, exists, select
 from sqlalchemy.orm import aliased
 
+from openpayer.fhir.search.sql import Restriction, restriction_clause
 from openpayer.fhir.storage import codec
 from openpayer.fhir.storage.repository import StoredVersion
-from openpayer.fhir.storage.tables import fhir_history
+from openpayer.fhir.storage.tables import fhir_history, fhir_resource
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,9 +39,17 @@ def history_page(
     at: int | None = None,
     before_seq: int | None = None,
     count: int = 50,
+    restriction: Restriction | None = None,
 ) -> HistoryPage:
     h = fhir_history
     conditions = [h.c.env == env]
+    source: FromClause = h
+    if restriction is not None:
+        current = fhir_resource.alias("current")
+        source = h.join(
+            current, and_(current.c.env == h.c.env, current.c.type == h.c.type, current.c.id == h.c.id)
+        )
+        conditions.append(restriction_clause(restriction, current, (rtype,) if rtype is not None else None))
     if rtype is not None:
         conditions.append(h.c.type == rtype)
     if rid is not None:
@@ -71,6 +85,7 @@ def history_page(
             h.c.deleted,
             h.c.content,
         )
+        .select_from(source)
         .where(*conditions)
         .order_by(h.c.seq.desc())
         .limit(count + 1)
