@@ -124,7 +124,13 @@ def main() -> None:
     ids = populate_patients(url, args.resources)
 
     port = free_port()
-    env = dict(os.environ, OPENPAYER_DATABASE_URL=url, OPENPAYER_HOME=str(workdir), PYTHONPATH="src")
+    env = dict(
+        os.environ,
+        OPENPAYER_DATABASE_URL=url,
+        OPENPAYER_HOME=str(workdir),
+        OPENPAYER_AUTH_ENFORCE="false",  # the unauthenticated read; bench_auth.py measures the token check
+        PYTHONPATH="src",
+    )
     (workdir / "bench_server.py").write_text(SERVER)
     server = subprocess.Popen(
         [
