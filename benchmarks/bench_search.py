@@ -7,8 +7,8 @@ formulary), loaded through `openpayer load`. Four searches from the issue are ti
   `Observation?patient=X&category=laboratory&date=ge...`, each beside a raw endpoint on the same server that
   runs one hand-written SQL query for the same rows and returns their stored bytes in a Bundle shell
   (targets: p95 under 25 ms from a single client; throughput at least 0.5 of the raw baseline);
-- directory: `PractitionerRole?specialty=...&location.address-postalcode=...&_include=PractitionerRole:practitioner`
-  and `Practitioner?name=<3 letters>` (target: p95 under 50 ms).
+- directory: `PractitionerRole?specialty=...&location.address-postalcode=...`
+  `&_include=PractitionerRole:practitioner` and `Practitioner?name=<3 letters>` (target: p95 under 50 ms).
 
     .venv/bin/python benchmarks/bench_search.py --members 1000 \\
         --database-url postgresql://postgres@127.0.0.1:5432/openpayer_search_bench
@@ -60,7 +60,8 @@ engine = app.state.services.engine
 EOB = text(
     "SELECT r.content FROM fhir_resource r WHERE r.rid IN (SELECT p.rid FROM fhir_idx_reference p"
     " WHERE p.hkey = :patient_key AND p.target_id = :pid AND p.target_type = 'Patient')"
-    " AND r.env = 'sandbox' AND r.type = 'ExplanationOfBenefit' AND NOT r.deleted AND r.last_updated >= :since"
+    " AND r.env = 'sandbox' AND r.type = 'ExplanationOfBenefit' AND NOT r.deleted"
+    " AND r.last_updated >= :since"
     " ORDER BY r.rid LIMIT 50"
 )
 OBS = text(
@@ -69,7 +70,8 @@ OBS = text(
     " AND r.env = 'sandbox' AND r.type = 'Observation' AND NOT r.deleted"
     " AND EXISTS (SELECT 1 FROM fhir_idx_token c WHERE c.rid = r.rid AND c.hkey = :category_key"
     "             AND c.code = 'laboratory')"
-    " AND EXISTS (SELECT 1 FROM fhir_idx_date d WHERE d.rid = r.rid AND d.hkey = :date_key AND d.high >= :since)"
+    " AND EXISTS (SELECT 1 FROM fhir_idx_date d WHERE d.rid = r.rid AND d.hkey = :date_key"
+    "             AND d.high >= :since)"
     " ORDER BY r.rid LIMIT 50"
 )
 
@@ -86,7 +88,9 @@ def raw_eob(pid: str) -> Response:
     since = date_range("SINCE")[0]
     with engine.connect() as conn:
         rows = conn.execute(EOB, {
-            "patient_key": index_key("sandbox", "ExplanationOfBenefit", "patient"), "pid": pid, "since": since,
+            "patient_key": index_key("sandbox", "ExplanationOfBenefit", "patient"),
+            "pid": pid,
+            "since": since,
         }).all()
     return bundle(rows)
 
@@ -284,8 +288,18 @@ def main() -> None:
     )
     (workdir / "bench_server.py").write_text(SERVER)
     server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench_server:app", "--port", str(port), "--log-level", "warning"]
-        + ["--app-dir", str(workdir)],
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench_server:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--app-dir",
+            str(workdir),
+        ],
         env=env,
     )
     base = f"http://127.0.0.1:{port}"
