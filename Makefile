@@ -14,8 +14,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# First start: seed the sandbox with a synthetic plan (OPENPAYER_SEED_MEMBERS, default 200; 0 = no seeding)
+# when it holds no resources yet, and print the test member logins. Production always starts empty.
+OPENPAYER_SEED_MEMBERS ?= 200
+
 run: install
 	$(VENV)/bin/openpayer db upgrade
+	@if [ "$(OPENPAYER_SEED_MEMBERS)" != "0" ]; then \
+		$(VENV)/bin/openpayer seed sandbox --members $(OPENPAYER_SEED_MEMBERS) --if-empty --no-migrate; \
+	fi
 	$(VENV)/bin/openpayer serve
 
 test: install

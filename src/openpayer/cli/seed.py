@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from openpayer.config import Settings, get_settings
+from openpayer.db import make_engine
 from openpayer.fhir.loading import Loader, LoadReport, Rejection
 from openpayer.fhir.storage.tables import fhir_resource
 from openpayer.members.models import member_account
@@ -65,35 +67,55 @@ class _RateColumn(ProgressColumn):
 
 
 class _Progress:
-    """One bar over members (the directory and formulary count as one): generating, then loading."""
+    """One bar over the whole plan, slice after slice: each slice is generated (the first tenth of its share
+    of the bar), then loaded. The payer, directory and formulary weigh as much as one member."""
 
-    def __init__(self, console: Console, members: int, enabled: bool) -> None:
+    def __init__(self, console: Console, members: int, enabled: bool, load: bool = True) -> None:
         self.enabled = enabled
+        self.load = load  # False: --ndjson, generating is all there is (and counts the resources)
+        self.share = 0.1 if load else 1.0
         self.progress = Progress(
             TextColumn("[bold]{task.description:<10}"),
             BarColumn(bar_width=24),
-            TextColumn("{task.completed:>,.0f}/{task.total:,.0f} members"),
+            TextColumn("{task.percentage:>3.0f}%"),
             _RateColumn(),
             TimeElapsedColumn(),
             console=console,
         )
-        self.total = members
+        self.total = members + 1
         self.task_id: TaskID | None = None
-        self.resources = 0  # done by earlier slices
-        self.base = 0.0  # members done by earlier slices
+        self.loaded = 0  # resources loaded by earlier slices
+        self.base = 0  # units (members, and the directory) of earlier slices
+        self.size = 0  # units of this slice
 
-    def update(self, phase: str, completed: float, resources: int) -> None:
+    def start_slice(self, size: int) -> None:
+        self.size = size
+
+    def end_slice(self, resources: int) -> None:
+        self.base += self.size
+        self.loaded += resources
+        self.size = 0
+
+    def generated(self, units: int, resources: int) -> None:
+        shown = self.loaded if self.load else resources
+        self._show("generating", self.base + self.share * units, shown)
+
+    def loading(self, fraction: float, resources: int) -> None:
+        share = self.share + (1 - self.share) * min(fraction, 1.0)
+        self._show("loading", self.base + share * self.size, self.loaded + resources)
+
+    def _show(self, phase: str, completed: float, resources: int) -> None:
         if not self.enabled:
             return
         if self.task_id is None:
             self.progress.start()
-            self.task_id = self.progress.add_task(phase, total=max(self.total, 1), resources=0)
-        self.progress.update(
-            self.task_id, description=phase, completed=min(completed, self.total), resources=resources
-        )
+            self.task_id = self.progress.add_task(phase, total=self.total, resources=0)
+        completed = min(completed, self.total - 1e-6)  # done only when stopped: keeps the clock running
+        self.progress.update(self.task_id, description=phase, completed=completed, resources=resources)
 
     def stop(self) -> None:
         if self.task_id is not None:
+            self.progress.update(self.task_id, completed=self.total)
             self.progress.stop()
             self.task_id = None
 
@@ -176,7 +198,7 @@ def seed(
         raise typer.Exit(2)
 
     ctx = PlanContext(members, seed_value, start_date.date())
-    progress = _Progress(err, members, enabled=not quiet and not as_json)
+    progress = _Progress(err, members, enabled=not quiet and not as_json, load=ndjson is None)
     started = time.perf_counter()
 
     if ndjson is not None:
@@ -202,31 +224,31 @@ def seed(
             )
         raise typer.Exit(0)
 
-    from openpayer.app import build_services  # heavy: only when loading
-
-    services = None
+    engine = None
     skipped = False
     outcome = _Outcome()
     created: list[str] = []
     try:
         if migrate:
             upgrade(settings)
-        services = build_services(settings)
-        if if_empty and _has_resources(services.engine, env):
+        engine = make_engine(settings.resolved_database_url)
+        if if_empty and _has_resources(engine, env):
             skipped = True
         else:
-            outcome = _seed(ctx, env, services, progress, workers, batch_size)
-        if logins and not outcome.report.rejected and _test_patients_exist(services.engine, env):
-            created = _ensure_logins(settings, services.engine, env)
-        existing = _existing_logins(services.engine, env)
+            from openpayer.app import build_services  # the search engine and validator: only to load
+
+            outcome = _seed(ctx, env, build_services(settings, engine), progress, workers, batch_size)
+        if logins and not outcome.report.rejected and _test_patients_exist(engine, env):
+            created = _ensure_logins(settings, engine, env)
+        existing = _existing_logins(engine, env)
     except SQLAlchemyError as exc:
         progress.stop()
         err.print(f"[red]Database error:[/red] {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}")
         raise typer.Exit(1) from None
     finally:
         progress.stop()
-        if services is not None:
-            services.engine.dispose()
+        if engine is not None:
+            engine.dispose()
 
     seconds = time.perf_counter() - started
     report = outcome.report
@@ -263,11 +285,13 @@ def _generate(ctx: PlanContext, units: list[int | None], folder: Path, progress:
     wanted = {k for k in units if k is not None}
 
     def stream() -> Iterator[Resource]:
-        count = 0
-        done = progress.base
+        done = count = 0
         if None in units:
-            yield from iter_directory(ctx)
-            yield from iter_formulary(ctx)
+            for resource in chain(iter_directory(ctx), iter_formulary(ctx)):
+                count += 1
+                yield resource
+            done += 1
+            progress.generated(done, count)
         if not wanted:
             return
         first, last = min(wanted), max(wanted)
@@ -281,7 +305,7 @@ def _generate(ctx: PlanContext, units: list[int | None], folder: Path, progress:
                 yield resource
             done += 1
             if done % 10 == 0 or index == last:
-                progress.update("generating", done, progress.resources + count)
+                progress.generated(done, count)
 
     return write_ndjson(stream(), folder)
 
@@ -298,17 +322,15 @@ def _seed(
         part: list[int | None] = list(range(start, min(start + SLICE_MEMBERS, ctx.members)))
         slices.append([None, *part] if start == 0 else part)
     for units in slices:
-        size = sum(1 for unit in units if unit is not None)
+        progress.start_slice(len(units))
         folder = Path(tempfile.mkdtemp(prefix="openpayer-seed-"))
         try:
             counts = _generate(ctx, units, folder, progress)
             for rtype, count in counts.items():
                 outcome.counts[rtype] = outcome.counts.get(rtype, 0) + count
-            base, before = progress.base, progress.resources
 
             def report_progress(done: int, total_bytes: int, resources: int) -> None:
-                fraction = done / total_bytes if total_bytes else 1.0
-                progress.update("loading", base + fraction * size, before + resources)  # noqa: B023
+                progress.loading(done / total_bytes if total_bytes else 1.0, resources)
 
             loader = Loader(
                 services.engine,
@@ -322,8 +344,7 @@ def _seed(
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         _add(total, report, folder)
-        progress.base += size
-        progress.resources += report.written + report.unchanged
+        progress.end_slice(report.written + report.unchanged)
     total.seconds = time.perf_counter() - started
     return outcome
 
