@@ -11,13 +11,20 @@ Rows (resources per second, best of --repeat runs, single process):
                     resource of each type in the same mix): the cost of the "copy a template" approach
 
 The target is at least 5,000 resources/s for ``generate``; ``--min-rate`` makes the run fail below it.
+
+``--end-to-end N`` also times ``openpayer seed sandbox --members N`` (generate, load, index, test logins)
+in a subprocess against a fresh SQLite database in a temporary folder (or ``--database-url``, which must
+point at an empty database), once: wall-clock seconds, resources written and resources/s.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 
@@ -44,6 +51,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=3, help="runs per row; the best is reported")
     parser.add_argument("--min-rate", type=float, default=0, help="exit 1 if `generate` is slower than this")
+    parser.add_argument("--end-to-end", type=int, default=0, metavar="N", help="also time `openpayer seed`")
+    parser.add_argument("--database-url", default=None, help="an empty database for --end-to-end")
     args = parser.parse_args()
 
     def generate() -> int:
@@ -80,10 +89,39 @@ def main() -> int:
     for name, count, seconds in rows:
         ratio = rate[name] / rate["generate"]
         print(f"{name:<16} {count:>10} {seconds:>9.3f} {rate[name]:>12,.0f} {ratio:>11.2f}x")
+    if args.end_to_end:
+        end_to_end(args.end_to_end, args.seed, args.database_url)
     if args.min_rate and rate["generate"] < args.min_rate:
         print(f"FAIL: generate {rate['generate']:,.0f}/s < {args.min_rate:,.0f}/s", file=sys.stderr)
         return 1
     return 0
+
+
+def end_to_end(members: int, seed: int, database_url: str | None) -> None:
+    """`openpayer seed sandbox --members N` in a subprocess: what an operator waits for."""
+    with tempfile.TemporaryDirectory(prefix="bench-seed-") as home:
+        env = os.environ | {"OPENPAYER_HOME": home, "OPENPAYER_SECRET_KEY": "bench"}
+        if database_url:
+            env["OPENPAYER_DATABASE_URL"] = database_url
+        else:
+            env.pop("OPENPAYER_DATABASE_URL", None)
+        command = [sys.executable, "-m", "openpayer.cli.main", "seed", "sandbox", "--members", str(members)]
+        started = time.perf_counter()
+        done = subprocess.run(
+            [*command, "--seed", str(seed), "--json", "--quiet"], env=env, capture_output=True, check=False
+        )
+        seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        print(f"openpayer seed failed ({done.returncode}): {done.stderr.decode()[-2000:]}", file=sys.stderr)
+        return
+    report = orjson.loads(done.stdout)
+    load = report["load"]
+    written = load["created"] + load["updated"] + load["unchanged"]
+    print(
+        f"openpayer seed --members {members}: {written:,} resources in {seconds:.1f} s wall "
+        f"({written / seconds:,.0f} resources/s end to end; loader {load['resourcesPerSecond']:,.0f}/s, "
+        f"timings {load['timings']})"
+    )
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ from openpayer.seed import (
 from openpayer.seed.common import Resource
 
 PRODUCTION = "production"
-SLICE_MEMBERS = 2_000  # members generated (then loaded) per temporary NDJSON folder: bounds the disk used
+SLICE_MEMBERS = 1_000  # members generated (then loaded) per temporary NDJSON folder: bounds the disk used
 SHOWN_REJECTIONS = 20
 
 
