@@ -7,8 +7,8 @@
    own resources, each id once per pass: pass 1 is cold (token and compartment checks reach the database),
    later passes are warm (the checks hit the in-process caches, `auth_token_cache_seconds`).
 
-    .venv/bin/python benchmarks/bench_auth.py                       # SQLite in a temporary directory
-    .venv/bin/python benchmarks/bench_auth.py --database-url postgresql://postgres@127.0.0.1:5432/openpayer_bench_auth
+    .venv/bin/python -m benchmarks.bench_auth                       # SQLite in a temporary directory
+    .venv/bin/python -m benchmarks.bench_auth --database-url postgresql://postgres@127.0.0.1:5432/openpayer_bench_auth
 """
 
 from __future__ import annotations

@@ -64,17 +64,33 @@ def test_metadata_and_directory_stay_public(client: TestClient) -> None:
     )
 
 
+@pytest.mark.parametrize("query", ["access_token={token}", "_count=1&access%5Ftoken={token}"])
 def test_tokens_in_query_strings_are_refused(
-    client: TestClient, app: SmartApp, world: dict[str, str]
+    client: TestClient, app: SmartApp, world: dict[str, str], query: str
 ) -> None:
-    token = as_a(app)["Authorization"][7:]
-    response = client.get(f"{FHIR}/Patient/{world['a']}?access_token={token}")
-    assert response.status_code == 401
-
-
-def test_tokens_do_not_cross_environments(client: TestClient, app: SmartApp, world: dict[str, str]) -> None:
     headers = as_a(app)
-    assert client.get(f"/production/fhir/Patient/{world['a']}", headers=headers).status_code == 401
+    token = headers["Authorization"][7:]
+    url = f"{FHIR}/Patient/{world['a']}?{query.format(token=token)}"
+    for sent in ({}, headers):  # refused alone, and even beside a valid Authorization header
+        response = client.get(url, headers=sent)
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert 'error="invalid_request"' in response.headers["www-authenticate"]
+        assert response.json()["resourceType"] == "OperationOutcome"
+    assert client.get(f"{FHIR}/Patient/{world['a']}", headers=headers).status_code == 200
+
+
+def test_tokens_do_not_cross_environments(
+    client: TestClient, services: Services, app: SmartApp, world: dict[str, str]
+) -> None:
+    assert "production" in services.settings.environments
+    headers = as_a(app)
+    assert client.get(f"{FHIR}/Patient/{world['a']}", headers=headers).status_code == 200
+    response = client.get(f"/production/fhir/Patient/{world['a']}", headers=headers)
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert client.get("/production/fhir/Patient", headers=headers).status_code == 401
 
 
 # ---- reads and searches --------------------------------------------------------------------------------
@@ -364,3 +380,42 @@ def test_access_is_audited_without_tokens(
     assert all(e["patient_id"] == world["a"] and e["client_id"] == app.client_id for e in events)
     token = headers["Authorization"][7:]
     assert all(token not in str(value) for e in events for value in e.values())
+
+
+def test_every_kind_of_access_is_audited_with_its_outcome(
+    client: TestClient, services: Services, app: SmartApp, world: dict[str, str]
+) -> None:
+    headers = as_a(app, "launch/patient patient/Observation.read patient/Patient.read")
+    a, b = world["a"], world["b"]
+    calls = [
+        (
+            f"Observation?code=http://loinc.org|2345-7&_secret_marker={a}",
+            "search-type",
+            "Observation",
+            None,
+            200,
+        ),
+        (f"Observation/{world['a_lab']}/_history", "history-instance", "Observation", world["a_lab"], 200),
+        ("Observation/_history", "history-type", "Observation", None, 200),
+        ("_history", "history-system", None, None, 200),
+        (f"Patient/{a}/$everything", "everything", "Patient", a, 200),
+        (f"Patient/{b}/$everything", "everything", "Patient", b, 404),
+        (f"Patient/{a}/Observation", "search-compartment", "Observation", a, 200),
+        ("Coverage", "search-type", "Coverage", None, 403),
+        (f"Coverage/{world['a_cov']}", "read", "Coverage", world["a_cov"], 403),
+        ("Coverage/_history", "history-type", "Coverage", None, 403),
+    ]
+    for path, *_ in calls:
+        client.get(f"{FHIR}/{path}", headers=headers)
+    client.delete(f"{FHIR}/Observation/{world['a_lab']}", headers=headers)
+    events = [e for e in services.auth.audit.events(ENV) if e["event"] == "fhir:access"]
+    got = [(e["interaction"], e["resource_type"], e["resource_id"], e["status"]) for e in events]
+    assert got == [(i, t, r, status) for _, i, t, r, status in calls] + [("refused", None, None, 403)]
+    assert all(e["patient_id"] == a and e["client_id"] == app.client_id for e in events)
+    token = headers["Authorization"][7:]
+    recorded = " ".join(str(v) for e in events for v in e.values())
+    assert token not in recorded
+    assert "_secret_marker" not in recorded
+    assert "2345-7" not in recorded
+    assert "final" not in recorded
+    assert "laboratory" not in recorded

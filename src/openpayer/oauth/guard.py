@@ -259,7 +259,8 @@ class SmartGuard:
 
     async def _grant(self, scope: Scope, env: str) -> Grant:
         query = scope.get("query_string", b"")
-        if b"access_token" in query and any(
+        # Also `access%5Ftoken=` and the like: any query that could decode to the parameter is parsed.
+        if (b"token" in query or b"%" in query) and any(
             k == "access_token" for k, _ in parse_qsl(query.decode("latin-1"))
         ):
             raise _unauthorized(
