@@ -21,7 +21,8 @@ OPENPAYER_SEED_MEMBERS ?= 200
 run: install
 	$(VENV)/bin/openpayer db upgrade
 	@if [ "$(OPENPAYER_SEED_MEMBERS)" != "0" ]; then \
-		$(VENV)/bin/openpayer seed sandbox --members $(OPENPAYER_SEED_MEMBERS) --if-empty --no-migrate; \
+		$(VENV)/bin/openpayer seed sandbox --members $(OPENPAYER_SEED_MEMBERS) --if-empty --no-migrate \
+			|| echo "Seeding the sandbox failed (see above); serving anyway." >&2; \
 	fi
 	$(VENV)/bin/openpayer serve
 
