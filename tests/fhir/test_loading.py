@@ -464,3 +464,78 @@ def test_profile_check_in_a_transaction_bundle_rejects_it_whole(services: Servic
     assert report.written == 0
     assert [r.line for r in report.rejected] == ["entry[1]", "-"]
     assert "does not conform to its profiles" in report.rejected[0].reason
+
+
+def test_index_values_are_index_rows_to_values_as_tuples() -> None:
+    from openpayer.fhir.search.extract import extract_index
+    from openpayer.fhir.storage.bulk import index_tuples, index_values
+    from openpayer.fhir.storage.repository import index_rows_to_values
+
+    checked = 0
+    for item in sorted(shared_path("ig").glob("*/example/*.json")):
+        body = orjson.loads(item.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+        if not isinstance(body, dict) or "resourceType" not in body:
+            continue
+        rows = extract_index(body)
+        rtype = body["resourceType"]
+        assert index_values(ENV, rtype, rows) == index_tuples(index_rows_to_values(ENV, rtype, 0, rows))
+        checked += 1
+    long = patient("long", "x" * 600, identifier=[{"system": "s" * 300, "value": "v" * 300}])
+    rows = extract_index(long)
+    assert index_values(ENV, "Patient", rows) == index_tuples(index_rows_to_values(ENV, "Patient", 0, rows))
+    assert checked > 100
+
+
+def test_index_rows_written_are_the_extracted_ones(services: Services, tmp_path: Path) -> None:
+    """Escapes and numbers survive the writer (COPY text made by the workers on PostgreSQL)."""
+    from openpayer.fhir.search.extract import extract_index
+    from openpayer.fhir.storage.bulk import index_values
+
+    odd = "tab\there \\back\\slash\nnew line\rcr \x01one \\x01 ünïcödé 漢字 \\N"
+    resources = [
+        patient("esc-1", odd, identifier=[{"system": "urn:x:a\\b", "value": odd}]),
+        patient("esc-2", "x" * 600, gender="other"),
+        {
+            "resourceType": "Observation",
+            "id": "num-1",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "1-8", "display": odd}]},
+            "valueQuantity": {
+                "value": 0.1,
+                "unit": "m\tg",
+                "system": "http://unitsofmeasure.org",
+                "code": "m",
+            },
+            "effectiveDateTime": "2021-02-03T04:05:06.789+02:00",
+        },
+        {
+            "resourceType": "Observation",
+            "id": "num-2",
+            "status": "final",
+            "code": {"text": "big"},
+            "valueQuantity": {"value": 12345678901234567890.5e10},
+        },
+        {
+            "resourceType": "RiskAssessment",
+            "id": "ra-1",
+            "status": "final",
+            "subject": {"reference": "Patient/esc-1"},
+            "prediction": [{"probabilityDecimal": 1e-7}],
+        },
+    ]
+    report = run(services, ndjson(tmp_path / "odd.ndjson", *resources), workers=1)
+    assert report.created == len(resources), report.rejected
+    for body in resources:
+        rtype, rid = body["resourceType"], body["id"]
+        stamped = stored(services, rtype, rid)
+        expected = index_values(ENV, rtype, extract_index(stamped))
+        with read_connection(services.engine) as conn:
+            key = conn.execute(
+                select(fhir_resource.c.rid).where(fhir_resource.c.type == rtype, fhir_resource.c.id == rid)
+            ).scalar_one()
+            for table in INDEX_TABLES:
+                columns = [c for c in table.columns if c.name != "rid"]
+                found = sorted(
+                    (tuple(row) for row in conn.execute(select(*columns).where(table.c.rid == key))), key=repr
+                )
+                assert found == sorted(expected.get(table.name, []), key=repr), (rid, table.name)

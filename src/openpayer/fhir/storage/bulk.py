@@ -4,8 +4,11 @@
 inserts). A load writes hundreds of resources per transaction instead, with:
 
 1. one SELECT (``FOR UPDATE`` on PostgreSQL) of the current rows of the whole batch;
-2. one executemany INSERT into `fhir_history` and one into `fhir_resource`, both ``RETURNING`` the generated
-   keys in parameter order (SQLAlchemy 2 "insertmanyvalues", ``sort_by_parameter_order=True``);
+2. the new `fhir_history` and `fhir_resource` rows: on PostgreSQL, keys drawn from the tables' sequences in
+   one statement and the rows sent by COPY (an INSERT of hundreds of rows costs more in the driver, which
+   re-parses its SQL text, than in the server); elsewhere one executemany INSERT into each, both
+   ``RETURNING`` the generated keys in parameter order (SQLAlchemy 2 "insertmanyvalues",
+   ``sort_by_parameter_order=True``);
 3. one executemany UPDATE of the current rows that get a new version;
 4. one DELETE per index table for the replaced index rows, and the new index rows: a COPY per index table
    on PostgreSQL (faster than any INSERT), one executemany INSERT per index table elsewhere.
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -28,9 +32,10 @@ from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, sel
 from sqlalchemy.exc import SQLAlchemyError
 
 from openpayer.db import write_transaction
+from openpayer.fhir.search.index import IndexRows
 from openpayer.fhir.storage import codec
 from openpayer.fhir.storage.repository import stamp
-from openpayer.fhir.storage.tables import INDEX_TABLES, fhir_history, fhir_resource
+from openpayer.fhir.storage.tables import INDEX_TABLES, fhir_history, fhir_resource, index_key
 
 _TABLES: dict[str, Table] = {table.name: table for table in INDEX_TABLES}
 _COLUMNS: dict[str, tuple[str, ...]] = {
@@ -55,7 +60,9 @@ def content_digest(resource: dict[str, Any]) -> bytes:
 class PreparedResource:
     """A validated resource ready to write: stamped as version 1 at `micros`, compressed, its index extracted.
 
-    `index` maps index table names to rows of column values (`index_tuples`), `rid` prepended at write time.
+    `index` maps index table names to rows of column values (`index_tuples`), `rid` prepended at write time;
+    or, for PostgreSQL, `copy` maps them to the rows in COPY text form (`index_copy_text`), every `rid` a
+    placeholder byte that the writer replaces (so the main process does no per-row work).
     """
 
     where: str  # the record's place in its file: an NDJSON line number or `entry[3]`
@@ -64,6 +71,7 @@ class PreparedResource:
     micros: int
     body: bytes  # codec-compressed JSON of the resource stamped as version 1
     index: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    copy: dict[str, bytes] | None = None
 
 
 @dataclass(slots=True)
@@ -90,6 +98,7 @@ class BulkWriter:
         self.env = env
         self._written = 0
         self._next_analyze: int | None = None  # PostgreSQL: rows written by this writer at the next ANALYZE
+        self._sequences: dict[str, str] = {}  # PostgreSQL: table -> the sequence of its key
 
     def write(self, units: Sequence[Sequence[PreparedResource]]) -> BatchOutcome:
         """Write every unit in one transaction; if that fails, each unit in its own transaction.
@@ -177,9 +186,14 @@ class BulkWriter:
         if not fresh and not changed:
             return
         history = [(r, 1) for r in fresh] + [(r, version) for r, _, version in changed]
-        seqs = self._insert_history(conn, history)
-        fresh_seqs, changed_seqs = seqs[: len(fresh)], seqs[len(fresh) :]
-        rids = self._insert_current(conn, fresh, fresh_seqs)
+        if conn.dialect.driver == "psycopg":
+            seqs = self._copy_history(conn, history)
+            fresh_seqs, changed_seqs = seqs[: len(fresh)], seqs[len(fresh) :]
+            rids = self._copy_current(conn, fresh, fresh_seqs)
+        else:
+            seqs = self._insert_history(conn, history)
+            fresh_seqs, changed_seqs = seqs[: len(fresh)], seqs[len(fresh) :]
+            rids = self._insert_current(conn, fresh, fresh_seqs)
         if changed:
             conn.execute(
                 update(fhir_resource)
@@ -233,6 +247,49 @@ class BulkWriter:
                     found[(rtype, row.id)] = _Current(row.rid, row.version, row.deleted, row.content)
         return found
 
+    def _next_keys(self, conn: Connection, table: Table, column: str, count: int) -> list[int]:
+        """PostgreSQL: `count` new values of the sequence behind `table.column`, ascending."""
+        sequence = self._sequences.get(table.name)
+        if sequence is None:
+            sequence = conn.exec_driver_sql(
+                "SELECT pg_get_serial_sequence(%(table)s, %(column)s)",
+                {"table": table.name, "column": column},
+            ).scalar_one()
+            self._sequences[table.name] = sequence
+        keys = conn.exec_driver_sql(
+            "SELECT nextval(%(sequence)s::regclass) FROM generate_series(1, %(count)s)",
+            {"sequence": sequence, "count": count},
+        ).scalars()
+        return sorted(int(key) for key in keys)
+
+    def _copy_history(self, conn: Connection, items: list[tuple[PreparedResource, int]]) -> list[int]:
+        seqs = self._next_keys(conn, fhir_history, "seq", len(items))
+        env = self.env
+        _copy(
+            conn,
+            _HISTORY_COPY,
+            [
+                (seq, env, r.rtype, r.id, version, r.micros, _METHOD, False, r.body)
+                for (r, version), seq in zip(items, seqs, strict=True)
+            ],
+        )
+        return seqs
+
+    def _copy_current(self, conn: Connection, fresh: list[PreparedResource], seqs: list[int]) -> list[int]:
+        if not fresh:
+            return []
+        rids = self._next_keys(conn, fhir_resource, "rid", len(fresh))
+        env = self.env
+        _copy(
+            conn,
+            _CURRENT_COPY,
+            [
+                (rid, env, r.rtype, r.id, 1, r.micros, False, seq, r.body)
+                for r, rid, seq in zip(fresh, rids, seqs, strict=True)
+            ],
+        )
+        return rids
+
     def _insert_history(self, conn: Connection, items: list[tuple[PreparedResource, int]]) -> list[int]:
         result = conn.execute(
             insert(fhir_history).returning(fhir_history.c.seq, sort_by_parameter_order=True),
@@ -275,12 +332,84 @@ class BulkWriter:
 
     def _insert_index(self, conn: Connection, keyed: Iterable[tuple[PreparedResource, int]]) -> None:
         rows: dict[str, list[tuple[Any, ...]]] = {}
+        texts: dict[str, list[bytes]] = {}
+        psycopg = conn.dialect.driver == "psycopg"
         for record, rid in keyed:
+            if record.copy is not None and psycopg:
+                key = str(rid).encode()
+                for name, text in record.copy.items():
+                    texts.setdefault(name, []).append(text.replace(_RID, key))
+                continue
+            if record.copy is not None:
+                raise ValueError("index rows in COPY text form need a PostgreSQL (psycopg) connection")
             for name, values in record.index.items():
                 rows.setdefault(name, []).extend((rid, *value) for value in values)
+        for name, chunks in texts.items():
+            driver: Any = conn.connection.dbapi_connection  # a psycopg.Connection, in this transaction
+            with driver.cursor() as cursor, cursor.copy(_copy_statement(name)) as copy:
+                copy.write(b"".join(chunks))
         for name, values in rows.items():
             if values:
                 _copy_rows(conn, _TABLES[name], values)
+
+
+@lru_cache(maxsize=4096)
+def _hkey(env: str, rtype: str, param: str) -> int:
+    return index_key(env, rtype, param)
+
+
+def index_values(env: str, rtype: str, rows: IndexRows) -> dict[str, list[tuple[Any, ...]]]:
+    """The index rows of a resource as compact tuples (column order, without `rid`): what
+    `index_tuples(repository.index_rows_to_values(env, rtype, 0, rows))` gives, without the dicts."""
+    out: dict[str, list[tuple[Any, ...]]] = {}
+    if rows.strings:
+        out["fhir_idx_string"] = [
+            (_hkey(env, rtype, v.param), v.normalized[:255], v.value[:512]) for v in rows.strings
+        ]
+    if rows.tokens:
+        out["fhir_idx_token"] = [
+            (
+                _hkey(env, rtype, v.param),
+                None if v.system is None else v.system[:255],
+                None if v.code is None else v.code[:255],
+                None if v.text is None else v.text[:255],
+            )
+            for v in rows.tokens
+        ]
+    if rows.dates:
+        out["fhir_idx_date"] = [(_hkey(env, rtype, v.param), v.low, v.high) for v in rows.dates]
+    if rows.numbers:
+        out["fhir_idx_number"] = [(_hkey(env, rtype, v.param), v.value) for v in rows.numbers]
+    if rows.quantities:
+        out["fhir_idx_quantity"] = [
+            (
+                _hkey(env, rtype, v.param),
+                v.value,
+                None if v.system is None else v.system[:255],
+                None if v.code is None else v.code[:64],
+                None if v.unit is None else v.unit[:64],
+            )
+            for v in rows.quantities
+        ]
+    if rows.references:
+        out["fhir_idx_reference"] = [
+            (
+                _hkey(env, rtype, v.param),
+                v.target_type,
+                None if v.target_id is None else v.target_id[:64],
+                None if v.url is None else v.url[:512],
+                None if v.identifier_system is None else v.identifier_system[:255],
+                None if v.identifier_value is None else v.identifier_value[:255],
+            )
+            for v in rows.references
+        ]
+    if rows.uris:
+        out["fhir_idx_uri"] = [(_hkey(env, rtype, v.param), v.value[:512]) for v in rows.uris]
+    if rows.specials:
+        out["fhir_idx_special"] = [
+            (_hkey(env, rtype, v.param), v.latitude, v.longitude) for v in rows.specials
+        ]
+    return out
 
 
 def index_tuples(rows: Iterable[tuple[Table, Sequence[dict[str, Any]]]]) -> dict[str, list[tuple[Any, ...]]]:
@@ -293,17 +422,65 @@ def index_tuples(rows: Iterable[tuple[Table, Sequence[dict[str, Any]]]]) -> dict
     return out
 
 
+_HISTORY_COPY = (
+    "COPY fhir_history (seq, env, type, id, version, last_updated, method, deleted, content) FROM STDIN"
+)
+_CURRENT_COPY = (
+    "COPY fhir_resource (rid, env, type, id, version, last_updated, deleted, seq, content) FROM STDIN"
+)
+
+
+def _copy(conn: Connection, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    """PostgreSQL COPY of `rows`, in the connection's transaction."""
+    driver: Any = conn.connection.dbapi_connection  # a psycopg.Connection, in this transaction
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        write = copy.write_row
+        for row in rows:
+            write(row)
+
+
+# ---- index rows as COPY text (PostgreSQL), prepared by the loader's workers --------------------------
+_RID = b"\x01"  # the rid placeholder: "\x01" in a value is written as the escape `\x01`
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x01": "\\x01"})
+
+
+def _copy_statement(name: str) -> str:
+    return f"COPY {name} ({', '.join(_COLUMNS[name])}) FROM STDIN"
+
+
+def _copy_field(value: Any) -> str:
+    """One value in COPY's text format, as psycopg's text dumpers write it."""
+    kind = value.__class__
+    if kind is str:
+        return value.translate(_COPY_ESCAPES)
+    if value is None:
+        return "\\N"
+    if kind is int:
+        return str(value)
+    if kind is float:
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return repr(value)
+    raise TypeError(f"no COPY text form for {kind.__name__}")
+
+
+def index_copy_text(index: dict[str, list[tuple[Any, ...]]]) -> dict[str, bytes]:
+    """`index_values` output as COPY text lines per table, each starting with the rid placeholder."""
+    out: dict[str, bytes] = {}
+    for name, values in index.items():
+        if values:
+            lines = ["\x01\t" + "\t".join([_copy_field(v) for v in row]) + "\n" for row in values]
+            out[name] = "".join(lines).encode()
+    return out
+
+
 def _copy_rows(conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
     """Insert index rows: PostgreSQL COPY (no per-row statement or SQL text to parse), else executemany."""
     columns = _COLUMNS[table.name]
     if conn.dialect.driver == "psycopg":
-        driver: Any = conn.connection.dbapi_connection  # a psycopg.Connection, in this transaction
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy,
-        ):
-            for row in rows:
-                copy.write_row(row)
+        _copy(conn, f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", rows)
         return
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608 - names from our own tables
