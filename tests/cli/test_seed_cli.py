@@ -79,6 +79,16 @@ def test_seed_sandbox_loads_the_plan_once_and_creates_the_test_logins(
     assert total(client, "/sandbox/directory/Practitioner") == expected["counts"]["Practitioner"]
     eobs = total(client, "/sandbox/fhir/ExplanationOfBenefit?patient=member-000002")
     assert eobs > 0
+    # Slices load exactly what one pass writes: member 3 (in the second slice) is served as generated.
+    written = (tmp_path / "nd" / "ExplanationOfBenefit.ndjson").read_bytes().splitlines()
+    generated = [orjson.loads(line) for line in written]
+    theirs = [r for r in generated if r["patient"]["reference"] == "Patient/member-000003"]
+    assert theirs
+    for resource in theirs:
+        served = client.get(f"/sandbox/fhir/ExplanationOfBenefit/{resource['id']}").json()
+        assert {k: v for k, v in served.items() if k != "meta"} == {
+            k: v for k, v in resource.items() if k != "meta"
+        }
 
     # The published test members can sign in.
     store = MemberStore(engine, Clock(), Sealer("test-secret"))

@@ -197,12 +197,12 @@ def seed(
         err.print(f"[red]Not a folder:[/red] {ndjson}")
         raise typer.Exit(2)
 
-    ctx = PlanContext(members, seed_value, start_date.date())
     progress = _Progress(err, members, enabled=not quiet and not as_json, load=ndjson is None)
     started = time.perf_counter()
 
     if ndjson is not None:
         try:
+            ctx = PlanContext(members, seed_value, start_date.date())
             counts = _generate(ctx, [None, *range(members)], ndjson, progress)
         except OSError as exc:
             progress.stop()
@@ -237,6 +237,7 @@ def seed(
         else:
             from openpayer.app import build_services  # the search engine and validator: only to load
 
+            ctx = PlanContext(members, seed_value, start_date.date())
             outcome = _seed(ctx, env, build_services(settings, engine), progress, workers, batch_size)
         if logins and not outcome.report.rejected and _test_patients_exist(engine, env):
             created = _ensure_logins(settings, engine, env)
