@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -17,7 +19,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; SQLite in `home` when unset.")
     host: str = "127.0.0.1"
     port: int = 8000
-    environments: list[str] = Field(default_factory=lambda: ["sandbox", "production"])
+    # NoDecode: `sandbox,production` is split by the validator below instead of being parsed as JSON.
+    environments: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["sandbox", "production"])
     public_base_url: str | None = Field(
         default=None,
         description="Absolute base URL (scheme://host[:port]) used in links; derived when unset.",
@@ -52,7 +55,9 @@ class Settings(BaseSettings):
     @field_validator("environments", mode="before")
     @classmethod
     def _split_environments(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip().startswith("["):
+        if isinstance(value, str) and value.strip().startswith("["):
+            return json.loads(value)  # a malformed list fails validation like any bad value
+        if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 

@@ -28,3 +28,27 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.Monke
     current = runner.invoke(app, ["db", "current"])
     assert current.exit_code == 0
     assert "(empty database)" not in current.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("OPENPAYER_ENVIRONMENTS", "[not json"), ("OPENPAYER_PORT", "eighty"), ("OPENPAYER_MAX_PAGE_SIZE", "-")],
+)
+def test_bad_settings_are_named_without_a_traceback(
+    variable: str, value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENPAYER_HOME", str(tmp_path))
+    monkeypatch.setenv(variable, value)
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 2
+    assert variable in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "openpayer.db").exists()
+
+
+@pytest.mark.parametrize("value", ["dev, production", '["dev", "production"]'])
+def test_environments_take_a_comma_list_or_json(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openpayer.config import Settings
+
+    monkeypatch.setenv("OPENPAYER_ENVIRONMENTS", value)
+    assert Settings().environments == ["dev", "production"]

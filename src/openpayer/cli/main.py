@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
+from rich.console import Console
 
 from openpayer.cli import clients as client_commands
 from openpayer.cli import db as db_commands
@@ -11,6 +13,7 @@ from openpayer.cli import load as load_commands
 from openpayer.cli import members as member_commands
 from openpayer.cli import seed as seed_commands
 from openpayer.cli import serve as serve_commands
+from openpayer.config import get_settings
 
 app = typer.Typer(
     name="openpayer",
@@ -18,6 +21,22 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+@app.callback()
+def check_configuration() -> None:
+    """Refuse to start on bad OPENPAYER_* settings, saying which and why, instead of a traceback."""
+    try:
+        get_settings()
+    except ValidationError as exc:
+        console = Console(stderr=True)
+        console.print("[red]Invalid configuration:[/red]")
+        for error in exc.errors():
+            name = "OPENPAYER_" + "_".join(str(part) for part in error["loc"][:1]).upper()
+            console.print(f"  {name}: {error['msg']}", markup=False)
+        raise typer.Exit(2) from None
+
+
 app.add_typer(db_commands.app, name="db")
 app.add_typer(client_commands.app, name="clients")
 app.add_typer(member_commands.app, name="members")
