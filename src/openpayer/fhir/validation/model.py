@@ -45,6 +45,7 @@ class Field:
         "code",
         "codes",
         "contained",
+        "dot",
         "expected",
         "ext_ok",
         "key",
@@ -60,6 +61,7 @@ class Field:
 
     def __init__(self, key: str, name: str, code: str) -> None:
         self.key = key
+        self.dot = "." + key  # the step of a FHIRPath expression to this property
         self.name = name  # element name as defined, e.g. "value[x]"
         self.code = code  # FHIR type code, e.g. "Quantity"
         self.kind = PRIMITIVE
