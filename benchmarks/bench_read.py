@@ -13,17 +13,14 @@ Load comes from `wrk` when installed (`apt-get install wrk`), else from a Python
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.common import populate_patients, prepare_database
+from benchmarks.common import populate_patients, prepare_database, serving
 
 SERVER = """
 import os, zlib
@@ -45,23 +42,6 @@ def raw(rtype: str, rid: str) -> Response:
         ).scalar_one()
     return Response(zlib.decompress(content), media_type="application/json")
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit("the server did not start")
 
 
 def run_wrk(url_prefix: str, ids: list[str], seconds: int, connections: int) -> float:
@@ -122,50 +102,23 @@ def main() -> None:
     url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
     prepare_database(url, reuse=args.database_url is not None)
     ids = populate_patients(url, args.resources)
-
-    port = free_port()
-    env = dict(
-        os.environ,
-        OPENPAYER_DATABASE_URL=url,
-        OPENPAYER_HOME=str(workdir),
-        OPENPAYER_AUTH_ENFORCE="false",  # the unauthenticated read; bench_auth.py measures the token check
-        PYTHONPATH="src",
-    )
-    (workdir / "bench_server.py").write_text(SERVER)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench_server:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--app-dir",
-            str(workdir),
-        ],
-        env=env,
-    )
     try:
-        wait_for(port)
-        load = run_wrk if shutil.which("wrk") else run_python_client
-        fhir_prefix = f"http://127.0.0.1:{port}/sandbox/fhir/Patient/"
-        raw_prefix = f"http://127.0.0.1:{port}/__bench/raw/Patient/"
-        load(fhir_prefix, ids, 2, args.connections)  # warm-up
-        fhir_rates, raw_rates = [], []
-        for _ in range(args.rounds):
-            raw_rates.append(load(raw_prefix, ids, args.seconds, args.connections))
-            fhir_rates.append(load(fhir_prefix, ids, args.seconds, args.connections))
-        fhir, raw = max(fhir_rates), max(raw_rates)
-        backend = "postgresql" if url.startswith("postgres") else "sqlite"
-        print(f"read by id on {backend}, {len(ids):,} resources, client={load.__name__}")
-        print(f"  raw baseline (1 SQL fetch, same server): {raw:10.0f} req/s")
-        print(f"  FHIR read  GET /sandbox/fhir/Patient/id: {fhir:10.0f} req/s")
-        print(f"  ratio: {fhir / raw:.2f} (target >= 0.70)")
+        with serving(url, workdir, SERVER) as base:
+            load = run_wrk if shutil.which("wrk") else run_python_client
+            fhir_prefix = f"{base}/sandbox/fhir/Patient/"
+            raw_prefix = f"{base}/__bench/raw/Patient/"
+            load(fhir_prefix, ids, 2, args.connections)  # warm-up
+            fhir_rates, raw_rates = [], []
+            for _ in range(args.rounds):
+                raw_rates.append(load(raw_prefix, ids, args.seconds, args.connections))
+                fhir_rates.append(load(fhir_prefix, ids, args.seconds, args.connections))
+            fhir, raw = max(fhir_rates), max(raw_rates)
+            backend = "postgresql" if url.startswith("postgres") else "sqlite"
+            print(f"read by id on {backend}, {len(ids):,} resources, client={load.__name__}")
+            print(f"  raw baseline (1 SQL fetch, same server): {raw:10.0f} req/s")
+            print(f"  FHIR read  GET /sandbox/fhir/Patient/id: {fhir:10.0f} req/s")
+            print(f"  ratio: {fhir / raw:.2f} (target >= 0.70)")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

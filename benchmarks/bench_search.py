@@ -37,8 +37,7 @@ import httpx
 import orjson
 from sqlalchemy import func, select
 
-from benchmarks.bench_read import free_port, wait_for
-from benchmarks.common import prepare_database
+from benchmarks.common import prepare_database, serving
 from openpayer.config import normalise_database_url
 from openpayer.db import make_engine
 from openpayer.fhir.storage.tables import fhir_resource
@@ -278,68 +277,52 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
         return
 
-    port = free_port()
-    env = dict(
-        os.environ,
-        OPENPAYER_DATABASE_URL=url,
-        OPENPAYER_HOME=str(workdir),
-        OPENPAYER_AUTH_ENFORCE="false",
-        PYTHONPATH="src",
-    )
-    (workdir / "bench_server.py").write_text(SERVER)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "bench_server:app",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--app-dir",
-            str(workdir),
-        ],
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(port)
-        backend = "postgresql" if url.startswith("postgres") else "sqlite"
-        with httpx.Client(base_url=base, timeout=30) as client:
-            total = client.get("/sandbox/fhir/ExplanationOfBenefit?_summary=count").json()["total"]
-            print(f"search on {backend}: {args.members:,} members, {total:,} ExplanationOfBenefit")
-            rows = [
-                ("EOB?patient&_lastUpdated (FHIR)", [f"/sandbox/fhir/{q}" for q in eob]),
-                ("  same rows, hand-written SQL", [f"/__bench/raw/eob/{p}" for p in picks]),
-                ("Observation?patient&category&date (FHIR)", [f"/sandbox/fhir/{q}" for q in obs]),
-                ("  same rows, hand-written SQL", [f"/__bench/raw/obs/{p}" for p in picks]),
-                ("PractitionerRole?specialty&chain&_include", [f"/sandbox/directory/{q}" for q in roles]),
-                ("Practitioner?name=<prefix>", [f"/sandbox/directory/{q}" for q in names]),
-            ]
-            latencies(client, [p for _, paths in rows for p in paths[:20]])  # warm-up
-            for fhir_path, raw_path in ((rows[0][1][0], rows[1][1][0]), (rows[2][1][0], rows[3][1][0])):
-                same = {e["resource"]["id"] for e in client.get(fhir_path).json().get("entry", [])}
-                if same != {e["resource"]["id"] for e in client.get(raw_path).json()["entry"]}:
-                    raise SystemExit(f"the baseline does not return the rows of {fhir_path}")
-            print("single client, sequential:")
-            for label, paths in rows:
-                print(f"  {label:45s} {summary(latencies(client, paths))}")
-        rate = wrk_rate if shutil.which("wrk") else client_rate
-        print(f"throughput ({rate.__name__}, {args.connections} connections, {args.seconds} s each):")
-        for label, fhir_paths, raw_paths in (
-            ("EOB?patient&_lastUpdated", rows[0][1], rows[1][1]),
-            ("Observation?patient&category&date", rows[2][1], rows[3][1]),
-        ):
-            raw = rate(base, raw_paths, args.seconds, args.connections)
-            fhir = rate(base, fhir_paths, args.seconds, args.connections)
-            print(
-                f"  {label:35s} FHIR {fhir:7.0f} req/s  raw {raw:7.0f} req/s  ratio {fhir / raw:.2f} (>= 0.5)"
-            )
+        with serving(url, workdir, SERVER) as base:
+            measure(base, url, args, eob, obs, roles, names, picks)
     finally:
-        server.terminate()
-        server.wait(timeout=10)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def measure(
+    base: str,
+    url: str,
+    args: argparse.Namespace,
+    eob: list[str],
+    obs: list[str],
+    roles: list[str],
+    names: list[str],
+    picks: list[str],
+) -> None:
+    backend = "postgresql" if url.startswith("postgres") else "sqlite"
+    with httpx.Client(base_url=base, timeout=30) as client:
+        total = client.get("/sandbox/fhir/ExplanationOfBenefit?_summary=count").json()["total"]
+        print(f"search on {backend}: {args.members:,} members, {total:,} ExplanationOfBenefit")
+        rows = [
+            ("EOB?patient&_lastUpdated (FHIR)", [f"/sandbox/fhir/{q}" for q in eob]),
+            ("  same rows, hand-written SQL", [f"/__bench/raw/eob/{p}" for p in picks]),
+            ("Observation?patient&category&date (FHIR)", [f"/sandbox/fhir/{q}" for q in obs]),
+            ("  same rows, hand-written SQL", [f"/__bench/raw/obs/{p}" for p in picks]),
+            ("PractitionerRole?specialty&chain&_include", [f"/sandbox/directory/{q}" for q in roles]),
+            ("Practitioner?name=<prefix>", [f"/sandbox/directory/{q}" for q in names]),
+        ]
+        latencies(client, [p for _, paths in rows for p in paths[:20]])  # warm-up
+        for fhir_path, raw_path in ((rows[0][1][0], rows[1][1][0]), (rows[2][1][0], rows[3][1][0])):
+            same = {e["resource"]["id"] for e in client.get(fhir_path).json().get("entry", [])}
+            if same != {e["resource"]["id"] for e in client.get(raw_path).json()["entry"]}:
+                raise SystemExit(f"the baseline does not return the rows of {fhir_path}")
+        print("single client, sequential:")
+        for label, paths in rows:
+            print(f"  {label:45s} {summary(latencies(client, paths))}")
+    rate = wrk_rate if shutil.which("wrk") else client_rate
+    print(f"throughput ({rate.__name__}, {args.connections} connections, {args.seconds} s each):")
+    for label, fhir_paths, raw_paths in (
+        ("EOB?patient&_lastUpdated", rows[0][1], rows[1][1]),
+        ("Observation?patient&category&date", rows[2][1], rows[3][1]),
+    ):
+        raw = rate(base, raw_paths, args.seconds, args.connections)
+        fhir = rate(base, fhir_paths, args.seconds, args.connections)
+        print(f"  {label:35s} FHIR {fhir:7.0f} req/s  raw {raw:7.0f} req/s  ratio {fhir / raw:.2f} (>= 0.5)")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -104,3 +108,46 @@ def populate_patients(url: str, count: int) -> list[str]:
             check=True,
         )
     return ids
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serving(url: str, workdir: Path, app_code: str | None = None) -> Iterator[str]:
+    """Run uvicorn on the database `url` with bearer tokens off; yields its base URL.
+
+    `app_code` is a module defining `app` (e.g. the FHIR app plus a raw baseline route on the same server);
+    by default the plain `openpayer.asgi:app`.
+    """
+    port = free_port()
+    env = dict(
+        os.environ,
+        OPENPAYER_DATABASE_URL=url,
+        OPENPAYER_HOME=str(workdir),
+        OPENPAYER_AUTH_ENFORCE="false",  # the unauthenticated path; bench_auth.py measures the token check
+        PYTHONPATH="src",
+    )
+    target = "openpayer.asgi:app"
+    if app_code is not None:
+        (workdir / "bench_server.py").write_text(app_code)
+        target = "bench_server:app"
+    command = [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--log-level", "warning"]
+    server = subprocess.Popen([*command, "--no-access-log", "--app-dir", str(workdir)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("the server did not start") from None
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
