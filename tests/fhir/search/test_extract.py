@@ -94,6 +94,42 @@ def test_every_registry_expression_is_compiled() -> None:
     assert fallbacks == []
 
 
+def test_top_keys_only_name_properties_an_expression_needs() -> None:
+    """extract_index skips an extractor when none of its `top_keys` is in the resource: sound only if the
+    extractor selects nothing then (checked on every example below), useful if most expressions have them."""
+    from openpayer.fhir.search.fhirpath import top_keys
+
+    known = 0
+    params = [p for p in default_registry() if p.type != "composite" and p.expression]
+    for param in params:
+        extractor = compile_expression(param.expression)
+        keys = top_keys(extractor)
+        if keys is None:
+            continue
+        known += 1
+        for rtype in param.base:
+            assert extractor({"resourceType": rtype, "id": "x"} if "id" not in keys else {}) == []
+    assert known > 0.9 * len(params)
+    assert top_keys(compile_expression("Patient.deceased.exists() and Patient.deceased != false")) is None
+    assert top_keys(compile_expression("Observation.value | Observation.component.value")) >= {
+        "valueQuantity",
+        "valueString",
+        "component",
+    }
+
+
+@pytest.mark.parametrize("path", _example_files())
+def test_extraction_without_skipping_is_the_same(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openpayer.fhir.search import extract
+
+    document = json.loads(path.read_text(encoding="utf-8-sig"))
+    resources = _instances(document)
+    fast = [extract_index(resource) for resource in resources]
+    monkeypatch.setattr(extract, "_PLANS", type(extract._PLANS)())
+    monkeypatch.setattr(extract, "top_keys", lambda extractor: None)
+    assert [extract_index(resource) for resource in resources] == fast
+
+
 # --- compile_expression -------------------------------------------------------------------------------------
 
 OBSERVATION: dict[str, Any] = {

@@ -27,6 +27,7 @@ from openpayer.fhir.search.fhirpath import (
     compile_expression,
     is_compiled,
     reference_type,
+    top_keys,
 )
 from openpayer.fhir.search.index import (
     DateValue,
@@ -370,7 +371,10 @@ _CONVERTERS: dict[str, tuple[Callable[[str, Any, str | None, Any], None], str]] 
 
 # --- extraction -------------------------------------------------------------------------------------------
 
-_Plan = list[tuple[SearchParam, Extractor, Callable[[str, Any, str | None, Any], None], str]]
+# (parameter, extractor, converter, IndexRows attribute, properties one of which the extractor needs or None)
+_Plan = list[
+    tuple[SearchParam, Extractor, Callable[[str, Any, str | None, Any], None], str, frozenset[str] | None]
+]
 _PLANS: weakref.WeakKeyDictionary[SearchParamRegistry, dict[tuple[str, bool], _Plan]] = (
     weakref.WeakKeyDictionary()
 )
@@ -392,7 +396,7 @@ def _plan(registry: SearchParamRegistry, resource_type: str, force_fhirpathpy: b
                     "cannot compile %s %s: %r", resource_type, param.code, param.expression, exc_info=True
                 )
                 continue
-            plan.append((param, extractor, *_CONVERTERS[param.type]))
+            plan.append((param, extractor, *_CONVERTERS[param.type], top_keys(extractor)))
         plans[key] = plan
     return plan
 
@@ -407,7 +411,9 @@ def extract_index(
         return rows
     registry = default_registry() if registry is None else registry
     plan = _plan(registry, resource_type, force_fhirpathpy)
-    for param, extractor, convert, attribute in plan:
+    for param, extractor, convert, attribute, needs in plan:
+        if needs is not None and needs.isdisjoint(resource):
+            continue  # none of the properties its expression starts with: no values
         found: list[Any] = []
         try:
             for value, path in extractor(resource):

@@ -173,6 +173,8 @@ def _member(key: str) -> _Step:
                 out.append((value, ctype))
         return out
 
+    step.member = key  # type: ignore[attr-defined]  # for `top_keys`
+    step.plan = plan  # type: ignore[attr-defined]
     return step
 
 
@@ -182,7 +184,11 @@ def _resource_type(item: Any) -> str:
 
 
 def _root(type_name: str) -> _Step:
-    return lambda nodes: [n for n in nodes if n[1] == type_name]
+    def step(nodes: list[Node]) -> list[Node]:
+        return [n for n in nodes if n[1] == type_name]
+
+    step.root = type_name  # type: ignore[attr-defined]  # for `top_keys`
+    return step
 
 
 def _where_equals(key: str, literal: str) -> _Step:
@@ -350,15 +356,41 @@ def _exists_not_false(path: str) -> _Step:
     return step
 
 
+def _top_keys(branches: list[list[_Step]]) -> frozenset[str] | None:
+    """The properties of the resource one of which must be present for the branches to select anything,
+    when every branch starts ``Type.member``; None otherwise."""
+    keys: set[str] = set()
+    for steps in branches:
+        if len(steps) < 2:
+            return None
+        root, member = getattr(steps[0], "root", None), getattr(steps[1], "member", None)
+        if root is None or member is None:
+            return None
+        is_choice, spec = steps[1].plan(root)  # type: ignore[attr-defined]
+        keys.update([json_key for json_key, _ in spec] if is_choice else [member])
+    return frozenset(keys)
+
+
 @lru_cache(maxsize=8192)
 def _compiled(expression: str) -> Extractor:
     boolean = _EXISTS_NOT_FALSE.fullmatch(expression.strip())
-    step = _exists_not_false(boolean.group(1)) if boolean else _union(_Parser(expression).parse())
+    if boolean:
+        step, keys = _exists_not_false(boolean.group(1)), None  # false when absent: never skipped
+    else:
+        branches = _Parser(expression).parse()
+        step, keys = _union(branches), _top_keys(branches)
 
     def extract(resource: Mapping[str, Any]) -> list[Node]:
         return step([(resource, resource.get("resourceType"))])
 
+    extract.top_keys = keys  # type: ignore[attr-defined]
     return extract
+
+
+def top_keys(extractor: Extractor) -> frozenset[str] | None:
+    """Properties of a resource one of which an extractor needs to select anything (None: unknown).
+    A resource without any of them gives no values: extraction can skip the extractor."""
+    return getattr(extractor, "top_keys", None)
 
 
 @lru_cache(maxsize=8192)
