@@ -471,7 +471,14 @@ def index_copy_text(index: dict[str, list[tuple[Any, ...]]]) -> dict[str, bytes]
     out: dict[str, bytes] = {}
     for name, values in index.items():
         if values:
-            lines = ["\x01\t" + "\t".join([_copy_field(v) for v in row]) + "\n" for row in values]
+            lines = [
+                "\x01\t"
+                + "\t".join(
+                    [v.translate(_COPY_ESCAPES) if v.__class__ is str else _copy_field(v) for v in row]
+                )
+                + "\n"
+                for row in values
+            ]
             out[name] = "".join(lines).encode()
     return out
 

@@ -26,6 +26,12 @@ OBJECT = 3  # complex, walk only
 CHECKED_OBJECT = 4  # complex, walk then binding / reference checks
 NESTED_RESOURCE = 5
 
+# Field.fast: the walker's shortest paths (no choice, no max 0 and, for arrays, no upper bound)
+GENERAL = 0
+ONE_PLAIN = 1  # a single primitive, lexical check only
+ONE_OBJECT = 2  # a single complex value, walk only
+MANY_OBJECTS = 3  # an array of complex values, walk only
+
 # Nodes with invariants checked after their properties (see `invariants`).
 SPECIAL_NODES = frozenset({"Extension", "Bundle", "Observation"})
 
@@ -48,6 +54,7 @@ class Field:
         "dot",
         "expected",
         "ext_ok",
+        "fast",
         "key",
         "kind",
         "max",
@@ -79,6 +86,7 @@ class Field:
         self.ext_ok = False  # may have a `_key` sibling
         self.uri = False  # uri/url/canonical: "#id" values count as local references
         self.route = PLAIN
+        self.fast = GENERAL
 
     def finish(self) -> None:
         if self.kind == RESOURCE:
@@ -89,6 +97,18 @@ class Field:
             self.route = BOUND
         elif self.uri:
             self.route = URI
+
+    def set_fast(self) -> None:
+        """The walker's shortest paths, for the most common fields (once `choice` is known)."""
+        self.fast = GENERAL
+        if self.choice is not None or self.max == 0:
+            return
+        if not self.array and self.route == PLAIN:
+            self.fast = ONE_PLAIN
+        elif not self.array and self.route == OBJECT:
+            self.fast = ONE_OBJECT
+        elif self.array and self.max is None and self.route == OBJECT:
+            self.fast = MANY_OBJECTS
 
 
 class Node:
@@ -173,6 +193,7 @@ def build_model(index: dict[str, Any]) -> Model:
             else:
                 fields.append(_field(element, element["types"][0], elem_name, ctx))
             for field in fields:
+                field.set_fast()
                 node.fields[field.key] = field
             if element["min"] > 0:
                 # An extension-only primitive (`"_status": {...}`) is present too (R4 §2.6.2).
