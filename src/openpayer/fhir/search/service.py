@@ -45,6 +45,7 @@ from openpayer.fhir.search.params import (
 )
 from openpayer.fhir.search.sql import Context, Restriction, node_clause, sort_value
 from openpayer.fhir.search.values import date_range
+from openpayer.fhir.storage import codec
 from openpayer.fhir.storage.repository import current_rows_by_rid
 from openpayer.fhir.storage.tables import fhir_resource, idx_reference, index_key
 
@@ -57,6 +58,7 @@ class _Row:
     type: str
     id: str
     position: tuple[Any, ...] = ()
+    content: bytes | None = None  # compressed bytes, when the page query fetched them
 
 
 @dataclass(slots=True)
@@ -316,11 +318,9 @@ class SearchService:
                 counted = select(func.count()).select_from(select(r.c.rid).where(*where).subquery())
                 result.total = int(conn.execute(counted).scalar_one())
         if rows:
-            bodies = current_rows_by_rid(conn, [row.rid for row in rows])
             for row in rows:
-                version = bodies.get(row.rid)
-                if version is not None and version.body is not None:
-                    body = subset(version.body, parsed.summary, parsed.elements)
+                if row.content is not None:
+                    body = subset(codec.decode(row.content), parsed.summary, parsed.elements)
                     result.matches.append(Entry(row.type, row.id, f"{base_url}/{row.type}/{row.id}", body))
             if parsed.includes:
                 self._add_includes(conn, ctx, parsed, rows, result)
@@ -372,14 +372,28 @@ class SearchService:
                 raise BadRequest("The paging link is invalid or has been altered")
             query = query.where(_beyond(columns, position, backwards))
         order = [(expr.asc() if desc == backwards else expr.desc()) for expr, desc in columns]
-        query = query.order_by(*order).limit(parsed.count + 1)
-        fetched = list(conn.execute(query).all())
+        page = query.order_by(*order).limit(parsed.count + 1).subquery("p")
+        # The stored bytes join the page after LIMIT: one round trip, and content read only for the page.
+        stored = fhir_resource.alias("c")
+        keys = [page.c[f"k{i}"] for i in range(len(columns))]
+        fetched = list(
+            conn.execute(
+                select(page.c.rid, page.c.type, page.c.id, *keys, stored.c.content)
+                .join_from(page, stored, stored.c.rid == page.c.rid)
+                .order_by(
+                    *(
+                        (key.asc() if desc == backwards else key.desc())
+                        for key, (_, desc) in zip(keys, columns, strict=True)
+                    )
+                )
+            ).all()
+        )
         more = len(fetched) > parsed.count
         fetched = fetched[: parsed.count]
         if backwards:
             fetched.reverse()
         width = len(columns)
-        rows = [_Row(f.rid, f.type, f.id, tuple(f[3 + i] for i in range(width))) for f in fetched]
+        rows = [_Row(f.rid, f.type, f.id, tuple(f[3 + i] for i in range(width)), f.content) for f in fetched]
         return rows, more
 
     # ---- _include / _revinclude ---------------------------------------------------------------------------
