@@ -539,3 +539,35 @@ def test_index_rows_written_are_the_extracted_ones(services: Services, tmp_path:
                     (tuple(row) for row in conn.execute(select(*columns).where(table.c.rid == key))), key=repr
                 )
                 assert found == sorted(expected.get(table.name, []), key=repr), (rid, table.name)
+
+
+def test_index_copy_text_escapes_exactly_when_needed() -> None:
+    import random
+
+    from openpayer.fhir.storage.bulk import _COPY_ESCAPES, _copy_field, index_copy_text
+
+    def escaped(index: dict[str, list[tuple[Any, ...]]]) -> dict[str, bytes]:
+        return {
+            name: "".join(
+                "\x01\t"
+                + "\t".join(v.translate(_COPY_ESCAPES) if isinstance(v, str) else _copy_field(v) for v in row)
+                + "\n"
+                for row in rows
+            ).encode()
+            for name, rows in index.items()
+            if rows
+        }
+
+    alphabet = ["a", "Z", "é", " ", "N", "\\", "\t", "\n", "\r", "\x01"]
+    generator = random.Random(7)
+    for _ in range(5000):
+        values: list[Any] = [None, 5, -3, 0.5, float("inf"), float("nan")]
+        rows = [
+            tuple(
+                generator.choice([*values, "".join(generator.choices(alphabet, k=generator.randint(0, 4)))])
+                for _ in range(generator.randint(1, 4))
+            )
+            for _ in range(generator.randint(0, 3))
+        ]
+        assert index_copy_text({"t": rows}) == escaped({"t": rows}), rows
+    assert index_copy_text({"t": [(1, None, "a\\b")]})["t"] == b"\x01\t1\t\\N\ta\\\\b\n"

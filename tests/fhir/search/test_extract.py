@@ -119,7 +119,7 @@ def test_top_keys_only_name_properties_an_expression_needs() -> None:
 
 
 @pytest.mark.parametrize("path", _example_files())
-def test_extraction_without_skipping_is_the_same(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_extraction_without_shortcuts_is_the_same(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from openpayer.fhir.search import extract
 
     document = json.loads(path.read_text(encoding="utf-8-sig"))
@@ -127,6 +127,7 @@ def test_extraction_without_skipping_is_the_same(path: Path, monkeypatch: pytest
     fast = [extract_index(resource) for resource in resources]
     monkeypatch.setattr(extract, "_PLANS", type(extract._PLANS)())
     monkeypatch.setattr(extract, "top_keys", lambda extractor: None)
+    monkeypatch.setattr(extract, "rooted", lambda extractor, resource_type: None)
     assert [extract_index(resource) for resource in resources] == fast
 
 

@@ -23,10 +23,11 @@ from typing import Any
 from openpayer.fhir.search.fhirpath import (
     LOCAL_REFERENCE,
     R4_MODEL,
-    Extractor,
+    Node,
     compile_expression,
     is_compiled,
     reference_type,
+    rooted,
     top_keys,
 )
 from openpayer.fhir.search.index import (
@@ -41,7 +42,6 @@ from openpayer.fhir.search.index import (
     UriValue,
 )
 from openpayer.fhir.search.registry import (
-    SearchParam,
     SearchParamRegistry,
     concrete_resource_types,
     default_registry,
@@ -371,9 +371,17 @@ _CONVERTERS: dict[str, tuple[Callable[[str, Any, str | None, Any], None], str]] 
 
 # --- extraction -------------------------------------------------------------------------------------------
 
-# (parameter, extractor, converter, IndexRows attribute, properties one of which the extractor needs or None)
+# (parameter code, extractor or the steps after its root, whether it is those steps, converter,
+#  IndexRows attribute, properties one of which the extractor needs or None)
 _Plan = list[
-    tuple[SearchParam, Extractor, Callable[[str, Any, str | None, Any], None], str, frozenset[str] | None]
+    tuple[
+        str,
+        Callable[[Any], list[Node]],
+        bool,
+        Callable[[str, Any, str | None, Any], None],
+        str,
+        frozenset[str] | None,
+    ]
 ]
 _PLANS: weakref.WeakKeyDictionary[SearchParamRegistry, dict[tuple[str, bool], _Plan]] = (
     weakref.WeakKeyDictionary()
@@ -396,7 +404,12 @@ def _plan(registry: SearchParamRegistry, resource_type: str, force_fhirpathpy: b
                     "cannot compile %s %s: %r", resource_type, param.code, param.expression, exc_info=True
                 )
                 continue
-            plan.append((param, extractor, *_CONVERTERS[param.type], top_keys(extractor)))
+            steps = None if force_fhirpathpy else rooted(extractor, resource_type)
+            convert, attribute = _CONVERTERS[param.type]
+            if steps is not None:
+                plan.append((param.code, steps, True, convert, attribute, top_keys(extractor)))
+            else:
+                plan.append((param.code, extractor, False, convert, attribute, top_keys(extractor)))
         plans[key] = plan
     return plan
 
@@ -411,20 +424,21 @@ def extract_index(
         return rows
     registry = default_registry() if registry is None else registry
     plan = _plan(registry, resource_type, force_fhirpathpy)
-    for param, extractor, convert, attribute, needs in plan:
+    root = [(resource, resource_type)]
+    for code, extractor, is_steps, convert, attribute, needs in plan:
         if needs is not None and needs.isdisjoint(resource):
             continue  # none of the properties its expression starts with: no values
         found: list[Any] = []
         try:
-            for value, path in extractor(resource):
+            for value, path in extractor(root) if is_steps else extractor(resource):
                 ftype = _FHIR_TYPES.get(path, "")
                 if ftype == "":
                     ftype = _FHIR_TYPES[path] = _fhir_type(path)
                 if ftype == "Extension":
                     value, ftype = _extension_value(value)
-                convert(param.code, value, ftype, found)
+                convert(code, value, ftype, found)
         except Exception:
-            log.debug("extraction of %s %s failed", resource_type, param.code, exc_info=True)
+            log.debug("extraction of %s %s failed", resource_type, code, exc_info=True)
             continue
         if found:
             getattr(rows, attribute).extend(found)

@@ -374,17 +374,29 @@ def _top_keys(branches: list[list[_Step]]) -> frozenset[str] | None:
 @lru_cache(maxsize=8192)
 def _compiled(expression: str) -> Extractor:
     boolean = _EXISTS_NOT_FALSE.fullmatch(expression.strip())
+    rooted: tuple[str, _Step] | None = None
     if boolean:
         step, keys = _exists_not_false(boolean.group(1)), None  # false when absent: never skipped
     else:
         branches = _Parser(expression).parse()
         step, keys = _union(branches), _top_keys(branches)
+        roots = {getattr(steps[0], "root", None) for steps in branches}
+        if keys is not None and len(roots) == 1:  # every branch is `Type.member...` with the same Type
+            rooted = (str(roots.pop()), _union([steps[1:] for steps in branches]))
 
     def extract(resource: Mapping[str, Any]) -> list[Node]:
         return step([(resource, resource.get("resourceType"))])
 
     extract.top_keys = keys  # type: ignore[attr-defined]
+    extract.rooted = rooted  # type: ignore[attr-defined]
     return extract
+
+
+def rooted(extractor: Extractor, resource_type: str) -> _Step | None:
+    """For an extractor whose every branch starts with `resource_type`: the steps after that root, to
+    apply to ``[(resource, resource_type)]`` (the same values, without the root filter); else None."""
+    found: tuple[str, _Step] | None = getattr(extractor, "rooted", None)
+    return found[1] if found is not None and found[0] == resource_type else None
 
 
 def top_keys(extractor: Extractor) -> frozenset[str] | None:

@@ -470,7 +470,23 @@ def index_copy_text(index: dict[str, list[tuple[Any, ...]]]) -> dict[str, bytes]
     """`index_values` output as COPY text lines per table, each starting with the rid placeholder."""
     out: dict[str, bytes] = {}
     for name, values in index.items():
-        if values:
+        if not values:
+            continue
+        # Strings as they are first; if the separators' counts or a search over the text show that one
+        # needed an escape, again with every string escaped.
+        lines = [
+            "\x01\t" + "\t".join([v if v.__class__ is str else _copy_field(v) for v in row]) + "\n"
+            for row in values
+        ]
+        text = "".join(lines)
+        plain = (
+            text.count("\x01") == len(lines)
+            and text.count("\t") == sum(map(len, values))
+            and text.count("\n") == len(lines)
+            and text.count("\\") == sum([row.count(None) for row in values])  # only the NULLs' \N
+            and "\r" not in text
+        )
+        if not plain:
             lines = [
                 "\x01\t"
                 + "\t".join(
@@ -479,7 +495,8 @@ def index_copy_text(index: dict[str, list[tuple[Any, ...]]]) -> dict[str, bytes]
                 + "\n"
                 for row in values
             ]
-            out[name] = "".join(lines).encode()
+            text = "".join(lines)
+        out[name] = text.encode()
     return out
 
 
