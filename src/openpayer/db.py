@@ -26,7 +26,15 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, echo=echo, connect_args={"check_same_thread": False, "timeout": 30})
+        # As many pooled connections as the server's worker threads use at once: an overflow connection is
+        # closed on return, and reopening one (with its PRAGMAs) on every request costs more than the read.
+        engine = create_engine(
+            url,
+            echo=echo,
+            pool_size=20,
+            max_overflow=20,
+            connect_args={"check_same_thread": False, "timeout": 30},
+        )
         _configure_sqlite(engine)
         return engine
     # psycopg prepares a statement after 5 executions and PostgreSQL may then switch to a generic plan,
