@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
-from openpayer.app import Services
+from openpayer.app import Services, create_app
 from openpayer.config import Settings
+from openpayer.oauth.audit import AUDIT_MAX_AGE
+from openpayer.oauth.models import audit_event
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, two_member_world
 
 ENV = "sandbox"
@@ -419,3 +423,28 @@ def test_every_kind_of_access_is_audited_with_its_outcome(
     assert "2345-7" not in recorded
     assert "final" not in recorded
     assert "laboratory" not in recorded
+
+
+def _stored_accesses(services: Services) -> list[tuple[str | None, int]]:
+    """FHIR access events as written in the table (not through `AuditLog.events`, which writes first)."""
+    query = select(audit_event.c.resource_id, audit_event.c.status).where(
+        audit_event.c.event == "fhir:access"
+    )
+    with services.engine.connect() as conn:
+        return [(row.resource_id, row.status) for row in conn.execute(query.order_by(audit_event.c.id))]
+
+
+def test_audit_events_are_written_while_idle_and_at_shutdown(
+    settings: Settings, services: Services, world: dict[str, str]
+) -> None:
+    client_id, _ = services.auth.clients.register(ENV, name="Wallet", redirect_uris=[REDIRECT], public=True)
+    with TestClient(create_app(settings, services=services), base_url="http://testserver") as http:
+        headers = as_a(SmartApp(http, client_id, REDIRECT))
+        assert http.get(f"{FHIR}/Observation/{world['a_lab']}", headers=headers).status_code == 200
+        deadline = time.monotonic() + 4 * AUDIT_MAX_AGE
+        while not _stored_accesses(services) and time.monotonic() < deadline:
+            time.sleep(0.1)  # no further request: the server writes the buffered event by itself
+        assert _stored_accesses(services) == [(world["a_lab"], 200)]
+        assert http.get(f"{FHIR}/Observation/{world['b_lab']}", headers=headers).status_code == 404
+    # The server stopped right after the last request: its event was written at shutdown.
+    assert _stored_accesses(services) == [(world["a_lab"], 200), (world["b_lab"], 404)]

@@ -1,7 +1,7 @@
 """Access audit: who (member), which app (client), whose data (patient), what, when, outcome.
 
 Never the token, the query string or the resource body. Events are buffered and written in batches (at most
-`_BATCH` events or `_MAX_AGE` seconds old) so that auditing does not add a write to every FHIR read.
+`_BATCH` events or `AUDIT_MAX_AGE` seconds old) so that auditing does not add a write to every FHIR read.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from openpayer.oauth.models import audit_event
 
 log = logging.getLogger("openpayer.audit")
 _BATCH = 500
-_MAX_AGE = 2.0
+AUDIT_MAX_AGE = 2.0
 
 
 class AuditEvent(StrEnum):
@@ -75,7 +75,7 @@ class AuditLog:
 
     def due(self) -> bool:
         return bool(self._pending) and (
-            len(self._pending) >= _BATCH or time.monotonic() - self._oldest >= _MAX_AGE
+            len(self._pending) >= _BATCH or time.monotonic() - self._oldest >= AUDIT_MAX_AGE
         )
 
     def flush(self) -> None:

@@ -12,11 +12,14 @@ An ASGI middleware, so that the FHIR routes stay as they are:
 - Type-level operations: `$validate` (stores and reads nothing) for any token; `Patient/$member-match`
   (Da Vinci HRex) only for backend (`system/`) tokens that may read Patient: a member's app may not match
   members.
-- Every request with a token is audited after its response (no token, query or body is recorded).
+- Every request with a token is audited after its response (no token, query or body is recorded). Events
+  are written in batches in the background, at least every `AUDIT_MAX_AGE` seconds while the server runs,
+  and the rest at shutdown (the ASGI lifespan).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -32,7 +35,7 @@ from openpayer.fhir.errors import FHIRError, Forbidden, NotFound, Unauthorized
 from openpayer.fhir.search.compartment import AllOf, PatientCompartment, compartment_types
 from openpayer.fhir.search.sql import Restriction, restriction_clause
 from openpayer.fhir.storage.tables import fhir_resource
-from openpayer.oauth.audit import AuditEvent
+from openpayer.oauth.audit import AUDIT_MAX_AGE, AuditEvent
 from openpayer.oauth.restrictions import QueryFilter, TypeFilter
 from openpayer.oauth.scopes import Access
 from openpayer.oauth.tokens import TokenInfo
@@ -145,8 +148,13 @@ class SmartGuard:
         self._snapshots: OrderedDict[tuple[str, str], tuple[float, frozenset[tuple[str, str]] | None]] = (
             OrderedDict()
         )
+        self._flusher: asyncio.Task[None] | None = None
+        self._flushing: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -168,6 +176,43 @@ class SmartGuard:
             await self._guard(scope, receive, send, env, rest, self._registered(env, origin))
         else:
             await self.app(scope, receive, send)
+
+    # ---- audit writes --------------------------------------------------------------------------------
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """While the server runs, buffered audit events are written at least every `AUDIT_MAX_AGE` seconds,
+        even when no request comes; at shutdown the rest are written before the application stops."""
+
+        async def receive_and_flush() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.startup" and self._flusher is None:
+                self._flusher = asyncio.get_running_loop().create_task(self._flush_periodically())
+            elif message["type"] == "lifespan.shutdown":
+                if self._flusher is not None:
+                    self._flusher.cancel()
+                    self._flusher = None
+                await self._flush()
+            return message
+
+        await self.app(scope, receive_and_flush, send)
+
+    async def _flush_periodically(self) -> None:
+        audit = self.services.auth.audit
+        while True:
+            await asyncio.sleep(AUDIT_MAX_AGE)
+            if audit.due():
+                await self._flush()
+
+    def _flush_soon(self) -> None:
+        """Write the buffered events in the background (at most one write at a time): the request that
+        filled the batch does not wait for it."""
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            await run_in_threadpool(self.services.auth.audit.flush)
+        except Exception:  # flush() logged it and kept the events for the next write
+            return
 
     # ---- CORS ----------------------------------------------------------------------------------------
     def _registered(self, env: str, origin: str | None) -> str | None:
@@ -241,8 +286,6 @@ class SmartGuard:
                 await self._with_cors(scope, receive, capture, cors)
         finally:
             self._audit(env, grant, target, status)
-            if self.services.auth.audit.due():
-                await run_in_threadpool(self.services.auth.audit.flush)
 
     async def _reply(
         self, scope: Scope, receive: Receive, send: Send, error: FHIRError, cors: str | None
@@ -389,6 +432,11 @@ class SmartGuard:
         return snapshot
 
     def _audit(self, env: str, grant: Grant, target: Target | None, status: int) -> None:
+        self._record(env, grant, target, status)
+        if self.services.auth.audit.due():
+            self._flush_soon()
+
+    def _record(self, env: str, grant: Grant, target: Target | None, status: int) -> None:
         info = grant.info
         self.services.auth.audit.record(
             env,
