@@ -10,6 +10,11 @@ resources/s with the share of time spent in parsing, validation, indexing and wr
 from the same run: inserting the same compressed bytes into the same tables (`fhir_history`, `fhir_resource`)
 in the same batch size with no FHIR logic at all, as rows/s. A second load of the same file (everything
 unchanged) is timed too.
+
+    .venv/bin/python benchmarks/bench_load.py --stages 1000                # per-stage CPU, one process
+
+prints the CPU milliseconds per resource of each step a worker takes (parse, validate, stamp, compress,
+extract the index, index rows), best of 5 passes over the same resources, in this process only.
 """
 
 from __future__ import annotations
@@ -112,6 +117,51 @@ def baseline(url: str, ndjson: Path, batch: int) -> float:
     return len(lines) / elapsed
 
 
+def stages(n: int, scratch: Path) -> None:
+    """CPU ms per resource of each worker step, in this process (best of 5 passes)."""
+    import gc
+
+    from openpayer.fhir.search.extract import extract_index
+    from openpayer.fhir.storage import bulk
+    from openpayer.fhir.storage.repository import stamp
+    from openpayer.fhir.validation import validate_resource
+
+    path = scratch / "stages.ndjson"
+    generate(n, path)
+    lines = path.read_bytes().splitlines()
+    parsed = [orjson.loads(line) for line in lines]
+    validate_resource(parsed[0])
+    extract_index(parsed[0])
+    gc.freeze()
+    stamped = [stamp(r, 1, time.time_ns() // 1000) for r in parsed]
+    rows = [extract_index(r) for r in stamped]
+    steps: list[tuple[str, Any, list[Any]]] = [
+        ("parse (orjson)", orjson.loads, lines),
+        ("validate_resource", validate_resource, parsed),
+        ("stamp", lambda r: stamp(r, 1, 1_700_000_000_000_000), parsed),
+        ("serialise + compress", codec.encode, stamped),
+        ("extract_index", extract_index, stamped),
+        ("index rows (+ COPY text)", lambda r: bulk.index_copy_text(bulk.index_values("s", "E", r)), rows),
+    ]
+    if not hasattr(bulk, "index_values"):  # the code before the loader's index rows became tuples
+        from openpayer.fhir.storage.repository import index_rows_to_values
+
+        steps[-1] = ("index rows", lambda r: bulk.index_tuples(index_rows_to_values("s", "E", 0, r)), rows)
+    total = 0.0
+    for label, step, items in steps:
+        best = min(_cpu(step, items) for _ in range(5))
+        total += best
+        print(f"{label:26s} {1000 * best / len(items):6.3f} ms")
+    print(f"{'total':26s} {1000 * total / n:6.3f} ms per resource (load average {os.getloadavg()[0]:.2f})")
+
+
+def _cpu(step: Any, items: list[Any]) -> float:
+    started = time.process_time()
+    for item in items:
+        step(item)
+    return time.process_time() - started
+
+
 def _proc_cpu(pids: set[int]) -> dict[int, float]:
     """CPU seconds used so far by each of these (PostgreSQL backend) processes that still runs, from /proc."""
     found = {}
@@ -151,7 +201,12 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument("--batch-size", type=int, default=400)
+    parser.add_argument("--stages", type=int, metavar="N", help="only time each worker step on N resources")
     args = parser.parse_args()
+    if args.stages:
+        with tempfile.TemporaryDirectory(prefix="openpayer-bench-") as tmp:
+            stages(args.stages, Path(tmp))
+        return
 
     with tempfile.TemporaryDirectory(prefix="openpayer-bench-") as tmp:
         scratch = Path(tmp)
