@@ -13,23 +13,12 @@ from openpayer.app import Services, create_app
 from openpayer.config import Settings
 from openpayer.oauth.audit import AUDIT_MAX_AGE
 from openpayer.oauth.models import audit_event
-from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, two_member_world
+from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
 
 ENV = "sandbox"
 FHIR = f"/{ENV}/fhir"
 REDIRECT = "https://app.example.com/callback"
 ORIGIN = "https://app.example.com"
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """Bearer tokens required on /{env}/fhir, whatever the shared fixture chooses for engine tests."""
-    return settings.model_copy(update={"auth_enforce": True})
-
-
-@pytest.fixture
-def world(services: Services) -> dict[str, str]:
-    return two_member_world(services, ENV)
 
 
 @pytest.fixture

@@ -12,23 +12,10 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
 from openpayer.app import Services
-from openpayer.config import Settings
-from openpayer.oauth.testing import two_member_world
 
 ENV = "sandbox"
 TOKEN_URL = f"http://testserver/{ENV}/auth/token"
 ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """Bearer tokens required on /{env}/fhir, whatever the shared fixture chooses for engine tests."""
-    return settings.model_copy(update={"auth_enforce": True})
-
-
-@pytest.fixture
-def world(services: Services) -> dict[str, str]:
-    return two_member_world(services, ENV)
 
 
 @pytest.fixture(params=["RS384", "ES384"])

@@ -9,25 +9,13 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from openpayer.app import Services
-from openpayer.config import Settings
-from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, two_member_world
+from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
 
 ENV = "sandbox"
 FHIR = f"/{ENV}/fhir"
 AUTH = f"/{ENV}/auth"
 REDIRECT = "https://app.example.com/callback"
 PASSWORD = TEST_PASSWORD
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """Bearer tokens required on /{env}/fhir, whatever the shared fixture chooses for engine tests."""
-    return settings.model_copy(update={"auth_enforce": True})
-
-
-@pytest.fixture
-def world(services: Services) -> dict[str, str]:
-    return two_member_world(services, ENV)
 
 
 @pytest.fixture

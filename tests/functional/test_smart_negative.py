@@ -9,24 +9,13 @@ from fastapi.testclient import TestClient
 
 from openpayer.app import Services
 from openpayer.config import Settings
-from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, query_of, two_member_world
+from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, query_of
 
 ENV = "sandbox"
 AUTH = f"/{ENV}/auth"
 FHIR = f"/{ENV}/fhir"
 REDIRECT = "https://app.example.com/callback"
 SCOPE = "launch/patient openid fhirUser offline_access patient/*.read"
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """Bearer tokens required on /{env}/fhir, whatever the shared fixture chooses for engine tests."""
-    return settings.model_copy(update={"auth_enforce": True})
-
-
-@pytest.fixture
-def world(services: Services) -> dict[str, str]:
-    return two_member_world(services, ENV)
 
 
 @pytest.fixture
