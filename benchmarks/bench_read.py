@@ -41,6 +41,11 @@ def raw(rtype: str, rid: str) -> Response:
             )
         ).scalar_one()
     return Response(zlib.decompress(content), media_type="application/json")
+
+
+# The baseline routes first, so that they are not matched after every FHIR route.
+for _ in range(1):
+    app.router.routes.insert(0, app.router.routes.pop())
 """
 
 
