@@ -52,6 +52,13 @@ from openpayer.fhir.storage.tables import fhir_resource, idx_reference, index_ke
 EVERYTHING_PARAMS = frozenset({"_since", "_type", "_count", "_summary", "_elements", "_total"})
 
 
+# Aliases are immutable and reused by every query: building one per request populates its column
+# collection again (measured: a tenth of a member search's time).
+_MATCH = fhir_resource.alias("r")
+_STORED = fhir_resource.alias("c")
+_MATCH.c, _STORED.c  # noqa: B018  (populated once, before threads share them)
+
+
 @dataclass(frozen=True, slots=True)
 class _Row:
     rid: int
@@ -162,7 +169,7 @@ class SearchService:
         )
         if not parsed.criteria:
             raise BadRequest("A conditional interaction needs search criteria")
-        r = fhir_resource.alias("r")
+        r = _MATCH
         ctx = Context(env, base_url, conn.dialect.name, restriction, None, now_micros())
         where = self._where(r, ctx, parsed, None)
         rows = conn.execute(select(r.c.id).where(*where).order_by(r.c.rid).limit(limit))
@@ -277,7 +284,7 @@ class SearchService:
         )
         if conn.dialect.name == "sqlite" and _uses_near(parsed):
             _ensure_sqlite_math(conn)
-        r = fhir_resource.alias("r")
+        r = _MATCH
         ctx = Context(env, base_url, conn.dialect.name, scope.restriction, scope.allowed_types, now_micros())
         where = self._where(r, ctx, parsed, scope)
         result = SearchResult(issues=list(parsed.issues))
@@ -374,7 +381,7 @@ class SearchService:
         order = [(expr.asc() if desc == backwards else expr.desc()) for expr, desc in columns]
         page = query.order_by(*order).limit(parsed.count + 1).subquery("p")
         # The stored bytes join the page after LIMIT: one round trip, and content read only for the page.
-        stored = fhir_resource.alias("c")
+        stored = _STORED
         keys = [page.c[f"k{i}"] for i in range(len(columns))]
         fetched = list(
             conn.execute(
