@@ -166,12 +166,6 @@ class BulkWriter:
     def _write(self, conn: Connection, records: list[PreparedResource], outcome: BatchOutcome) -> None:
         if not records:
             return
-        if conn.dialect.name == "postgresql":
-            # `make_engine` asks for custom plans (better search plans). That also re-plans the foreign-key
-            # check PostgreSQL runs for every index row (a cached internal query): measured, it doubled the
-            # server's CPU per loaded ExplanationOfBenefit (0.35 -> 0.8 ms). The load's statements need no
-            # custom plans, so this transaction goes back to the default.
-            conn.exec_driver_sql("SET LOCAL plan_cache_mode = auto")
         existing = self._current_rows(conn, records)
         fresh: list[PreparedResource] = []
         changed: list[tuple[PreparedResource, _Current, int]] = []
