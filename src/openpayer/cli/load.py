@@ -15,28 +15,16 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
-    ProgressColumn,
-    Task,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.table import Table
-from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
 
+from openpayer.cli.progress import RateColumn
 from openpayer.config import get_settings
 from openpayer.fhir.loading import Loader, LoadReport
 from openpayer.migrate import upgrade
-
-
-class _RateColumn(ProgressColumn):
-    """Resources written (or found unchanged) so far, and per second."""
-
-    def render(self, task: Task) -> Text:
-        resources = int(task.fields.get("resources", 0))
-        elapsed = task.elapsed or 0.0
-        rate = resources / elapsed if elapsed > 0 else 0.0
-        return Text(f"{resources:,} · {rate:,.0f} resources/s", style="progress.data.speed")
 
 
 class _Bar:
@@ -48,7 +36,7 @@ class _Bar:
             TextColumn("[bold]loading"),
             BarColumn(bar_width=24),
             TextColumn("{task.percentage:>3.0f}%"),
-            _RateColumn(),
+            RateColumn(),
             TimeElapsedColumn(),
             console=console,
         )

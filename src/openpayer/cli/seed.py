@@ -29,12 +29,12 @@ from typing import Any
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from rich.text import Text
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from openpayer.cli.progress import RateColumn
 from openpayer.config import Settings, get_settings
 from openpayer.db import make_engine
 from openpayer.fhir.loading import Loader, LoadReport, Rejection
@@ -58,14 +58,6 @@ SLICE_MEMBERS = 1_000  # members generated (then loaded) per temporary NDJSON fo
 SHOWN_REJECTIONS = 20
 
 
-class _RateColumn(ProgressColumn):
-    def render(self, task: Task) -> Text:
-        resources = int(task.fields.get("resources", 0))
-        elapsed = task.elapsed or 0.0
-        rate = resources / elapsed if elapsed > 0 else 0.0
-        return Text(f"{resources:,} resources · {rate:,.0f}/s", style="progress.data.speed")
-
-
 class _Progress:
     """One bar over the whole plan, slice after slice: each slice is generated (the first tenth of its share
     of the bar), then loaded. The payer, directory and formulary weigh as much as one member."""
@@ -78,7 +70,7 @@ class _Progress:
             TextColumn("[bold]{task.description:<10}"),
             BarColumn(bar_width=24),
             TextColumn("{task.percentage:>3.0f}%"),
-            _RateColumn(),
+            RateColumn(),
             TimeElapsedColumn(),
             console=console,
         )
