@@ -361,19 +361,23 @@ class SearchService:
     ) -> tuple[list[_Row], bool]:
         """One page in (sort keys…, rid) order, after (or before) `position`; and whether more rows follow."""
         sorts = [(key, *sort_value(key, r, ctx)) for key in parsed.sort]
-        inner = select(
-            r.c.rid, r.c.type, r.c.id, *(value.label(f"s{i}") for i, (_, value, _) in enumerate(sorts))
-        ).where(*where)
-        m = inner.subquery("m")
         columns: list[tuple[Any, bool]] = []  # (expression, descending)
-        for i, (key, _, default) in enumerate(sorts):
-            raw = m.c[f"s{i}"]
-            columns.append((case((raw.is_(None), 1), else_=0), False))  # missing values last
-            columns.append((func.coalesce(raw, default), key.descending))
-        columns.append((m.c.rid, False))
-        query = select(
-            m.c.rid, m.c.type, m.c.id, *(expr.label(f"k{i}") for i, (expr, _) in enumerate(columns))
-        )
+        if sorts:
+            inner = select(
+                r.c.rid, r.c.type, r.c.id, *(value.label(f"s{i}") for i, (_, value, _) in enumerate(sorts))
+            ).where(*where)
+            m = inner.subquery("m")
+            for i, (key, _, default) in enumerate(sorts):
+                raw = m.c[f"s{i}"]
+                columns.append((case((raw.is_(None), 1), else_=0), False))  # missing values last
+                columns.append((func.coalesce(raw, default), key.descending))
+            columns.append((m.c.rid, False))
+            query = select(
+                m.c.rid, m.c.type, m.c.id, *(expr.label(f"k{i}") for i, (expr, _) in enumerate(columns))
+            )
+        else:  # the default order, by rid alone: no sort subquery to build (the common case, and cheaper)
+            columns.append((r.c.rid, False))
+            query = select(r.c.rid, r.c.type, r.c.id, r.c.rid.label("k0")).where(*where)
         if position is not None:
             if len(position) != len(columns):
                 raise BadRequest("The paging link is invalid or has been altered")
