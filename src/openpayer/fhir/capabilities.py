@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from openpayer import __version__
@@ -40,7 +41,7 @@ def capability_statement(
     operations: Iterable[OperationInfo],
     read_only: bool,
     contributors: Iterable[Contributor] = (),
-    software_date: str = "2026-11-23",
+    software_date: str | None = None,
 ) -> dict[str, Any]:
     interactions = ["read", "vread", "search-type", "history-instance", "history-type"]
     if not read_only:
@@ -85,7 +86,7 @@ def capability_statement(
     statement: dict[str, Any] = {
         "resourceType": "CapabilityStatement",
         "status": "active",
-        "date": software_date,
+        "date": software_date or datetime.now(UTC).date().isoformat(),  # generated now, from the code
         "publisher": SERVER_NAME,
         "kind": "instance",
         "software": {"name": SERVER_NAME, "version": __version__},
