@@ -9,9 +9,11 @@ every resource row a branch reads (the chained target, the `_has` source), not o
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -107,6 +109,12 @@ class Context:
     restriction: Restriction | None
     allowed_types: frozenset[str] | None
     now: int  # microseconds, for `ap` on dates
+    # Numbers the chain and `_has` subqueries of one statement, so each gets aliases of its own.
+    serial: itertools.count[int] = field(default_factory=itertools.count, compare=False)
+
+    def aliases(self) -> tuple[FromClause, FromClause]:
+        """An (index reference, resource) alias pair unique within the statement, built once per process."""
+        return _numbered_aliases(next(self.serial))
 
     def hkeys(self, types: Sequence[str], code: str) -> list[int]:
         return [index_key(self.env, t, code) for t in types]
@@ -140,9 +148,17 @@ def node_clause(node: Node, r: FromClause, ctx: Context) -> ColumnElement[bool]:
     return _has(node, r, ctx)
 
 
+@cache
+def _numbered_aliases(n: int) -> tuple[FromClause, FromClause]:
+    """Aliases are immutable and may be shared by statements; building one per subquery per request
+    populated its column collection again and again (a third of a chained directory search's time)."""
+    ref, resource = idx_reference.alias(f"ref{n}"), fhir_resource.alias(f"res{n}")
+    ref.c, resource.c  # noqa: B018  (populated once, before threads share them)
+    return ref, resource
+
+
 def _chain(node: Chain, r: FromClause, ctx: Context) -> ColumnElement[bool]:
-    ref = idx_reference.alias()
-    t = fhir_resource.alias()
+    ref, t = ctx.aliases()
     branches = [and_(ref.c.target_type == ttype, node_clause(inner, t, ctx)) for ttype, inner in node.targets]
     sub = (
         select(ref.c.rid)
@@ -156,8 +172,7 @@ def _chain(node: Chain, r: FromClause, ctx: Context) -> ColumnElement[bool]:
 
 
 def _has(node: Has, r: FromClause, ctx: Context) -> ColumnElement[bool]:
-    ref = idx_reference.alias()
-    s = fhir_resource.alias()
+    ref, s = ctx.aliases()
     # (type, id) IN (...): not correlated, so both databases can drive from the referring side's index.
     sub = (
         select(ref.c.target_type, ref.c.target_id)
