@@ -9,18 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from openpayer.cli.main import app
-from openpayer.config import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "load"
-
-
-@pytest.fixture
-def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("OPENPAYER_HOME", str(settings.home))
-    monkeypatch.setenv("OPENPAYER_DATABASE_URL", settings.resolved_database_url)
-    monkeypatch.setenv("OPENPAYER_SECRET_KEY", "test-secret")
-    monkeypatch.setenv("COLUMNS", "200")
-    return CliRunner()
 
 
 def invoke(cli: CliRunner, *args: str) -> tuple[int, str, str]:

@@ -13,21 +13,11 @@ from typer.testing import CliRunner
 
 from openpayer.cli import seed as seed_cli
 from openpayer.cli.main import app
-from openpayer.config import Settings
 from openpayer.members.accounts import MemberStore
 from openpayer.members.models import member_account
 from openpayer.members.sandbox import SANDBOX_MEMBERS
 from openpayer.oauth.clock import Clock
 from openpayer.oauth.keys import Sealer
-
-
-@pytest.fixture
-def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
-    monkeypatch.setenv("OPENPAYER_HOME", str(settings.home))
-    monkeypatch.setenv("OPENPAYER_DATABASE_URL", settings.resolved_database_url)
-    monkeypatch.setenv("OPENPAYER_SECRET_KEY", "test-secret")
-    monkeypatch.setenv("COLUMNS", "200")
-    return CliRunner()
 
 
 def invoke(cli: CliRunner, *args: str) -> tuple[int, str, str]:

@@ -12,16 +12,10 @@ from pathlib import Path
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from openpayer.cli.progress import RateColumn
+from openpayer.cli.progress import resource_progress
 from openpayer.config import get_settings
 from openpayer.fhir.loading import Loader, LoadReport
 from openpayer.migrate import upgrade
@@ -32,14 +26,7 @@ class _Bar:
 
     def __init__(self, console: Console, enabled: bool) -> None:
         self.enabled = enabled
-        self.progress = Progress(
-            TextColumn("[bold]loading"),
-            BarColumn(bar_width=24),
-            TextColumn("{task.percentage:>3.0f}%"),
-            RateColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        )
+        self.progress = resource_progress(console, "[bold]loading")
         self.task_id: int | None = None
 
     def __call__(self, done: int, total: int, resources: int) -> None:

@@ -29,12 +29,12 @@ from typing import Any
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import TaskID
 from rich.table import Table
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from openpayer.cli.progress import RateColumn
+from openpayer.cli.progress import resource_progress
 from openpayer.config import Settings, get_settings
 from openpayer.db import make_engine
 from openpayer.fhir.loading import Loader, LoadReport, Rejection
@@ -66,14 +66,7 @@ class _Progress:
         self.enabled = enabled
         self.load = load  # False: --ndjson, generating is all there is (and counts the resources)
         self.share = 0.1 if load else 1.0
-        self.progress = Progress(
-            TextColumn("[bold]{task.description:<10}"),
-            BarColumn(bar_width=24),
-            TextColumn("{task.percentage:>3.0f}%"),
-            RateColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        )
+        self.progress = resource_progress(console, "[bold]{task.description:<10}")
         self.total = members + 1
         self.task_id: TaskID | None = None
         self.loaded = 0  # resources loaded by earlier slices
