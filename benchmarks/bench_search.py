@@ -112,10 +112,10 @@ for _ in range(2):
 """.replace("SINCE", SINCE)
 
 
-def populate(url: str, members: int, workdir: Path) -> Path:
+def populate(url: str, members: int, workdir: Path, practitioners: int | None = None) -> Path:
     """Generate the plan as NDJSON (kept for picking query values) and load it unless already there."""
     folder = workdir / "ndjson"
-    counts = write_ndjson(generate_plan(members, seed=7), folder)
+    counts = write_ndjson(generate_plan(members, seed=7, practitioners=practitioners), folder)
     engine = make_engine(normalise_database_url(url))
     with engine.connect() as conn:
         present = conn.execute(
@@ -259,6 +259,9 @@ def main() -> None:
     )
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument(
+        "--practitioners", type=int, default=None, help="directory size (default: one per five members)"
+    )
     parser.add_argument("--samples", type=int, default=200, help="requests per search for latencies")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=4)
@@ -269,7 +272,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="openpayer-search-bench-"))
     url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
     prepare_database(url, reuse=args.reuse)
-    folder = populate(url, args.members, workdir)
+    folder = populate(url, args.members, workdir, args.practitioners)
     rng = random.Random(3)
     patients = [p["id"] for p in read_ndjson(folder, "Patient")]
     picks = [rng.choice(patients) for _ in range(args.samples)]

@@ -362,3 +362,14 @@ def test_resources_conform_to_their_profiles(plan: list[Resource]) -> None:
         for issue in profile_errors(r)
     ]
     assert problems == []
+
+
+def test_the_directory_can_be_sized_apart_from_the_members() -> None:
+    sized = Counter(r["resourceType"] for r in generate_plan(3, seed=2, practitioners=300))
+    default = Counter(r["resourceType"] for r in generate_plan(3, seed=2))
+    assert sized["Practitioner"] == 300
+    assert default["Practitioner"] == 20
+    assert sized["PractitionerRole"] > default["PractitionerRole"]
+    assert sized["Patient"] == default["Patient"] == 3
+    with pytest.raises(ValueError, match="practitioners"):
+        list(generate_plan(3, practitioners=5))

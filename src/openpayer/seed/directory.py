@@ -106,15 +106,18 @@ class Directory:
         return (local or pracs)[pick % len(local or pracs)]
 
 
-def build_directory(members: int, seed: int, start_ord: int) -> Directory:
-    """Decide the directory (who, where) without building resources: deterministic for (members, seed)."""
+def build_directory(
+    members: int, seed: int, start_ord: int, practitioner_count: int | None = None
+) -> Directory:
+    """Decide the directory (who, where) without building resources: deterministic for (members, seed,
+    practitioners). By default one practitioner per five members; a directory benchmark asks for more."""
     rng = Random(seed * 7919 + 17)
     n_markets = max(3, min(25, members // 40))
     home = next(c for c in CITIES if c.name == "Columbus" and c.state == "OH")  # HQ and the test family
     shuffled = [c for c in CITIES if c is not home]
     rng.shuffle(shuffled)
     markets = (home, *shuffled[: n_markets - 1])
-    n_prac = max(20, members // 5)
+    n_prac = practitioner_count if practitioner_count is not None else max(20, members // 5)
     keys = list(C.REQUIRED_SPECIALTIES)
     spec_rows = {row[0]: row for row in C.SPECIALTIES}
     weights = [row[5] for row in C.SPECIALTIES]

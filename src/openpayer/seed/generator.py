@@ -23,13 +23,21 @@ from .story import Planner
 class PlanContext:
     """Everything shared by all members of one generated plan: the window and the directory."""
 
-    def __init__(self, members: int, seed: int = 1, start_date: dt.date | None = None) -> None:
+    def __init__(
+        self,
+        members: int,
+        seed: int = 1,
+        start_date: dt.date | None = None,
+        practitioners: int | None = None,
+    ) -> None:
         if members < 0:
             raise ValueError("members must be >= 0")
+        if practitioners is not None and practitioners < 20:
+            raise ValueError("practitioners must be >= 20")
         self.members = members
         self.seed = seed
         self.start = (start_date or DEFAULT_START).toordinal()
-        self.directory: Directory = build_directory(members, seed, self.start)
+        self.directory: Directory = build_directory(members, seed, self.start, practitioners)
         self.planner = Planner(self.directory, self.start)
         self.dental = PRODUCTS_BY_ID["plan-dental"]
 
@@ -63,13 +71,15 @@ def iter_plan_members(ctx: PlanContext) -> Iterator[Member]:
     return iter_members(ctx.members, ctx.seed, ctx.start, ctx.directory.markets)
 
 
-def generate_plan(members: int, seed: int = 1, *, start_date: dt.date | None = None) -> Iterator[Resource]:
+def generate_plan(
+    members: int, seed: int = 1, *, start_date: dt.date | None = None, practitioners: int | None = None
+) -> Iterator[Resource]:
     """Yield a synthetic health plan as FHIR R4 resources (dicts), in dependency order.
 
     Deterministic for a given (members, seed, start_date): same ids, same content, same order. The plan
     year runs from ``start_date`` (default 2025-01-01) for 365 days; every date is relative to it.
     """
-    ctx = PlanContext(members, seed, start_date)
+    ctx = PlanContext(members, seed, start_date, practitioners)
     yield from iter_directory(ctx)
     yield from iter_formulary(ctx)
     for member in iter_plan_members(ctx):
