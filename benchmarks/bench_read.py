@@ -19,8 +19,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from benchmarks.common import populate_patients, prepare_database, serving
+from benchmarks.common import populate_patients, prepare_database, serving, wrk_rate
 
 SERVER = """
 import os, zlib
@@ -50,24 +51,10 @@ for _ in range(1):
 
 
 def run_wrk(url_prefix: str, ids: list[str], seconds: int, connections: int) -> float:
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    parts = urlsplit(url_prefix)
+    base, prefix = f"{parts.scheme}://{parts.netloc}", parts.path
     sample = random.Random(1).sample(ids, min(len(ids), 2000))
-    script.write_text(
-        "ids = {" + ",".join(f'"{i}"' for i in sample) + "}\n"
-        "request = function() return wrk.format('GET', '" + url_prefix + "' .. ids[math.random(#ids)]) end\n"
-    )
-    host = url_prefix.split("/")[2]
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), f"http://{host}/"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    script.unlink()
-    for line in out.splitlines():
-        if line.startswith("Requests/sec:"):
-            return float(line.split()[1])
-    raise SystemExit(f"could not read wrk output:\n{out}")
+    return wrk_rate(base, [prefix + i for i in sample], seconds, connections)
 
 
 def run_python_client(url_prefix: str, ids: list[str], seconds: int, connections: int) -> float:

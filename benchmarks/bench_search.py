@@ -21,12 +21,9 @@ PostgreSQL plans of the searches' SQL (`EXPLAIN (ANALYZE, BUFFERS)`), as recorde
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -35,12 +32,8 @@ from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import func, select
 
-from benchmarks.common import prepare_database, serving
-from openpayer.config import normalise_database_url
-from openpayer.db import make_engine
-from openpayer.fhir.storage.tables import fhir_resource
+from benchmarks.common import count_patients, openpayer_load, prepare_database, serving, wrk_rate
 from openpayer.seed.generator import generate_plan, write_ndjson
 
 SINCE = "2000-01-01"
@@ -116,20 +109,9 @@ def populate(url: str, members: int, workdir: Path, practitioners: int | None = 
     """Generate the plan as NDJSON (kept for picking query values) and load it unless already there."""
     folder = workdir / "ndjson"
     counts = write_ndjson(generate_plan(members, seed=7, practitioners=practitioners), folder)
-    engine = make_engine(normalise_database_url(url))
-    with engine.connect() as conn:
-        present = conn.execute(
-            select(func.count()).where(fhir_resource.c.env == "sandbox", fhir_resource.c.type == "Patient")
-        ).scalar_one()
-    engine.dispose()
-    if present < counts.get("Patient", 0):
+    if count_patients(url) < counts.get("Patient", 0):
         started = time.monotonic()
-        env = dict(os.environ, OPENPAYER_DATABASE_URL=url)
-        subprocess.run(
-            [sys.executable, "-m", "openpayer.cli.main", "load", "sandbox", str(folder), "--quiet"],
-            env=env,
-            check=True,
-        )
+        openpayer_load(url, folder)
         took = time.monotonic() - started
         total = sum(counts.values())
         print(f"loaded {total:,} resources in {took:.0f} s ({total / took:,.0f} resources/s)")
@@ -187,25 +169,6 @@ def summary(values: list[float]) -> str:
     ordered = sorted(values)
     p95 = ordered[max(0, int(len(ordered) * 0.95) - 1)]
     return f"p50 {statistics.median(ordered):6.1f} ms  p95 {p95:6.1f} ms  (n={len(ordered)})"
-
-
-def wrk_rate(base: str, paths: list[str], seconds: int, connections: int) -> float:
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(
-        "paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
-        "request = function() return wrk.format('GET', paths[math.random(#paths)]) end\n"
-    )
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), base],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    script.unlink()
-    for line in out.splitlines():
-        if line.startswith("Requests/sec:"):
-            return float(line.split()[1])
-    raise SystemExit(f"could not read wrk output:\n{out}")
 
 
 def client_rate(base: str, paths: list[str], seconds: int, connections: int) -> float:

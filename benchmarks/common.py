@@ -84,16 +84,27 @@ def synthetic_patient(index: int, rng: random.Random) -> dict[str, object]:
     }
 
 
-def populate_patients(url: str, count: int) -> list[str]:
-    """Ensure `count` synthetic Patients exist in `sandbox`, loading the missing ones via `openpayer load`."""
+def count_patients(url: str) -> int:
     engine = make_engine(normalise_database_url(url))
     with engine.connect() as conn:
         present = conn.execute(
             select(func.count()).where(fhir_resource.c.env == "sandbox", fhir_resource.c.type == "Patient")
         ).scalar_one()
     engine.dispose()
+    return int(present)
+
+
+def openpayer_load(url: str, path: Path) -> None:
+    """Load a file or folder into `sandbox` the way an operator would: `openpayer load`."""
+    env = dict(os.environ, OPENPAYER_DATABASE_URL=url)
+    command = [sys.executable, "-m", "openpayer.cli.main", "load", "sandbox", str(path), "--quiet"]
+    subprocess.run(command, env=env, check=True)
+
+
+def populate_patients(url: str, count: int) -> list[str]:
+    """Ensure `count` synthetic Patients exist in `sandbox`, loading the missing ones via `openpayer load`."""
     ids = [f"bench-{i:07d}" for i in range(count)]
-    if present >= count:
+    if count_patients(url) >= count:
         return ids
     rng = random.Random(42)
     with tempfile.TemporaryDirectory() as folder:
@@ -101,13 +112,28 @@ def populate_patients(url: str, count: int) -> list[str]:
         with path.open("wb") as out:
             for index in range(count):
                 out.write(orjson.dumps(synthetic_patient(index, rng)) + b"\n")
-        env = dict(os.environ, OPENPAYER_DATABASE_URL=url)
-        subprocess.run(
-            [sys.executable, "-m", "openpayer.cli.main", "load", "sandbox", str(path), "--quiet"],
-            env=env,
-            check=True,
-        )
+        openpayer_load(url, path)
     return ids
+
+
+def wrk_rate(base: str, paths: list[str], seconds: int, connections: int) -> float:
+    """Requests/s from `wrk` over random picks of `paths` (relative to `base`)."""
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(
+        "paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
+        "request = function() return wrk.format('GET', paths[math.random(#paths)]) end\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    script.unlink()
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise SystemExit(f"could not read wrk output:\n{out}")
 
 
 def free_port() -> int:
