@@ -25,11 +25,9 @@ from openpayer.api.rendering import (
     written_response,
 )
 from openpayer.api.search_routes import SearchRoutes
-from openpayer.db import read_connection
 from openpayer.fhir.errors import BadRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
 from openpayer.fhir.outcome import operation_outcome
 from openpayer.fhir.services import parse_json, parse_resource
-from openpayer.fhir.storage.history import HistoryPage, history_page
 
 T = TypeVar("T")
 
@@ -236,33 +234,17 @@ async def _history(request: Request, b: FhirBase, rtype: str | None, rid: str | 
         since, at, count = cursor.get("since"), cursor.get("at"), int(cursor["count"])
     if b.kind == "directory" and rtype is None:
         raise NotFound("System history is not served by the directory API; ask per resource type")
-    if restriction is None:
-        page = await _run(
-            services.fhir.history,
-            b.env,
-            rtype=rtype,
-            rid=rid,
-            since=since,
-            at=at,
-            before_seq=before,
-            count=count,
-        )
-    else:
-
-        def restricted() -> HistoryPage:
-            with read_connection(services.engine) as conn:
-                return history_page(
-                    conn,
-                    b.env,
-                    rtype=rtype,
-                    since=since,
-                    at=at,
-                    before_seq=before,
-                    count=count,
-                    restriction=restriction,
-                )
-
-        page = await _run(restricted)
+    page = await _run(
+        services.fhir.history,
+        b.env,
+        rtype=rtype,
+        rid=rid,
+        since=since,
+        at=at,
+        before_seq=before,
+        count=count,
+        restriction=restriction,
+    )
     next_token = None
     if page.has_more and page.seqs:
         next_token = services.signer.sign(

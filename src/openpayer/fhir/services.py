@@ -27,6 +27,7 @@ from openpayer.fhir.errors import (
 )
 from openpayer.fhir.ids import is_valid_id
 from openpayer.fhir.outcome import Issue, has_errors
+from openpayer.fhir.search.sql import Restriction
 from openpayer.fhir.storage.history import HistoryPage, history_page
 from openpayer.fhir.storage.repository import ConcurrentCreate, ResourceRepository, StoredVersion, WriteResult
 
@@ -132,12 +133,22 @@ class FhirService:
         at: int | None = None,
         before_seq: int | None = None,
         count: int = 50,
+        restriction: Restriction | None = None,
     ) -> HistoryPage:
+        """`restriction` (a SMART patient compartment) is applied inside the history SQL."""
         with read_connection(self.engine) as conn:
             if rid is not None and rtype is not None and self.repository.read(conn, env, rtype, rid) is None:
                 raise NotFound(f"{rtype}/{rid} is not known")
             return history_page(
-                conn, env, rtype=rtype, rid=rid, since=since, at=at, before_seq=before_seq, count=count
+                conn,
+                env,
+                rtype=rtype,
+                rid=rid,
+                since=since,
+                at=at,
+                before_seq=before_seq,
+                count=count,
+                restriction=restriction,
             )
 
     # ---- writes ------------------------------------------------------------------------------
