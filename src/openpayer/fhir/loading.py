@@ -570,7 +570,7 @@ class Loader:
             gc.unfreeze()
             gc.set_threshold(*thresholds)
         if report.written:
-            self.writer.analyze()
+            self.writer.analyze(vacuum=True)
         report.seconds = time.perf_counter() - started
         return report
 

@@ -51,6 +51,7 @@ class Org:
     npi: str
     tin: str
     city: City
+    postal_code: str
     line: str
     phone: str
     lat: float
@@ -106,6 +107,17 @@ class Directory:
         return (local or pracs)[pick % len(local or pracs)]
 
 
+ORGS_PER_POSTAL_CODE = 8
+POSTAL_CODES_PER_CITY = 50
+
+
+def city_postal_code(city: City, nth_org: int) -> str:
+    """A large directory spreads a city's offices over the neighbouring ZIP codes, eight to a ZIP, as a real
+    one does; a small one (the sandbox) keeps every office of a city on its main ZIP."""
+    step = ((nth_org - 1) // ORGS_PER_POSTAL_CODE) % POSTAL_CODES_PER_CITY
+    return f"{int(city.zip) + step:05d}"
+
+
 def build_directory(
     members: int, seed: int, start_ord: int, practitioner_count: int | None = None
 ) -> Directory:
@@ -127,8 +139,11 @@ def build_directory(
     orgs: list[Org] = []
     by_kind: dict[str, list[Org]] = {k: [] for k in C.ORG_KINDS}
 
+    per_city: dict[str, int] = {}
+
     def new_org(kind: str, city: City) -> Org:
         n = len(by_kind[kind]) + 1
+        k = per_city[city.zip] = per_city.get(city.zip, 0) + 1
         word = PRACTICE_WORDS[rng.randrange(len(PRACTICE_WORDS))]
         name = {
             "primary": f"{word} Family Medicine of {city.name}",
@@ -146,6 +161,7 @@ def build_directory(
             npi=make_npi(rng, used_npis, "1"),
             tin=f"{rng.randrange(10, 99)}-{rng.randrange(1000000, 9999999)}",
             city=city,
+            postal_code=city_postal_code(city, k),
             line=f"{rng.randrange(100, 9900)} {STREETS[rng.randrange(len(STREETS))]}",
             phone=phone(city.area_code, rng),
             lat=round(city.lat + rng.uniform(-0.04, 0.04), 5),
@@ -226,7 +242,7 @@ def provider_resources(d: Directory) -> Iterator[Resource]:
             "type": [cc(PN_CS + "OrgTypeCS", org_type)],
             "name": org.name,
             "telecom": [{"system": "phone", "value": org.phone, "use": "work", "rank": 1}],
-            "address": [address(org.line, org.city)],
+            "address": [address(org.line, org.city, org.postal_code)],
         }
         yield {
             "resourceType": "Endpoint",
@@ -271,7 +287,7 @@ def provider_resources(d: Directory) -> Iterator[Resource]:
             "name": org.name,
             "type": [cc("http://terminology.hl7.org/CodeSystem/v3-RoleCode", loc_type)],
             "telecom": [{"system": "phone", "value": org.phone, "use": "work"}],
-            "address": address(org.line, org.city),
+            "address": address(org.line, org.city, org.postal_code),
             "position": {"longitude": org.lon, "latitude": org.lat},
             "managingOrganization": ref(org.reference, org.name),
             "hoursOfOperation": hours(),
@@ -345,7 +361,7 @@ def _practitioner_resources(prac: Practitioner, lu: str) -> Iterator[Resource]:
             }
         ],
         "telecom": [{"system": "phone", "value": org.phone, "use": "work"}],
-        "address": [address(org.line, org.city)],
+        "address": [address(org.line, org.city, org.postal_code)],
         "gender": prac.gender,
         "qualification": [
             {

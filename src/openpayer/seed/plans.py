@@ -132,14 +132,14 @@ PRODUCTS = (
 PRODUCTS_BY_ID = {p.id: p for p in PRODUCTS}
 
 
-def address(line: str, city: City) -> Resource:
+def address(line: str, city: City, postal_code: str | None = None) -> Resource:
     return {
         "use": "work",
         "type": "both",
         "line": [line],
         "city": city.name,
         "state": city.state,
-        "postalCode": city.zip,
+        "postalCode": postal_code or city.zip,
         "country": "US",
     }
 

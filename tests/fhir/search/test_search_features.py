@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import orjson
 import pytest
 
@@ -43,7 +45,17 @@ def test_sort_by_last_updated_and_paging_through_sorted_results(store) -> None:
     while (link := result.link("next")) is not None:
         result = store.search("Observation", [], page_token=link.split("_page_token=")[1])
         seen += order(result)
-    assert seen == [f"Observation/o{i}" for i in (8, 7, 6, 5, 4, 3, 2, 1)]
+    # Writes within the same millisecond share a lastUpdated; ties follow insertion (rid) order.
+    stored = store.search("Observation", "_count=100").matches
+    expected = sorted(
+        range(len(stored)), key=lambda i: (-_micros(orjson.loads(stored[i].body)["meta"]["lastUpdated"]), i)
+    )
+    assert len(seen) == 8
+    assert seen == [f"Observation/{stored[i].id}" for i in expected]
+
+
+def _micros(instant: str) -> int:
+    return int(datetime.fromisoformat(instant).timestamp() * 1_000_000)
 
 
 def test_sorted_paging_forward_and_back(store) -> None:

@@ -129,14 +129,21 @@ class BulkWriter:
         self._written += outcome.created + outcome.updated
         return outcome
 
-    def analyze(self, tables: Sequence[Table] = (fhir_resource, fhir_history, *INDEX_TABLES)) -> None:
-        """PostgreSQL: refresh the planner's statistics (after a bulk load autovacuum lags behind)."""
+    def analyze(
+        self, tables: Sequence[Table] = (fhir_resource, fhir_history, *INDEX_TABLES), vacuum: bool = False
+    ) -> None:
+        """PostgreSQL: refresh the planner's statistics (after a bulk load autovacuum lags behind).
+
+        With `vacuum` (the end of a load), VACUUM also marks the new pages all-visible, without which
+        PostgreSQL cannot answer a search page from the (env, type, rid) index alone.
+        """
         if self.engine.dialect.name != "postgresql":
             return
+        command = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
                 for table in tables:
-                    conn.exec_driver_sql(f"ANALYZE {table.name}")
+                    conn.exec_driver_sql(f"{command} {table.name}")
         except SQLAlchemyError:  # e.g. not the tables' owner: the plans are merely worse
             return
 
