@@ -22,3 +22,20 @@ def test_sqlite_runs_in_wal_mode(engine: Engine) -> None:
         return
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_postgresql_knows_how_index_values_depend_on_their_parameter(engine: Engine) -> None:
+    """Without these statistics a chained directory search started from the wrong side (80 ms, not 5)."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as conn:
+        names = set(conn.exec_driver_sql("SELECT stxname FROM pg_statistic_ext").scalars())
+        index = conn.exec_driver_sql(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_fhir_resource_env_type_rid'"
+        ).scalar_one()
+    assert {
+        "st_fhir_idx_token_hkey_code",
+        "st_fhir_idx_string_hkey_value_norm",
+        "st_fhir_idx_uri_hkey_value",
+    } <= names
+    assert "INCLUDE (id, deleted)" in index
