@@ -60,9 +60,9 @@ OBS = text(
     "SELECT r.content FROM fhir_resource r WHERE r.rid IN (SELECT p.rid FROM fhir_idx_reference p"
     " WHERE p.hkey = :patient_key AND p.target_id = :pid AND p.target_type = 'Patient')"
     " AND r.env = 'sandbox' AND r.type = 'Observation' AND NOT r.deleted"
-    " AND EXISTS (SELECT 1 FROM fhir_idx_token c WHERE c.rid = r.rid AND c.hkey = :category_key"
+    " AND EXISTS (SELECT 1 FROM fhir_idx_token c WHERE c.rid = r.rid AND c.hkey + 0 = :category_key"
     "             AND c.code = 'laboratory')"
-    " AND EXISTS (SELECT 1 FROM fhir_idx_date d WHERE d.rid = r.rid AND d.hkey = :date_key"
+    " AND EXISTS (SELECT 1 FROM fhir_idx_date d WHERE d.rid = r.rid AND d.hkey + 0 = :date_key"
     "             AND d.high >= :since)"
     " ORDER BY r.rid LIMIT 50"
 )

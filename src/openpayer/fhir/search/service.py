@@ -43,7 +43,7 @@ from openpayer.fhir.search.params import (
     all_resource_types,
     parse_query,
 )
-from openpayer.fhir.search.sql import Context, Restriction, node_clause, sort_value
+from openpayer.fhir.search.sql import Context, Restriction, criteria_clauses, sort_value
 from openpayer.fhir.search.values import date_range
 from openpayer.fhir.storage import codec
 from openpayer.fhir.storage.repository import current_rows_by_rid
@@ -343,7 +343,7 @@ class SearchService:
             where.append(r.c.type == parsed.types[0])
         elif frozenset(parsed.types) != all_resource_types():
             where.append(r.c.type.in_(parsed.types))
-        where.extend(node_clause(node, r, ctx) for node in parsed.criteria)
+        where.extend(criteria_clauses(parsed.criteria, r, ctx))
         where.append(ctx.guard(r, parsed.types))
         if scope is not None and scope.condition is not None:
             where.append(scope.condition(r, ctx))
