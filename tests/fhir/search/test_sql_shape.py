@@ -54,3 +54,9 @@ def test_negated_and_missing_criteria_never_drive() -> None:
         max_count=1000,
     )
     assert drive_order(parsed.criteria[0]) == 9
+
+
+def test_ids_drive_and_every_index_criterion_probes() -> None:
+    sql = _sql([("status", "final"), ("_id", "a,b"), ("category", "laboratory")], "sqlite")
+    assert "IN (SELECT" not in sql
+    assert sql.count("EXISTS (SELECT") == 2

@@ -214,6 +214,8 @@ _DRIVE_RANK = {"reference": 0, "string": 2, "uri": 2, "token": 3, "special": 3}
 def drive_order(node: Node) -> int:
     """Rank of a criterion as the driver of a match on SQLite; 9: it cannot drive."""
     if isinstance(node, Leaf):
+        if node.kind == "id" and node.modifier is None:
+            return -1  # ids reach their rows through (env, type, id): everything else can probe
         if node.modifier in ("missing", "not", "not-in") or node.kind in ("id", "lastUpdated"):
             return 9  # not an index-table lookup of its own (or already a probe)
         if node.kind == "token" and any("|" in v for v in node.values):
