@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from openpayer.seed import (
     is_valid_npi,
     write_ndjson,
 )
+from openpayer.seed.common import CITIES
 
 MEMBERS = 20
 ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -373,3 +375,23 @@ def test_the_directory_can_be_sized_apart_from_the_members() -> None:
     assert sized["Patient"] == default["Patient"] == 3
     with pytest.raises(ValueError, match="practitioners"):
         list(generate_plan(3, practitioners=5))
+
+
+def test_a_large_directory_spreads_offices_over_neighbouring_zips() -> None:
+    """Eight offices to a ZIP next to the city's main one (a directory search by ZIP then finds tens of
+    roles, as in a real plan, not every role of the market); a small directory keeps the main ZIPs."""
+    main_zips = {city.zip for city in CITIES}
+
+    def zips(plan: Iterable[Resource]) -> Counter[str]:
+        return Counter(
+            r["address"]["postalCode"]
+            for r in plan
+            if r["resourceType"] == "Location" and "postalCode" in r.get("address", {})
+        )
+
+    small = zips(generate_plan(3, seed=2))
+    assert set(small) <= main_zips
+    large = zips(generate_plan(3, seed=2, practitioners=3000))
+    assert len(large) > 3 * len(small)
+    assert max(large.values()) <= 8
+    assert all(any(0 <= int(z) - int(m) < 50 for m in main_zips) for z in large)
