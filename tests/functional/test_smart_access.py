@@ -401,9 +401,15 @@ def test_every_kind_of_access_is_audited_with_its_outcome(
     for path, *_ in calls:
         client.get(f"{FHIR}/{path}", headers=headers)
     client.delete(f"{FHIR}/Observation/{world['a_lab']}", headers=headers)
+    client.post(f"{FHIR}/Observation", headers=headers, json={"resourceType": "Observation"})
+    client.post(f"{FHIR}/$export", headers=headers)
     events = [e for e in services.auth.audit.events(ENV) if e["event"] == "fhir:access"]
     got = [(e["interaction"], e["resource_type"], e["resource_id"], e["status"]) for e in events]
-    assert got == [(i, t, r, status) for _, i, t, r, status in calls] + [("refused", None, None, 403)]
+    assert got == [(i, t, r, status) for _, i, t, r, status in calls] + [
+        ("refused-delete", "Observation", world["a_lab"], 403),
+        ("refused-post", "Observation", None, 403),
+        ("refused-post", None, None, 403),
+    ]
     assert all(e["patient_id"] == a and e["client_id"] == app.client_id for e in events)
     token = headers["Authorization"][7:]
     recorded = " ".join(str(v) for e in events for v in e.values())

@@ -139,6 +139,16 @@ def classify(method: str, rest: list[str]) -> Target | None:
     return None
 
 
+def refused(method: str, rest: list[str]) -> Target:
+    """What a refused request tried (`refused-delete Observation/x`), for the audit trail."""
+    named = [part for part in rest[:2] if part and not part.startswith(("_", "$"))]
+    return Target(
+        f"refused-{method.lower()}"[:32],
+        named[0] if named else None,
+        named[1] if len(named) > 1 else None,
+    )
+
+
 class SmartGuard:
     def __init__(self, app: ASGIApp, services: Services) -> None:
         self.app = app
@@ -263,6 +273,7 @@ class SmartGuard:
             grant = await self._grant(scope, env)
             target = classify(scope["method"], rest)
             if target is None:
+                target = refused(scope["method"], rest)
                 raise Forbidden("This access token can only read and search; this interaction is not allowed")
             await self._authorize(env, grant, target)
         except FHIRError as error:
