@@ -443,3 +443,82 @@ def test_audit_events_are_written_while_idle_and_at_shutdown(
         assert http.get(f"{FHIR}/Observation/{world['b_lab']}", headers=headers).status_code == 404
     # The server stopped right after the last request: its event was written at shutdown.
     assert _stored_accesses(services) == [(world["a_lab"], 200), (world["b_lab"], 404)]
+
+
+def test_a_resource_moved_to_another_member_shows_each_member_only_their_versions(
+    client: TestClient, services: Services, app: SmartApp, world: dict[str, str]
+) -> None:
+    """Observation b_lab was filed under member B, then corrected to member A: A's app sees the corrected
+    version, never the one that was B's, through any history interaction or vread."""
+    moved = world["b_lab"]
+    body = services.fhir.read(ENV, "Observation", moved).json()
+    services.fhir.update(
+        ENV, "Observation", moved, {**body, "subject": {"reference": f"Patient/{world['a']}"}}
+    )
+    headers = as_a(app)
+    mine = (f"Observation/{moved}", "2")
+    instance = client.get(f"{FHIR}/Observation/{moved}/_history", headers=headers)
+    assert instance.status_code == 200, instance.text
+    assert versions(instance.json()) == [mine]
+    assert mine in versions(client.get(f"{FHIR}/Observation/_history", headers=headers).json())
+    assert (f"Observation/{moved}", "1") not in versions(
+        client.get(f"{FHIR}/_history", headers=headers).json()
+    )
+    assert client.get(f"{FHIR}/Observation/{moved}/_history/2", headers=headers).status_code == 200
+    older = client.get(f"{FHIR}/Observation/{moved}/_history/1", headers=headers)
+    assert older.status_code == 404
+    assert older.json()["resourceType"] == "OperationOutcome"
+    # Unrestricted, both versions are there: the filter is what hid version 1.
+    assert len(services.fhir.history(ENV, rtype="Observation", rid=moved).versions) == 2
+
+
+def test_a_short_history_page_still_links_to_the_rest(
+    client: TestClient, services: Services, app: SmartApp, world: dict[str, str]
+) -> None:
+    """Older versions that were another member's are skipped without ending the paging early."""
+    moved = world["b_lab"]
+    body = services.fhir.read(ENV, "Observation", moved).json()
+    for n in range(40):  # forty more versions while it was B's: more than a page's reading past
+        services.fhir.update(ENV, "Observation", moved, {**body, "meta": {"tag": [{"code": f"b{n}"}]}})
+    services.fhir.update(
+        ENV, "Observation", moved, {**body, "subject": {"reference": f"Patient/{world['a']}"}}
+    )
+    headers = as_a(app)
+    seen: list[tuple[str, str]] = []
+    short_pages = 0
+    url: str | None = f"{FHIR}/Observation/_history?_count=1"
+    while url is not None:
+        page = client.get(url, headers=headers).json()
+        seen += versions(page)
+        url = next((x["url"] for x in page["link"] if x["relation"] == "next"), None)
+        url = url.replace("http://testserver", "") if url else None
+        short_pages += url is not None and not page.get("entry")
+    assert short_pages >= 1  # a page that read past B's versions without finding one of A's
+    assert sorted(seen) == sorted(
+        [
+            (f"Observation/{moved}", "42"),
+            (f"Observation/{world['a_lab']}", "1"),
+            (f"Observation/{world['a_vital']}", "1"),
+        ]
+    )
+
+
+def test_granular_scopes_show_only_the_current_version_of_their_types(
+    client: TestClient, services: Services, app: SmartApp, world: dict[str, str]
+) -> None:
+    """A scope query (`category=laboratory`) is evaluated on current rows; an older version might not have
+    matched it, so under such a scope history and vread show the current version only."""
+    edit(services, "Observation", world["a_lab"])
+    scope = (
+        "launch/patient patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/"
+        "observation-category|laboratory"
+    )
+    token = app.launch(scope, "member-a", TEST_PASSWORD)
+    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    history = versions(client.get(f"{FHIR}/Observation/_history", headers=headers).json())
+    assert history == [(f"Observation/{world['a_lab']}", "2")]
+    assert client.get(f"{FHIR}/Observation/{world['a_lab']}/_history/1", headers=headers).status_code == 404
+    assert client.get(f"{FHIR}/Observation/{world['a_lab']}/_history/2", headers=headers).status_code == 200
+    client.cookies.clear()
+    broad = as_a(app)  # patient/*.read: the compartment decides, and both versions are A's
+    assert client.get(f"{FHIR}/Observation/{world['a_lab']}/_history/1", headers=broad).status_code == 200

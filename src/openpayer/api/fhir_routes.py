@@ -188,7 +188,8 @@ def build_router(kind: BaseKind) -> APIRouter:
     async def vread(request: Request, rtype: str, rid: str, vid: str) -> Response:
         b = base(request)
         b.check_type(rtype)
-        stored = await _run(b.services.fhir.vread, b.env, rtype, rid, vid)
+        restriction = SearchRoutes.restriction(request)
+        stored = await _run(b.services.fhir.vread, b.env, rtype, rid, vid, restriction)
         return render_stored(request, stored, b, conditional=False)
 
     @router.api_route("/{rtype}/{rid}/{tail}", methods=["GET", "HEAD", "POST"])
@@ -221,9 +222,9 @@ async def _history(request: Request, b: FhirBase, rtype: str | None, rid: str | 
     since = parse_instant_param(q.get("_since"), "_since")
     at = parse_instant_param(q.get("_at"), "_at", upper=True)
     before = None
-    # Type and system history under an authorization layer's restriction (a patient's compartment, the
-    # granted types), applied in the history SQL; an instance's history was admitted whole by that layer.
-    restriction = SearchRoutes.restriction(request) if rid is None else None
+    # History under an authorization layer's restriction (a patient's compartment, the granted types),
+    # applied in the history SQL to the current rows and to each older version's own content.
+    restriction = SearchRoutes.restriction(request)
     scope = [b.env, b.kind, rtype, rid] + ([restriction.key] if restriction is not None else [])
     token = q.get("_page_token")
     if token:
@@ -246,12 +247,12 @@ async def _history(request: Request, b: FhirBase, rtype: str | None, rid: str | 
         restriction=restriction,
     )
     next_token = None
-    if page.has_more and page.seqs:
+    if page.resume_before is not None:
         next_token = services.signer.sign(
             {
                 "k": "history",
                 "scope": scope,
-                "before": page.seqs[-1],
+                "before": page.resume_before,
                 "since": since,
                 "at": at,
                 "count": count,

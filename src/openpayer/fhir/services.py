@@ -27,7 +27,7 @@ from openpayer.fhir.errors import (
 )
 from openpayer.fhir.ids import is_valid_id
 from openpayer.fhir.outcome import Issue, has_errors
-from openpayer.fhir.search.sql import Restriction
+from openpayer.fhir.search.sql import Restriction, admits_older_version
 from openpayer.fhir.storage.history import HistoryPage, history_page
 from openpayer.fhir.storage.repository import ConcurrentCreate, ResourceRepository, StoredVersion, WriteResult
 
@@ -112,12 +112,24 @@ class FhirService:
             raise Gone(f"{rtype}/{rid} has been deleted")
         return stored
 
-    def vread(self, env: str, rtype: str, rid: str, version: str) -> StoredVersion:
+    def vread(
+        self, env: str, rtype: str, rid: str, version: str, restriction: Restriction | None = None
+    ) -> StoredVersion:
+        """`restriction` (a SMART patient compartment) admitted the resource as it is now; an older version
+        is served only when it admits that version's own content too (else 404, as outside it)."""
         if not version.isdigit() or len(version) > 9:
             raise NotFound(f"{rtype}/{rid} has no version {version}")
         with read_connection(self.engine) as conn:
             stored = self.repository.vread(conn, env, rtype, rid, int(version))
+            current = self.repository.read(conn, env, rtype, rid) if restriction is not None else None
         if stored is None:
+            raise NotFound(f"{rtype}/{rid} has no version {version}")
+        if (
+            restriction is not None
+            and stored.body is not None
+            and (current is None or current.version != stored.version)
+            and not admits_older_version(restriction, orjson.loads(stored.body))
+        ):
             raise NotFound(f"{rtype}/{rid} has no version {version}")
         if stored.deleted:
             raise Gone(f"Version {version} of {rtype}/{rid} is a deletion")

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, and_, false, or_, true
 
@@ -39,6 +40,9 @@ class TypeFilter:
             return true()
         return false() if not wanted & set(self.types) else self.clause(resource)
 
+    def admits(self, resource: dict[str, Any]) -> bool:
+        return resource.get("resourceType") in self.types
+
 
 class QueryFilter:
     def __init__(
@@ -63,6 +67,11 @@ class QueryFilter:
     def clause_for_types(self, resource: FromClause, types: Collection[str]) -> ColumnElement[bool]:
         relevant = {t: qs for t, qs in self.bounded.items() if t in set(types)}
         return self._clause(resource, relevant) if relevant else true()
+
+    def admits(self, resource: dict[str, Any]) -> bool:
+        """Older versions of a type reachable only through scope queries are not shown: the queries are
+        evaluated in SQL on current rows, and an older version may not have matched them."""
+        return resource.get("resourceType") not in self.bounded
 
     def _clause(
         self, resource: FromClause, bounded: Mapping[str, Sequence[tuple[tuple[str, str], ...]]]

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from functools import cache
+from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, Select, and_, false, or_, select, true, union_all
 
 from openpayer.fhir.definitions import load
-from openpayer.fhir.search.sql import Restriction, restriction_clause
+from openpayer.fhir.search.extract import extract_index
+from openpayer.fhir.search.sql import Restriction, admits_older_version, restriction_clause
 from openpayer.fhir.storage.tables import fhir_resource, idx_reference, index_key
 
 # Non-patient resource types a patient-facing app may read alongside the compartment (SMART layer default).
@@ -102,6 +104,26 @@ def member_rids(
     return select(union_all(*parts).subquery().c.rid)
 
 
+def references_patient(resource: dict[str, Any], patient_id: str, base_url: str | None = None) -> bool:
+    """`resource` (a body, e.g. an older version) is Patient/`patient_id` or in its compartment: the Python
+    twin of `member_rids`, through the same index extraction and compartment parameters."""
+    rtype = resource.get("resourceType")
+    if rtype == "Patient":
+        return bool(resource.get("id") == patient_id)
+    params = compartment_params().get(str(rtype))
+    if not params:
+        return False
+    absolute = f"{base_url.rstrip('/')}/Patient/{patient_id}" if base_url else None
+    return any(
+        ref.param in params
+        and (
+            (ref.target_type == "Patient" and ref.target_id == patient_id)
+            or (absolute is not None and ref.url == absolute)
+        )
+        for ref in extract_index(resource).references
+    )
+
+
 def membership_clause(
     resource: FromClause,
     env: str,
@@ -134,6 +156,9 @@ class CompartmentMembership:
 
     def clause_for_types(self, resource: FromClause, types: Collection[str]) -> ColumnElement[bool]:
         return membership_clause(resource, self.env, self.patient_id, types, self.base_url)
+
+    def admits(self, resource: dict[str, Any]) -> bool:
+        return references_patient(resource, self.patient_id, self.base_url)
 
 
 class PatientCompartment:
@@ -179,6 +204,11 @@ class PatientCompartment:
         extra = sorted(wanted & set(self.extra_types))
         return or_(member, resource.c.type.in_(extra)) if extra else member
 
+    def admits(self, resource: dict[str, Any]) -> bool:
+        if resource.get("resourceType") in self.extra_types:
+            return True
+        return references_patient(resource, self.patient_id, self.base_url)
+
 
 class AllOf:
     """Several restrictions at once (e.g. a compartment search under a SMART restriction)."""
@@ -195,3 +225,6 @@ class AllOf:
 
     def clause_for_types(self, resource: FromClause, types: Collection[str]) -> ColumnElement[bool]:
         return and_(true(), *(restriction_clause(p, resource, types) for p in self.parts))
+
+    def admits(self, resource: dict[str, Any]) -> bool:
+        return all(admits_older_version(p, resource) for p in self.parts)

@@ -101,6 +101,17 @@ def restriction_clause(
     return restriction.clause(resource)
 
 
+def admits_older_version(restriction: Restriction, resource: dict[str, Any]) -> bool:
+    """Whether an older version's content satisfies `restriction`, whose SQL only sees current rows.
+
+    A resource can move between compartments (a subject corrected from one member to another); its older
+    versions then belong to someone else. A restriction tells through its optional `admits(resource)`;
+    one that cannot tell admits no older version.
+    """
+    admits = getattr(restriction, "admits", None)
+    return bool(admits(resource)) if admits is not None else False
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     env: str

@@ -6,17 +6,21 @@ while other clients write: new versions get higher `seq` and fall before the fir
 An outside `Restriction` (a SMART patient compartment, the granted types) is applied inside the SQL: the
 change log is joined to the resource's current row and only versions of resources the restriction admits
 now are listed (a deleted resource leaves the compartment's index, so a patient's token no longer sees its
-versions).
+versions). An older version is listed only when the restriction also admits its own content
+(`admits_older_version`): a resource moved from one member's compartment to another's shows the new member
+only the versions that were theirs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, FromClause, and_, exists, select
+import orjson
+from sqlalchemy import Connection, FromClause, Row, and_, exists, literal, select
 from sqlalchemy.orm import aliased
 
-from openpayer.fhir.search.sql import Restriction, restriction_clause
+from openpayer.fhir.search.sql import Restriction, admits_older_version, restriction_clause
 from openpayer.fhir.storage import codec
 from openpayer.fhir.storage.repository import StoredVersion
 from openpayer.fhir.storage.tables import fhir_history, fhir_resource
@@ -27,6 +31,7 @@ class HistoryPage:
     versions: list[StoredVersion]
     seqs: list[int]
     has_more: bool
+    resume_before: int | None = None  # the `seq` the next page starts before (None: no next page)
 
 
 def history_page(
@@ -44,12 +49,14 @@ def history_page(
     h = fhir_history
     conditions = [h.c.env == env]
     source: FromClause = h
+    current_version = literal(None).label("current_version")
     if restriction is not None:
         current = fhir_resource.alias("current")
         source = h.join(
             current, and_(current.c.env == h.c.env, current.c.type == h.c.type, current.c.id == h.c.id)
         )
         conditions.append(restriction_clause(restriction, current, (rtype,) if rtype is not None else None))
+        current_version = current.c.version.label("current_version")
     if rtype is not None:
         conditions.append(h.c.type == rtype)
     if rid is not None:
@@ -72,9 +79,7 @@ def history_page(
                 )
             )
         )
-    if before_seq is not None:
-        conditions.append(h.c.seq < before_seq)
-    rows = conn.execute(
+    query = (
         select(
             h.c.seq,
             h.c.type,
@@ -84,14 +89,31 @@ def history_page(
             h.c.method,
             h.c.deleted,
             h.c.content,
+            current_version,
         )
         .select_from(source)
         .where(*conditions)
         .order_by(h.c.seq.desc())
         .limit(count + 1)
-    ).all()
-    has_more = len(rows) > count
-    rows = rows[:count]
+    )
+    kept: list[Row[Any]] = []
+    examined = before_seq
+    exhausted = False
+    for _ in range(_FILL_ROUNDS):
+        rows = conn.execute(query.where(h.c.seq < examined) if examined is not None else query).all()
+        kept.extend(row for row in rows if restriction is None or _admitted(restriction, row))
+        if len(rows) <= count:
+            exhausted = True
+            break
+        if len(kept) > count:
+            break
+        examined = rows[-1].seq  # still short of a page: read on past what was not admitted
+    resume: int | None = None
+    if len(kept) > count:
+        kept = kept[:count]
+        resume = kept[-1].seq
+    elif not exhausted:  # a page left short by older versions the restriction does not admit
+        resume = examined
     versions = [
         StoredVersion(
             row.type,
@@ -102,9 +124,20 @@ def history_page(
             codec.decode(row.content) if row.content is not None else None,
             row.method,
         )
-        for row in rows
+        for row in kept
     ]
-    return HistoryPage(versions, [row.seq for row in rows], has_more)
+    return HistoryPage(versions, [row.seq for row in kept], resume is not None, resume)
+
+
+_FILL_ROUNDS = 8  # pages of older versions to read past before answering a short page
+
+
+def _admitted(restriction: Restriction, row: Row[Any]) -> bool:
+    """The restriction's SQL admitted the resource as it is now; an older version must be admitted on its
+    own content (a deletion carries none, and says no more than that the current resource existed)."""
+    if row.version == row.current_version or row.content is None:
+        return True
+    return admits_older_version(restriction, orjson.loads(codec.decode(row.content)))
 
 
 def count_history(
