@@ -22,6 +22,15 @@ class ParamSource(Protocol):
     def for_type(self, resource_type: str) -> Mapping[str, Any]: ...
 
 
+# `_list` (FHIR R4 §3.1.1.4.3) is defined by the search page, not by a SearchParameter resource.
+LIST_PARAM = {
+    "name": "_list",
+    "type": "special",
+    "documentation": "Resources listed in List/[id] (List.entry.item); "
+    "functional lists ($current-...) are not supported.",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class OperationInfo:
     name: str  # without "$"
@@ -61,8 +70,11 @@ def capability_statement(
             "conditionalDelete": "not-supported" if read_only else "single",
             "referencePolicy": ["literal", "logical", "local"],
             "searchParam": [
-                {"name": code, "definition": param.url, "type": param.type}
-                for code, param in sorted(params.for_type(rtype).items())
+                *(
+                    {"name": code, "definition": param.url, "type": param.type}
+                    for code, param in sorted(params.for_type(rtype).items())
+                ),
+                LIST_PARAM,
             ],
         }
         includes = sorted(

@@ -149,7 +149,7 @@ def test_include_cap_reports_an_issue(store) -> None:
     [
         "foo=bar",
         "name:sounds-like=x",
-        "_list=42",
+        "_list=$current-allergies",
         "subject:Patient.shoe-size=9",
         "_has:Observation:subject:nope=1",
         "_sort=nope",
@@ -317,3 +317,88 @@ def test_self_link_normalises_and_keeps_escapes(store) -> None:
     result = store.search("Patient", r"identifier=a\,b\|c&_count=5")
     assert store.ids(result) == {"Patient/p4"}
     assert result.link("self") == "http://testserver/fhir/Patient?identifier=a%5C%2Cb%5C%7Cc&_count=5"
+
+
+# ---- _list ------------------------------------------------------------------------------------------------
+
+LIST_ENV = "lists"  # an environment of its own, so the session's shared corpus stays as it is
+
+
+def _list_world(store) -> None:
+    if store.search("List", "_id=favourites", env=LIST_ENV).matches:
+        return
+    store.put(
+        [
+            {"resourceType": "Patient", "id": "p1", "gender": "male"},
+            {"resourceType": "Patient", "id": "p2", "gender": "female"},
+            {"resourceType": "Patient", "id": "p3", "gender": "female"},
+            {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "x"}},
+            {
+                "resourceType": "List",
+                "id": "favourites",
+                "status": "current",
+                "mode": "working",
+                "entry": [
+                    {"item": {"reference": "Patient/p1"}},
+                    {"item": {"reference": "Patient/p3"}},
+                    {"item": {"reference": "Observation/o1"}},
+                ],
+            },
+            {
+                "resourceType": "List",
+                "id": "gone",
+                "status": "current",
+                "mode": "working",
+                "entry": [{"item": {"reference": "Patient/p2"}}],
+            },
+        ],
+        env=LIST_ENV,
+    )
+    store.delete("List", "gone", env=LIST_ENV)
+
+
+def test_list_selects_the_items_of_that_list(store) -> None:
+    _list_world(store)
+    assert store.ids(store.search("Patient", "_list=favourites", env=LIST_ENV)) == {
+        "Patient/p1",
+        "Patient/p3",
+    }
+    assert store.ids(store.search("Observation", "_list=favourites", env=LIST_ENV)) == {"Observation/o1"}
+    both = store.search("Patient", "_list=favourites&gender=female", env=LIST_ENV)
+    assert store.ids(both) == {"Patient/p3"}
+    either = store.search("Patient", "_list=favourites,gone", env=LIST_ENV)
+    assert store.ids(either) == {"Patient/p1", "Patient/p3"}  # a deleted list has no items
+    assert store.search("Patient", "_list=nope", env=LIST_ENV).matches == []
+    assert store.search("Patient", "_list=favourites").matches == []  # another environment's list
+
+
+def test_functional_lists_are_reported_as_unsupported(store) -> None:
+    _list_world(store)
+    lenient = store.search("Patient", "_list=$current-allergies", env=LIST_ENV)
+    assert any("$current-allergies" in issue.diagnostics for issue in lenient.issues)
+    with pytest.raises(BadRequest):
+        store.search("Patient", "_list=$current-allergies", env=LIST_ENV, strict=True)
+
+
+def test_list_under_a_patient_restriction_needs_a_list_the_patient_may_read(store) -> None:
+    from openpayer.fhir.search.compartment import PatientCompartment
+
+    _list_world(store)
+    p1 = PatientCompartment("p1", env=LIST_ENV)
+    # The list has no subject: it is in nobody's compartment, so it selects nothing for p1's token.
+    assert store.search("Patient", "_list=favourites", env=LIST_ENV, restriction=p1).matches == []
+    store.put(
+        [
+            {
+                "resourceType": "List",
+                "id": "mine",
+                "status": "current",
+                "mode": "working",
+                "subject": {"reference": "Patient/p1"},
+                "entry": [{"item": {"reference": "Patient/p1"}}, {"item": {"reference": "Patient/p3"}}],
+            }
+        ],
+        env=LIST_ENV,
+    )
+    # p1's own list selects p1; p3 is listed but outside p1's compartment.
+    assert store.ids(store.search("Patient", "_list=mine", env=LIST_ENV, restriction=p1)) == {"Patient/p1"}

@@ -26,9 +26,7 @@ SUMMARY_VALUES = ("true", "text", "data", "count", "false")
 TOTAL_VALUES = ("none", "estimate", "accurate")
 # Parameters that are not search criteria and never reach the plan.
 TRANSPORT_PARAMS = frozenset({"_format", "_pretty", "_page_token"})
-UNSUPPORTED_PARAMS = frozenset(
-    {"_list", "_text", "_content", "_query", "_filter", "_containedType", "_score"}
-)
+UNSUPPORTED_PARAMS = frozenset({"_text", "_content", "_query", "_filter", "_containedType", "_score"})
 # The modifiers this engine implements, per parameter type; `type` stands for `:[ResourceType]`.
 SUPPORTED_MODIFIERS: Mapping[str, frozenset[str]] = {
     "string": frozenset({"missing", "exact", "contains"}),
@@ -42,6 +40,7 @@ SUPPORTED_MODIFIERS: Mapping[str, frozenset[str]] = {
     "special": frozenset({"missing"}),
     "id": frozenset({"missing", "not"}),
     "lastUpdated": frozenset({"missing"}),
+    "list": frozenset(),
 }
 SORTABLE_KINDS = frozenset(
     {"string", "token", "date", "number", "quantity", "reference", "uri", "id", "lastUpdated"}
@@ -75,7 +74,7 @@ class Leaf:
     """One parameter on the searched resource; `values` are ORed (still escaped, commas split)."""
 
     code: str
-    kind: str  # the SearchParameter type, or "id" / "lastUpdated" for the fhir_resource columns
+    kind: str  # the SearchParameter type; "id" / "lastUpdated" (fhir_resource columns), "list" (`_list`)
     types: tuple[str, ...]  # resource types whose index keys apply (several for system search)
     modifier: str | None
     values: tuple[str, ...]
@@ -274,6 +273,8 @@ def _lookup(registry: Registry, types: Sequence[str], code: str) -> tuple[str, P
         return "id", _PseudoParam("_id", "id")
     if code == "_lastUpdated":
         return "lastUpdated", _PseudoParam("_lastUpdated", "lastUpdated")
+    if code == "_list":
+        return "list", _PseudoParam("_list", "list", modifiers=())
     found: ParamDef | None = None
     for rtype in types:
         param = registry.get(rtype, code)
@@ -322,6 +323,8 @@ def resolve(registry: Registry, name: str, value: str, types: tuple[str, ...], *
     values = tuple(v for v in split_escaped(value, ",") if v != "")
     if not values:
         raise BadRequest(f"Search parameter {name} has no value")
+    if kind == "list" and any(v.startswith("$") for v in values):
+        raise Unsupported(f"{name}={value} (functional lists such as $current-allergies)")
     return Leaf(code, kind, types, mod, values, components)
 
 

@@ -245,6 +245,8 @@ def leaf_clause(leaf: Leaf, r: FromClause, ctx: Context, probe: bool = False) ->
         return or_(*(_date_pred(r.c.last_updated, r.c.last_updated, v, ctx) for v in leaf.values))
     if leaf.kind == "composite":
         return _composite(leaf, r, ctx)
+    if leaf.kind == "list":
+        return _list_clause(leaf, r, ctx)
     table = TABLES[leaf.kind]
     keys = ctx.hkeys(leaf.types, leaf.code)
     if leaf.modifier == "missing":
@@ -262,6 +264,25 @@ def leaf_clause(leaf: Leaf, r: FromClause, ctx: Context, probe: bool = False) ->
     if negate:
         return not_(exists(select(literal(1)).where(table.c.rid == r.c.rid, condition)))
     return r.c.rid.in_(select(table.c.rid).where(condition))
+
+
+def _list_clause(leaf: Leaf, r: FromClause, ctx: Context) -> ColumnElement[bool]:
+    """`_list=X`: the items of List/X (`List.entry.item`, FHIR R4 §3.1.1.4.3), read through the List's
+    `item` index rows; the List itself must be one the request may read (the restriction applies to it)."""
+    ref, lst = ctx.aliases()
+    sub = (
+        select(ref.c.target_type, ref.c.target_id)
+        .select_from(ref.join(lst, lst.c.rid == ref.c.rid))
+        .where(
+            lst.c.env == ctx.env,
+            lst.c.type == "List",
+            lst.c.id.in_(leaf.values),
+            lst.c.deleted.is_(False),
+            ref.c.hkey == index_key(ctx.env, "List", "item"),
+            ctx.guard(lst, ("List",)),
+        )
+    )
+    return tuple_(r.c.type, r.c.id).in_(sub)
 
 
 def _id_clause(leaf: Leaf, r: FromClause) -> ColumnElement[bool]:
