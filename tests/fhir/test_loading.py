@@ -571,3 +571,19 @@ def test_index_copy_text_escapes_exactly_when_needed() -> None:
         ]
         assert index_copy_text({"t": rows}) == escaped({"t": rows}), rows
     assert index_copy_text({"t": [(1, None, "a\\b")]})["t"] == b"\x01\t1\t\\N\ta\\\\b\n"
+
+
+def test_a_load_leaves_postgresql_able_to_answer_from_indexes_alone(
+    services: Services, tmp_path: Path
+) -> None:
+    """The load ends with VACUUM (ANALYZE): pages all-visible (index-only scans for search pages) and
+    statistics fresh, where autovacuum would lag behind a bulk load."""
+    if services.engine.dialect.name != "postgresql":
+        return
+    run(services, ndjson(tmp_path / "p.ndjson", *(patient(f"v-{n}") for n in range(50))))
+    with read_connection(services.engine) as conn:
+        visible, tuples = conn.exec_driver_sql(
+            "SELECT relallvisible, reltuples FROM pg_class WHERE oid = 'fhir_resource'::regclass"
+        ).one()
+    assert visible > 0
+    assert tuples >= 50

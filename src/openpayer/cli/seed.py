@@ -307,7 +307,7 @@ def _seed(
     for start in range(0, max(ctx.members, 1), SLICE_MEMBERS):
         part: list[int | None] = list(range(start, min(start + SLICE_MEMBERS, ctx.members)))
         slices.append([None, *part] if start == 0 else part)
-    for units in slices:
+    for number, units in enumerate(slices, start=1):
         progress.start_slice(len(units))
         folder = Path(tempfile.mkdtemp(prefix="openpayer-seed-"))
         try:
@@ -325,6 +325,7 @@ def _seed(
                 workers=workers,
                 batch_size=batch_size,
                 progress=report_progress,
+                vacuum=number == len(slices),
             )
             report = loader.run([folder])
         finally:

@@ -521,7 +521,10 @@ class Loader:
         batch_size: int = 400,
         progress: Progress | None = None,
         profile_check: bool = False,
+        vacuum: bool = True,
     ) -> None:
+        """`vacuum`: end with `VACUUM (ANALYZE)` on PostgreSQL (else `ANALYZE` only; a caller loading in
+        several runs, like `openpayer seed`, vacuums after the last)."""
         self.engine = engine
         self.env = env
         self.matcher = matcher
@@ -529,6 +532,7 @@ class Loader:
         self.batch_size = batch_size
         self.progress = progress
         self.profile_check = profile_check
+        self.vacuum = vacuum
         self.copy_text = engine.dialect.driver == "psycopg"  # the workers format index rows for COPY
         self.writer = BulkWriter(engine, env)
         self._refs: dict[str, str] = {}
@@ -570,7 +574,7 @@ class Loader:
             gc.unfreeze()
             gc.set_threshold(*thresholds)
         if report.written:
-            self.writer.analyze(vacuum=True)
+            self.writer.analyze(vacuum=self.vacuum)
         report.seconds = time.perf_counter() - started
         return report
 
