@@ -53,6 +53,24 @@ def test_paging_through_120_results_with_writes_in_between(store) -> None:
     assert result.total == 120  # 120 - 1 deleted + 1 created
 
 
+def test_later_pages_carry_the_first_count_unless_accurate_is_asked(store) -> None:
+    env = f"page-{uuid.uuid4().hex[:8]}"
+    store.put([_basic(i, "x") for i in range(10)], env=env)
+    default = store.search("Basic", "code=urn:t|x&_count=4", env=env)
+    accurate = store.search("Basic", "code=urn:t|x&_count=4&_total=accurate", env=env)
+    assert default.total == accurate.total == 10
+    store.put([_basic(100 + i, "x") for i in range(3)], env=env)  # written after the first pages
+    carried = store.search("Basic", [], env=env, page_token=_token(default.link("next")))
+    recounted = store.search("Basic", [], env=env, page_token=_token(accurate.link("next")))
+    assert carried.total == 10  # the first page's count, with no second COUNT
+    assert recounted.total == 13
+    fresh = store.search("Basic", "code=urn:t|x&_count=4", env=env)
+    assert fresh.total == 13
+    none = store.search("Basic", "code=urn:t|x&_count=4&_total=none", env=env)
+    assert none.total is None
+    assert store.search("Basic", [], env=env, page_token=_token(none.link("next"))).total is None
+
+
 def test_previous_links_walk_back(store) -> None:
     env = f"page-{uuid.uuid4().hex[:8]}"
     store.put([_basic(i, "x") for i in range(10)], env=env)

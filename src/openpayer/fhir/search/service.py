@@ -5,8 +5,10 @@ Paging is keyset, never OFFSET: a page is "the `_count` rows after (or before) t
 environment, the restriction's identity and the allowed types. Writes between pages therefore neither skip
 nor repeat rows that did not change, and a cursor cannot be replayed with another query, patient or scope.
 
-Totals: `_total=none` gives none; otherwise (default, `estimate` and `accurate` alike) an exact COUNT over the
-same SQL, skipped when the first page already holds every match.
+Totals: `_total=none` gives none; otherwise an exact COUNT over the same SQL, skipped when the first page
+already holds every match. Later pages repeat the first page's count, carried (signed) in their paging links,
+so a client paging through a large result does not pay for a count per page; `_total=accurate` counts again
+on every page (the carried figure does not see writes made since the first page).
 """
 
 from __future__ import annotations
@@ -258,6 +260,7 @@ class SearchService:
         query_params = [(n, v) for n, v in params if n not in TRANSPORT_PARAMS]
         position: list[Any] | None = None
         backwards = False
+        carried_total: int | None = None  # the count made for the first page, carried by the paging links
         restriction_key = scope.restriction.key if scope.restriction is not None else None
         allowed_key = _digest(sorted(scope.allowed_types)) if scope.allowed_types is not None else None
         if page_token:
@@ -274,6 +277,8 @@ class SearchService:
             if query_params and query_params != stored:
                 raise BadRequest("The paging link does not match the search parameters sent with it")
             query_params, position, backwards = stored, payload["k"], payload.get("d") == "p"
+            carried = payload.get("t")
+            carried_total = carried if isinstance(carried, int) else None
         parsed = parse_query(
             self.registry,
             scope.resource_type,
@@ -301,6 +306,7 @@ class SearchService:
                 "q": [list(p) for p in parsed.normalized],
                 "k": list(rows[0 if direction == "p" else -1].position),
                 "d": direction,
+                "t": result.total,
             }
             return _url(base_url, scope.path, [("_page_token", self.signer.sign(cursor))])
 
@@ -309,6 +315,14 @@ class SearchService:
         more = False
         if not count_only:
             rows, more = self._page(conn, r, ctx, parsed, where, position, backwards)
+        if parsed.total != "none" or count_only:
+            if position is None and not more and not count_only:
+                result.total = len(rows)
+            elif carried_total is not None and parsed.total != "accurate" and not count_only:
+                result.total = carried_total
+            else:
+                counted = select(func.count()).select_from(select(r.c.rid).where(*where).subquery())
+                result.total = int(conn.execute(counted).scalar_one())
         result.links.append(
             ("self", _url(base_url, scope.path, [("_page_token", page_token)]) if page_token else query_url)
         )
@@ -320,12 +334,6 @@ class SearchService:
             result.links.append(("next", token_url(rows, "n")))
         if has_prev:
             result.links.append(("previous", token_url(rows, "p")))
-        if parsed.total != "none" or count_only:
-            if position is None and not more and not count_only:
-                result.total = len(rows)
-            else:
-                counted = select(func.count()).select_from(select(r.c.rid).where(*where).subquery())
-                result.total = int(conn.execute(counted).scalar_one())
         if rows:
             for row in rows:
                 if row.content is not None:

@@ -114,7 +114,9 @@ idx_token = Table(
     Column("system", String(255), nullable=True),
     Column("code", String(255), nullable=True),
     Column("text_norm", String(255), nullable=True),
-    Index("ix_fhir_idx_token_hkey_code", "hkey", "code", "system"),
+    # rid last: the rows of one (parameter, code) come in rid order, so a search page can merge them with
+    # the type's rows without sorting every match (a specialty with 16,820 roles: 840 ms -> 0.2 ms).
+    Index("ix_fhir_idx_token_hkey_code", "hkey", "code", "rid", postgresql_include=["system"]),
     Index("ix_fhir_idx_token_rid", "rid"),
 )
 
@@ -163,7 +165,7 @@ idx_reference = Table(
     Column("url", String(512), nullable=True),
     Column("ident_system", String(255), nullable=True),
     Column("ident_value", String(255), nullable=True),
-    Index("ix_fhir_idx_reference_hkey_target", "hkey", "target_id", "target_type"),
+    Index("ix_fhir_idx_reference_hkey_target", "hkey", "target_id", "target_type", "rid"),
     Index("ix_fhir_idx_reference_target", "target_id", "target_type"),
     # search by absolute URL / canonical, and local references that were written as absolute URLs on our base
     Index("ix_fhir_idx_reference_hkey_url", "hkey", "url"),
@@ -176,7 +178,7 @@ idx_uri = Table(
     _rid(),
     Column("hkey", BigInteger, nullable=False),
     Column("value", String(512), nullable=False),
-    Index("ix_fhir_idx_uri_hkey_value", "hkey", "value"),
+    Index("ix_fhir_idx_uri_hkey_value", "hkey", "value", "rid"),
     Index("ix_fhir_idx_uri_rid", "rid"),
 )
 
