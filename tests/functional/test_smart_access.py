@@ -34,6 +34,13 @@ def as_a(
     return {"Authorization": f"Bearer {token['access_token']}"}
 
 
+# A SMART v2 granular scope: Observations of the laboratory category only.
+LAB_RESULTS_ONLY = (
+    "launch/patient patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/"
+    "observation-category|laboratory"
+)
+
+
 def ids(bundle: dict[str, object]) -> set[str]:
     return {e["resource"]["id"] for e in bundle.get("entry", [])}  # type: ignore[attr-defined]
 
@@ -216,12 +223,7 @@ def test_system_history_is_restricted_to_the_compartment_and_granted_types(
 
 
 def test_history_honours_granular_scopes(client: TestClient, app: SmartApp, world: dict[str, str]) -> None:
-    scope = (
-        "launch/patient patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/"
-        "observation-category|laboratory"
-    )
-    token = app.launch(scope, "member-a", TEST_PASSWORD)
-    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    headers = as_a(app, LAB_RESULTS_ONLY)
     history = versions(client.get(f"{FHIR}/Observation/_history", headers=headers).json())
     assert history == [(f"Observation/{world['a_lab']}", "1")]
 
@@ -311,10 +313,7 @@ def test_member_can_untick_resource_types(client: TestClient, app: SmartApp) -> 
 
 
 def test_v2_granular_scope_filters_in_sql(client: TestClient, app: SmartApp, world: dict[str, str]) -> None:
-    scope = (
-        "launch/patient patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/"
-        "observation-category|laboratory patient/Patient.rs"
-    )
+    scope = LAB_RESULTS_ONLY + " patient/Patient.rs"
     token = app.launch(scope, "member-a", TEST_PASSWORD)
     assert token["scope"] == scope  # the granular query is echoed exactly as requested
     headers = {"Authorization": f"Bearer {token['access_token']}"}
@@ -509,12 +508,7 @@ def test_granular_scopes_show_only_the_current_version_of_their_types(
     """A scope query (`category=laboratory`) is evaluated on current rows; an older version might not have
     matched it, so under such a scope history and vread show the current version only."""
     edit(services, "Observation", world["a_lab"])
-    scope = (
-        "launch/patient patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/"
-        "observation-category|laboratory"
-    )
-    token = app.launch(scope, "member-a", TEST_PASSWORD)
-    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    headers = as_a(app, LAB_RESULTS_ONLY)
     history = versions(client.get(f"{FHIR}/Observation/_history", headers=headers).json())
     assert history == [(f"Observation/{world['a_lab']}", "2")]
     assert client.get(f"{FHIR}/Observation/{world['a_lab']}/_history/1", headers=headers).status_code == 404
