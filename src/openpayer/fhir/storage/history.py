@@ -29,8 +29,6 @@ from openpayer.fhir.storage.tables import fhir_history, fhir_resource
 @dataclass(frozen=True, slots=True)
 class HistoryPage:
     versions: list[StoredVersion]
-    seqs: list[int]
-    has_more: bool
     resume_before: int | None = None  # the `seq` the next page starts before (None: no next page)
 
 
@@ -126,7 +124,7 @@ def history_page(
         )
         for row in kept
     ]
-    return HistoryPage(versions, [row.seq for row in kept], resume is not None, resume)
+    return HistoryPage(versions, resume)
 
 
 _FILL_ROUNDS = 8  # pages of older versions to read past before answering a short page
