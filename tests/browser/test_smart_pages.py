@@ -15,7 +15,8 @@ import pyotp
 import pytest
 import uvicorn
 
-from openpayer.app import Services, create_app
+from openpayer.app import create_app
+from openpayer.bootstrap import Services
 from openpayer.config import Settings
 from openpayer.oauth.testing import TEST_PASSWORD, pkce_pair, query_of, two_member_world
 
