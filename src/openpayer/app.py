@@ -17,6 +17,8 @@ from openpayer.api.fhir_routes import build_router
 from openpayer.api.negotiation import error_response
 from openpayer.bootstrap import Services, build_services
 from openpayer.config import Settings, get_settings
+from openpayer.docs_site.openapi import install_openapi
+from openpayer.docs_site.routes import router as docs_router
 from openpayer.fhir.errors import (
     BadRequest,
     FHIRError,
@@ -39,7 +41,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         title="OpenPayer",
         version=__version__,
         description="CMS Interoperability APIs: Patient Access, Provider Directory, Formulary (FHIR R4).",
-        docs_url="/docs/api",
+        docs_url=None,  # Swagger UI loads from a CDN: /docs/api is served by openpayer.docs_site instead
         redoc_url=None,
     )
     app.state.services = services
@@ -49,6 +51,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(build_router("fhir"))
     app.include_router(build_router("directory"))
     _install_operations_routes(app, services)
+    app.include_router(docs_router)
+    install_openapi(app)
     _install_error_handlers(app)
     if services.settings.auth_enforce:
         app.add_middleware(SmartGuard, auth=services.auth, registry=services.registry)
