@@ -41,6 +41,7 @@ from openpayer.oauth.discovery import capability_contributor as smart_capability
 from openpayer.oauth.keys import KeyStore, Sealer
 from openpayer.oauth.service import AuthServer
 from openpayer.oauth.tokens import TokenStore
+from openpayer.portal.services import Portal
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Services:
     resource_types: frozenset[str]
     api: FhirApi  # what the FHIR routes use (`app.state.fhir_api`)
     auth: AuthServer  # the SMART/OIDC authorization server (`app.state.auth`)
+    portal: Portal  # the developer portal and app review (openpayer.portal)
 
     def close(self) -> None:
         """Release the database pool (CLI commands and tests; the server keeps it until it stops)."""
@@ -130,4 +132,5 @@ def build_services(
         resource_types=types,
         api=api,
         auth=auth,
+        portal=Portal.build(settings, engine, clock, auth.clients),
     )
