@@ -18,7 +18,6 @@ from openpayer.email.tables import email_message
 from openpayer.oauth.clock import Clock
 
 app = typer.Typer(help="Outgoing email.", no_args_is_help=True)
-console = Console()
 
 
 def _when(seconds: int | None) -> str:
@@ -28,6 +27,7 @@ def _when(seconds: int | None) -> str:
 @app.command("send-test")
 def send_test(address: Annotated[str, typer.Argument(help="Where to send the test message.")]) -> None:
     """Record a test message and deliver it now through the SMTP relay or the outbox."""
+    console = Console()  # per command: the width follows COLUMNS at the time it runs
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
     clock = Clock()
@@ -68,6 +68,7 @@ def send_test(address: Annotated[str, typer.Argument(help="Where to send the tes
 @app.command("list")
 def list_messages(limit: Annotated[int, typer.Option(help="How many of the latest messages.")] = 20) -> None:
     """The latest messages: recipient, template, cause, status, attempts, last error, sent time."""
+    console = Console()  # per command: the width follows COLUMNS at the time it runs
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
     try:

@@ -18,7 +18,6 @@ from openpayer.jobs.tables import job_run
 from openpayer.oauth.clock import Clock
 
 app = typer.Typer(help="Scheduled and background jobs.", no_args_is_help=True)
-console = Console()
 
 
 def _when(seconds: int | None) -> str:
@@ -41,6 +40,7 @@ def list_jobs(
     failures: Annotated[int, typer.Option(help="How many recent failed attempts to show.")] = 10,
 ) -> None:
     """Every registered job: schedule, last run, next run, queue and failures in the last 24 hours."""
+    console = Console()  # per command: the width follows COLUMNS at the time it runs
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
     clock = Clock()
@@ -88,6 +88,7 @@ def list_jobs(
 @app.command("run")
 def run_job(name: Annotated[str, typer.Argument(help="A periodic job's name, e.g. oauth.cleanup.")]) -> None:
     """Run a periodic job now, in this process, as an extra run recorded like the scheduled ones."""
+    console = Console()  # per command: the width follows COLUMNS at the time it runs
     settings = get_settings()
     engine = make_engine(settings.resolved_database_url)
     clock = Clock()
