@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from openpayer.config import Settings
 from openpayer.email import EmailService, FileOutbox, MailBackend, SmtpRelay, parse_smtp_url
 from openpayer.jobs import Clock, JobQueue, JobRegistry, JobRunner
+from openpayer.jobs.prune import prune_runs
 from openpayer.oauth.cleanup import purge_expired
 
 
@@ -49,6 +50,13 @@ def build_background(
         settings.jobs_cleanup_every,
         lambda context: purge_expired(engine, context.now),
         description="Removes expired authorization codes, tokens and assertion ids",
+    )
+    registry.periodic(
+        "jobs.prune",
+        86400,
+        lambda context: prune_runs(engine, context.now, settings.jobs_keep_days),
+        offset=3 * 3600 + 17 * 60,  # 03:17 UTC, away from the top of the hour
+        description="Removes run records finished more than OPENPAYER_JOBS_KEEP_DAYS ago",
     )
     runner = JobRunner(engine, registry, clock, host=settings.jobs_host_name)
     return Background(registry, queue, runner, email)

@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     jobs_poll_seconds: float = Field(default=2.0, gt=0, description="How often a runner looks for due work.")
     jobs_host_name: str | None = Field(default=None, description="This runner's name in run records.")
     jobs_cleanup_every: int = Field(default=3600, ge=1, description="Seconds between OAuth cleanups.")
+    jobs_keep_days: int = Field(default=30, ge=1, description="Days finished job runs stay recorded.")
     smtp_url: str | None = Field(
         default=None,
         description="smtp://user:pass@host:port[?starttls=true] or smtps://...; the file outbox when unset.",

@@ -132,7 +132,7 @@ def healthy(port: int) -> bool:
 
 
 def test_serve_runs_the_job_runner_unless_turned_off(settings: Settings, engine: Engine) -> None:
-    def serve_and_count(jobs_in_serve: str) -> int:
+    def jobs_run_by_serve(jobs_in_serve: str) -> set[str]:
         port = free_port()
         env = dict(
             os.environ,
@@ -156,18 +156,19 @@ def test_serve_runs_the_job_runner_unless_turned_off(settings: Settings, engine:
             while not healthy(port):
                 assert time.monotonic() < deadline, "openpayer serve did not start"
                 time.sleep(0.2)
+            found: set[str] = set()
             settle = time.monotonic() + (1.0 if jobs_in_serve == "false" else 30.0)
             while time.monotonic() < settle:
                 with engine.connect() as conn:
                     query = select(job_run).where(job_run.c.host == f"serve-{jobs_in_serve}")
-                    found = len(conn.execute(query).all())
-                if found:
+                    found = {row.job for row in conn.execute(query) if row.status == "succeeded"}
+                if len(found) == 2:
                     return found
                 time.sleep(0.2)
-            return 0
+            return found
         finally:
             server.terminate()
             server.wait(30)
 
-    assert serve_and_count("false") == 0
-    assert serve_and_count("true") == 1  # the hourly cleanup's current slot
+    assert jobs_run_by_serve("false") == set()
+    assert jobs_run_by_serve("true") == {"oauth.cleanup", "jobs.prune"}  # their current slots

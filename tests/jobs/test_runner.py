@@ -204,3 +204,29 @@ def test_two_runners_racing_run_each_scheduled_slot_and_task_once(engine: Engine
         [("test.tick", str(clock.now() // 60 * 60))] + [("test.item", str(n)) for n in range(20)]
     )
     assert all(a.attempt == 1 for a in attempts(engine, "test.item"))
+
+
+def test_prune_removes_finished_runs_past_retention_and_keeps_pending_work(
+    engine: Engine, clock: Clock
+) -> None:
+    from openpayer.jobs.prune import prune_runs
+
+    registry = JobRegistry()
+    registry.task("test.old", lambda c: "ok", description="t")
+    queue = JobQueue(registry, clock)
+    runner = JobRunner(engine, registry, clock)
+    with write_transaction(engine) as conn:
+        queue.enqueue(conn, "test.old", key="done-long-ago")
+    runner.run_due()
+    with write_transaction(engine) as conn:
+        queue.enqueue(conn, "test.old", key="waiting", run_at=clock.now() + 90 * 86400)
+    clock.advance(31 * 86400)
+    with write_transaction(engine) as conn:
+        queue.enqueue(conn, "test.old", key="done-recently")
+    runner.run_due()
+
+    assert prune_runs(engine, clock.now(), keep_days=30) == (
+        "removed 1 runs and 1 attempts finished before the last 30 days"
+    )
+    assert sorted(r.run_key for r in runs(engine, "test.old")) == ["done-recently", "waiting"]
+    assert [a.attempt for a in attempts(engine, "test.old")] == [1]
