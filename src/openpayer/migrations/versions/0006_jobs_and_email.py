@@ -1,7 +1,7 @@
 """jobs and email: job runs, attempts, email messages
 
 Revision ID: 0006
-Revises: 0005
+Revises: 0008
 Create Date: 2026-12-02 07:24:51.031639
 
 job_run is both the queue and the record of each run (unique on job and run key: one run per periodic
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0005"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
