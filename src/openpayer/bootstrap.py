@@ -19,6 +19,7 @@ import orjson
 from sqlalchemy import Engine
 
 from openpayer.api.service import FhirApi
+from openpayer.background import Background, build_background
 from openpayer.clock import Clock
 from openpayer.config import Settings
 from openpayer.conformance.capability import ConformanceContributor
@@ -60,6 +61,7 @@ class Services:
     resource_types: frozenset[str]
     api: FhirApi  # what the FHIR routes use (`app.state.fhir_api`)
     auth: AuthServer  # the SMART/OIDC authorization server (`app.state.auth`)
+    background: Background  # job registry, queue, runner and email (openpayer.background)
     portal: Portal  # the developer portal and app review (openpayer.portal)
 
     def close(self) -> None:
@@ -132,5 +134,6 @@ def build_services(
         resource_types=types,
         api=api,
         auth=auth,
+        background=build_background(settings, engine, clock),
         portal=Portal.build(settings, engine, clock, auth.clients),
     )
