@@ -131,6 +131,22 @@ def test_patient_access_console_signs_a_test_member_in_and_reads_their_records(
     expect(page.locator("#response-status")).to_contain_text(f"200 OK: Patient/{patient}")
     assert "Maria" in page.inner_text("#response-status")
 
+    # Patient/[id]/$everything, from the operations the CapabilityStatement declares on Patient.
+    page.select_option("#interaction", "$everything")
+    page.select_option("#param-name", "_type")
+    page.fill("#param-value", "Coverage")
+    page.click("#add-param")
+    assert page.inner_text("#request-url").endswith(
+        f"/sandbox/fhir/Patient/{patient}/$everything?_type=Coverage"
+    )
+    page.click("#send")
+    expect(page.locator("#response-status")).to_contain_text("Bundle")
+    entries = page.locator("#response-entries li").all_inner_texts()
+    assert sorted(e.split(" ")[0] for e in entries) == [
+        f"Coverage/coverage-{patient[len('member-') :]}-dental",
+        f"Coverage/coverage-{patient[len('member-') :]}-medical",
+    ]
+
     page.select_option("#type", "ExplanationOfBenefit")
     page.select_option("#interaction", "search-type")
     page.select_option("#param-name", "type")
