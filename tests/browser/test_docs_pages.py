@@ -87,6 +87,21 @@ def test_directory_console_runs_a_search_at_once(
     assert_accessible(page)
     assert_fits_width(page)
 
+    # Paging: the Bundle's next link becomes a button that fetches the next page from this origin.
+    page.select_option("#type", "Practitioner")
+    page.select_option("#param-name", "_count")
+    page.fill("#param-value", "3")
+    page.click("#add-param")
+    page.click("#send")
+    expect(page.locator("#response-status")).to_contain_text("200 OK: Bundle with 3 entries")
+    first = page.locator("#response-entries li").all_inner_texts()
+    page.click("#next-page")
+    expect(page.locator("#response-entries li").first).not_to_have_text(first[0])
+    second = page.locator("#response-entries li").all_inner_texts()
+    assert second
+    assert not set(first) & set(second)
+    assert all(e.startswith("Practitioner/") for e in first + second)
+
 
 def test_patient_access_console_signs_a_test_member_in_and_reads_their_records(
     server: str,
