@@ -26,6 +26,7 @@ def seed_sandbox(settings: Settings, monkeypatch: pytest.MonkeyPatch, members: i
     args = ["seed", "sandbox", "--members", str(members), "--workers", "0", "--quiet", "--no-migrate"]
     result = CliRunner().invoke(cli_app, args)
     assert result.exit_code == 0, result.output
+    assert "Docs, console:   http://127.0.0.1:8000/docs/" in result.output  # printed with the logins
 
 
 @pytest.mark.parametrize("path", DOC_PAGES)
