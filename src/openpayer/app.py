@@ -43,6 +43,7 @@ from openpayer.fhir.storage.repository import ResourceRepository
 from openpayer.fhir.validation import known_resource_types, validate_resource
 from openpayer.oauth import routes as oauth_routes
 from openpayer.oauth.service import AuthServer
+from openpayer.portal.services import Portal
 
 log = logging.getLogger("openpayer")
 
@@ -64,6 +65,7 @@ class Services:
     capability_contributors: list[Contributor] = field(default_factory=list)
     _capabilities: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     auth: AuthServer = field(init=False)  # SMART/OIDC authorization server (openpayer.oauth)
+    portal: Portal = field(init=False)  # developer portal and app review (openpayer.portal)
 
     def page_size(self, raw: str | None) -> int:
         if raw is None:
@@ -130,6 +132,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     services = Services(settings, engine, registry, signer, fhir, search, bundles, types)
     services.capability_contributors.append(ConformanceContributor(registry))  # IG profiles, instantiates
     services.auth = AuthServer.build(settings, engine)
+    services.portal = Portal.build(settings, engine, services.auth.clock, services.auth.clients)
     return services
 
 
