@@ -92,3 +92,17 @@ def list_messages(limit: Annotated[int, typer.Option(help="How many of the lates
             row.last_error or "",
         )
     console.print(table)
+
+
+@app.command("retry")
+def retry_message(
+    message_id: Annotated[int, typer.Argument(help="A failed message's id (see `email list`).")],
+) -> None:
+    """Queue a failed message again, e.g. after fixing OPENPAYER_SMTP_URL; the job runner delivers it."""
+    console = Console()
+    with command_services() as services, write_transaction(services.engine) as conn:
+        run_id = services.background.email.retry(conn, message_id)
+    if run_id is None:
+        console.print(f"[red]Message {message_id} is not a failed message[/red]; nothing to retry.")
+        raise typer.Exit(1)
+    console.print(f"Message {message_id} queued again (run {run_id}).")
