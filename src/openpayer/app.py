@@ -43,6 +43,7 @@ from openpayer.fhir.storage.repository import ResourceRepository
 from openpayer.fhir.validation import known_resource_types, validate_resource
 from openpayer.oauth import routes as oauth_routes
 from openpayer.oauth.service import AuthServer
+from openpayer.portal import routes as portal_routes
 from openpayer.portal.services import Portal
 
 log = logging.getLogger("openpayer")
@@ -132,7 +133,9 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     services = Services(settings, engine, registry, signer, fhir, search, bundles, types)
     services.capability_contributors.append(ConformanceContributor(registry))  # IG profiles, instantiates
     services.auth = AuthServer.build(settings, engine)
-    services.portal = Portal.build(settings, engine, services.auth.clock, services.auth.clients)
+    services.portal = Portal.build(
+        settings, engine, services.auth.clock, services.auth.clients, services.auth.sealer
+    )
     return services
 
 
@@ -151,6 +154,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(build_router("fhir"))
     app.include_router(build_router("directory"))
     _install_operations_routes(app, services)
+    portal_routes.install(app, services.portal, settings, services.auth.clock)
     app.include_router(docs_router)
     install_openapi(app)
     _install_error_handlers(app)
@@ -185,6 +189,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if portal_routes.is_page_path(request.url.path):
+            return portal_routes.error_page(request, exc.status_code)
         if _is_fhir_path(request.url.path) or exc.status_code in (404, 405):
             mapped: FHIRError
             if exc.status_code == 404:

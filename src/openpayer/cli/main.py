@@ -13,6 +13,7 @@ from openpayer.cli import load as load_commands
 from openpayer.cli import members as member_commands
 from openpayer.cli import seed as seed_commands
 from openpayer.cli import serve as serve_commands
+from openpayer.cli import staff as staff_commands
 from openpayer.config import get_settings
 
 app = typer.Typer(
@@ -41,6 +42,7 @@ app.add_typer(db_commands.app, name="db")
 app.add_typer(client_commands.app, name="clients")
 app.add_typer(member_commands.app, name="members")
 app.add_typer(key_commands.app, name="keys")
+app.add_typer(staff_commands.app, name="staff")
 app.command("serve")(serve_commands.serve)
 app.command("load")(load_commands.load)
 app.command("seed")(seed_commands.seed)
