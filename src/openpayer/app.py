@@ -19,6 +19,7 @@ from openpayer.api.fhir_routes import build_router
 from openpayer.api.negotiation import error_response
 from openpayer.api.operations import OperationRoutes
 from openpayer.api.search_routes import SearchRoutes
+from openpayer.background import Background, build_background
 from openpayer.config import Settings, get_settings
 from openpayer.conformance.capability import ConformanceContributor
 from openpayer.db import make_engine
@@ -66,6 +67,7 @@ class Services:
     capability_contributors: list[Contributor] = field(default_factory=list)
     _capabilities: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     auth: AuthServer = field(init=False)  # SMART/OIDC authorization server (openpayer.oauth)
+    background: Background = field(init=False)  # job registry, queue, runner and email (openpayer.jobs)
     portal: Portal = field(init=False)  # developer portal and app review (openpayer.portal)
 
     def page_size(self, raw: str | None) -> int:
@@ -133,8 +135,14 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     services = Services(settings, engine, registry, signer, fhir, search, bundles, types)
     services.capability_contributors.append(ConformanceContributor(registry))  # IG profiles, instantiates
     services.auth = AuthServer.build(settings, engine)
+    services.background = build_background(settings, engine, services.auth.clock)
     services.portal = Portal.build(
-        settings, engine, services.auth.clock, services.auth.clients, services.auth.sealer
+        settings,
+        engine,
+        services.auth.clock,
+        services.auth.clients,
+        services.auth.sealer,
+        services.background.email,
     )
     return services
 

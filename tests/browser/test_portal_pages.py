@@ -11,20 +11,18 @@ from typing import Any
 
 import pyotp
 import pytest
+from tests.portal.conftest import mails_to
 from typer.testing import CliRunner
 
 from openpayer.app import Services
 from openpayer.cli.main import app as cli_app
 from openpayer.config import Settings
-from openpayer.portal.outbox import Outbox
 
 PASSWORD = "correct horse battery staple"
 
 
 def last_link(services: Services, to: str) -> str:
-    mailer = services.portal.notifier.mailer
-    assert isinstance(mailer, Outbox)
-    text = [m for m in mailer.sent if m.to == to][-1].text
+    text = mails_to(services, to)[-1]
     found = re.search(r"https?://\S+", text)
     assert found, text
     return found.group(0)

@@ -13,7 +13,6 @@ from openpayer.portal.business_days import BusinessCalendar
 from openpayer.portal.interfaces import Clock, Mailer, Sealer
 from openpayer.portal.notifications import Notifier
 from openpayer.portal.organizations import OrganizationService
-from openpayer.portal.outbox import Outbox
 from openpayer.portal.people import PeopleService
 from openpayer.portal.questionnaire import QuestionnaireService, TermsService
 from openpayer.portal.reviews import ReviewService
@@ -40,9 +39,9 @@ class Portal:
         clock: Clock,
         clients: ClientStore,
         sealer: Sealer,
-        mailer: Mailer | None = None,
+        mailer: Mailer,
     ) -> Portal:
-        """`mailer` defaults to the portal's file outbox (`OPENPAYER_HOME/outbox/`)."""
+        """`mailer` records and queues mail (the email domain's `EmailService`)."""
         calendar = BusinessCalendar.of(
             settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
         )
@@ -64,7 +63,7 @@ class Portal:
             production_env=settings.portal_production_env,
         )
         people = PeopleService(engine, clock, sealer, settings.resolved_secret_key)
-        notifier = Notifier(engine, mailer or Outbox(settings.home / "outbox"))
+        notifier = Notifier(engine, mailer)
         return cls(
             organizations, applications, questionnaire, terms, reviews, staff, calendar, people, notifier
         )
