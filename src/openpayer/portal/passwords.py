@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
 from functools import cache
 
 MIN_LENGTH = 8
@@ -22,12 +21,8 @@ MAX_LENGTH = 256
 CONTEXT_WORDS = ("openpayer",)
 
 
-@dataclass(frozen=True, slots=True)
 class PasswordProblem(ValueError):
-    message: str
-
-    def __str__(self) -> str:
-        return self.message
+    """Why a password is refused, in words a sign-up page can show."""
 
 
 @cache
