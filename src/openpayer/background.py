@@ -27,7 +27,7 @@ class Background:
 
 def mail_backend(settings: Settings) -> MailBackend:
     if settings.smtp_url:
-        return SmtpRelay(parse_smtp_url(settings.smtp_url), timeout=settings.smtp_timeout)
+        return SmtpRelay(parse_smtp_url(settings.smtp_url.get_secret_value()), timeout=settings.smtp_timeout)
     return FileOutbox(settings.home / "outbox")
 
 

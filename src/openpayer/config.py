@@ -9,7 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -58,7 +58,7 @@ class Settings(BaseSettings):
     jobs_host_name: str | None = Field(default=None, description="This runner's name in run records.")
     jobs_cleanup_every: int = Field(default=3600, ge=1, description="Seconds between OAuth cleanups.")
     jobs_keep_days: int = Field(default=30, ge=1, description="Days finished job runs stay recorded.")
-    smtp_url: str | None = Field(
+    smtp_url: SecretStr | None = Field(  # secret: it carries the relay's password; kept out of reprs
         default=None,
         description="smtp://user:pass@host:port[?starttls=true] or smtps://...; the file outbox when unset.",
     )
@@ -103,10 +103,11 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("smtp_url")
+    @field_validator("smtp_url", mode="before")
     @classmethod
-    def _check_smtp_url(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("smtp://", "smtps://")):
+    def _check_smtp_url(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(raw, str) and raw and not raw.startswith(("smtp://", "smtps://")):
             raise ValueError("must start with smtp:// or smtps://")
         return value or None
 

@@ -247,3 +247,12 @@ def test_smtp_urls(url: str, expected: tuple[object, ...]) -> None:
 def test_bad_smtp_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError):
         parse_smtp_url(url)
+
+
+def test_the_smtp_password_stays_out_of_the_settings_repr_and_a_bad_url_is_refused() -> None:
+    from pydantic import ValidationError
+
+    settings = Settings(smtp_url="smtps://mailer:hunter2-secret@relay.example")
+    assert "hunter2-secret" not in repr(settings)
+    with pytest.raises(ValidationError, match="must start with smtp:// or smtps://"):
+        Settings(smtp_url="http://relay.example")

@@ -5,6 +5,10 @@ Everything a page needs is served from the package (templates here, CSS and the 
 FastAPI's Swagger UI (which loads from a CDN) is replaced by a server-rendered list of the OpenAPI
 operations beside `/openapi.json`: the FHIR routes are generic (`/{env}/fhir/{type}`), so the console,
 generated from each base's CapabilityStatement, is the place to try calls.
+
+Consoles: `/docs/console/{env}/{fhir|directory}`; `?client_id=` pre-fills the sign-in form (the portal links
+a developer's sandbox app this way). `/docs/console/callback` is the console's redirect URI for every
+environment: the script remembers which console started the sign-in.
 """
 
 from __future__ import annotations
