@@ -14,8 +14,7 @@ import typer
 from rich.console import Console
 from sqlalchemy import update
 
-from openpayer.app import build_services
-from openpayer.config import get_settings
+from openpayer.cli.context import command_services
 from openpayer.db import write_transaction
 from openpayer.portal.errors import PortalError
 from openpayer.portal.models import portal_account
@@ -32,25 +31,23 @@ def create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Give an account a staff role, creating the account (temporary password shown once) if needed."""
-    services = build_services(get_settings())
-    people, staff = services.portal.people, services.portal.staff
     try:
-        password = None
-        person = people.by_email(email)
-        if person is None:
-            password = people.temporary_password()
-            person = people.create(email, password)
-            with write_transaction(services.engine) as conn:
-                conn.execute(
-                    update(portal_account)
-                    .where(portal_account.c.id == person.id)
-                    .values(email_verified_at=services.auth.clock.now())
-                )
-        member = staff.create(None, account_id=person.id, email=person.email, role=role)
+        with command_services() as services:
+            people, staff = services.portal.people, services.portal.staff
+            password = None
+            person = people.by_email(email)
+            if person is None:
+                password = people.temporary_password()
+                person = people.create(email, password)
+                with write_transaction(services.engine) as conn:
+                    conn.execute(
+                        update(portal_account)
+                        .where(portal_account.c.id == person.id)
+                        .values(email_verified_at=services.clock.now())
+                    )
+            member = staff.create(None, account_id=person.id, email=person.email, role=role)
     except PortalError as exc:
         raise typer.BadParameter(exc.message) from exc
-    finally:
-        services.engine.dispose()
     out: dict[str, str] = {"email": member.email, "role": member.role.value}
     if password:
         out["temporary_password"] = password
