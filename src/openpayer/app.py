@@ -28,6 +28,7 @@ from openpayer.fhir.errors import (
 from openpayer.oauth import routes as oauth_routes
 from openpayer.oauth.guard import SmartGuard
 from openpayer.portal import routes as portal_routes
+from openpayer.policy.routes import router as policy_router
 
 log = logging.getLogger("openpayer")
 
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     _install_operations_routes(app, services)
     portal_routes.install(app, services.portal, services.settings, services.clock)
     app.include_router(docs_router)
+    app.include_router(policy_router)  # the signed "still in use" link of the inactivity notices
     install_openapi(app)
     _install_error_handlers(app)
     if services.settings.auth_enforce:

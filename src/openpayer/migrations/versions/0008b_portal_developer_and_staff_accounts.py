@@ -1,7 +1,7 @@
 """portal: developer and staff accounts
 
 Revision ID: 0008b
-Revises: 0006
+Revises: 0013b
 Create Date: 2026-12-02 08:10:00
 
 The accounts that sign in to the developer portal and the staff console (openpayer.portal.people).
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008b"
-down_revision = "0006"
+down_revision = "0013b"
 branch_labels = None
 depends_on = None
 
