@@ -27,8 +27,8 @@ from openpayer.fhir.errors import (
 )
 from openpayer.oauth import routes as oauth_routes
 from openpayer.oauth.guard import SmartGuard
-from openpayer.portal import routes as portal_routes
 from openpayer.policy.routes import router as policy_router
+from openpayer.portal import routes as portal_routes
 
 log = logging.getLogger("openpayer")
 
