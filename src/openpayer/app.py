@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +16,9 @@ from starlette.responses import JSONResponse, Response
 
 from openpayer import __version__
 from openpayer.api.context import DIRECTORY_TYPES
+from openpayer.api.errors_log import UnhandledErrors
 from openpayer.api.fhir_routes import build_router
+from openpayer.api.input_guard import RejectNul
 from openpayer.api.negotiation import error_response
 from openpayer.api.operations import OperationRoutes
 from openpayer.api.search_routes import SearchRoutes
@@ -147,7 +150,46 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(build_router("directory"))
     _install_operations_routes(app, services)
     _install_error_handlers(app)
+    app.add_middleware(RejectNul, max_body_bytes=settings.max_body_bytes)  # before the guard
+    app.add_middleware(UnhandledErrors)  # outermost: any error below becomes a logged, sanitised 500
+    _declare_path_parameters(app)
     return app
+
+
+def _declare_path_parameters(app: FastAPI) -> None:
+    """The routes read `{env}` (and `{rtype}`…) from the path without a typed argument, so FastAPI leaves
+    them out of the OpenAPI document; add every template variable an operation does not declare, so
+    that clients and fuzzers (tests/api/test_fuzz.py) can build valid URLs from it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        for path, operations in schema.get("paths", {}).items():
+            names = re.findall(r"{([^}/]+)}", path)
+            for operation in operations.values():
+                declared = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "path"}
+                missing = [name for name in names if name not in declared]
+                operation.setdefault("parameters", [])
+                for name in missing:
+                    operation["parameters"].append(
+                        {
+                            "name": name,
+                            "in": "path",
+                            "required": True,
+                            "schema": {
+                                "type": "string",
+                                "enum": list(app.state.services.settings.environments),
+                            }
+                            if name == "env"
+                            else {"type": "string"},
+                        }
+                    )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_operations_routes(app: FastAPI, services: Services) -> None:
@@ -193,11 +235,3 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         return error_response(BadRequest("The request is malformed"))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        # Never a traceback to the client; the log gets the type and path, not the body.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        error = FHIRError("An unexpected error occurred; it has been logged")
-        error.status = 500
-        return error_response(error)
