@@ -20,6 +20,7 @@ from openpayer.app import Services
 from openpayer.cli.main import app as cli_app
 from openpayer.fhir.search.params import (
     MAX_CRITERIA,
+    MAX_IDS,
     MAX_INCLUDES,
     MAX_VALUES_PER_PARAMETER,
     MAX_VALUES_PER_REQUEST,
@@ -145,14 +146,22 @@ def values(n: int, prefix: str = "n") -> str:
     return ",".join(f"{prefix}{i}" for i in range(n))
 
 
-@pytest.mark.parametrize("param", ["name", "identifier", "_id", "family"])
-def test_values_per_parameter_are_limited(client: TestClient, param: str) -> None:
+@pytest.mark.parametrize(
+    ("param", "limit"),
+    [
+        ("name", MAX_VALUES_PER_PARAMETER),
+        ("identifier", MAX_VALUES_PER_PARAMETER),
+        ("family", 100),
+        ("_id", MAX_IDS),
+    ],
+)
+def test_values_per_parameter_are_limited(client: TestClient, param: str, limit: int) -> None:
     url = f"{DIRECTORY}/Practitioner?{param}="
-    assert client.get(url + values(MAX_VALUES_PER_PARAMETER)).status_code == 200
-    for n in (MAX_VALUES_PER_PARAMETER + 1, 600):
+    assert client.get(url + values(limit)).status_code == 200
+    for n in (limit + 1, limit * 6):
         response = client.get(url + values(n))
         assert response.status_code == 400, response.text
-        assert f"at most {MAX_VALUES_PER_PARAMETER} values" in response.text
+        assert f"at most {limit} values" in response.text
 
 
 def test_criteria_per_request_are_limited(client: TestClient) -> None:

@@ -26,6 +26,7 @@ MAX_INCLUDE_ITERATIONS = 3
 MAX_VALUES_PER_PARAMETER = 100  # comma-separated values of one parameter (ORed)
 MAX_CRITERIA = 20  # search criteria in one request (ANDed), chained and `_has` criteria included
 MAX_VALUES_PER_REQUEST = 200  # the values of all its criteria together
+MAX_IDS = 1000  # `_id` values (one IN list, a page of resources at most): outside the two limits above
 MAX_INCLUDES = 10  # distinct `_include` / `_revinclude` values (a repeated one counts once)
 MAX_SORT_KEYS = 5
 
@@ -281,7 +282,7 @@ def _control(
 def _value_count(node: Node) -> int:
     """The values a client sent in one criterion (a chain resolved for several target types counts once)."""
     if isinstance(node, Leaf):
-        return len(node.values)
+        return 0 if node.kind == "id" else len(node.values)
     if isinstance(node, Chain):
         return max((_value_count(inner) for _, inner in node.targets), default=0)
     return _value_count(node.inner)
@@ -351,8 +352,9 @@ def resolve(registry: Registry, name: str, value: str, types: tuple[str, ...], *
     values = tuple(v for v in split_escaped(value, ",") if v != "")
     if not values:
         raise BadRequest(f"Search parameter {name} has no value")
-    if len(values) > MAX_VALUES_PER_PARAMETER:
-        raise BadRequest(f"Search parameter {name} may have at most {MAX_VALUES_PER_PARAMETER} values")
+    limit = MAX_IDS if kind == "id" else MAX_VALUES_PER_PARAMETER
+    if len(values) > limit:
+        raise BadRequest(f"Search parameter {name} may have at most {limit} values")
     if kind == "list" and any(v.startswith("$") for v in values):
         raise Unsupported(f"{name}={value} (functional lists such as $current-allergies)")
     return Leaf(code, kind, types, mod, values, components)
