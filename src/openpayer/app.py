@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,10 +166,15 @@ def _declare_path_parameters(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
             return app.openapi_schema
-        schema = generate()
+        with warnings.catch_warnings():
+            # FastAPI gives a GET+HEAD route one operationId for both and warns; they are renamed below
+            warnings.filterwarnings("ignore", message="Duplicate Operation ID", category=UserWarning)
+            schema = generate()
         for path, operations in schema.get("paths", {}).items():
             names = re.findall(r"{([^}/]+)}", path)
-            for operation in operations.values():
+            for method, operation in operations.items():
+                slug = re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
+                operation["operationId"] = f"{method}_{slug}"
                 declared = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "path"}
                 missing = [name for name in names if name not in declared]
                 operation.setdefault("parameters", [])
