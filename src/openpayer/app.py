@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy import Engine, text
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -41,6 +44,12 @@ from openpayer.fhir.storage.repository import ResourceRepository
 from openpayer.fhir.validation import known_resource_types, validate_resource
 from openpayer.oauth import routes as oauth_routes
 from openpayer.oauth.service import AuthServer
+from openpayer.observability import metrics
+from openpayer.observability.middleware import RequestObservation
+from openpayer.observability.readiness import Readiness
+from openpayer.web.headers import SecurityHeaders
+from openpayer.web.layers import LayeredApp
+from openpayer.web.proxies import TrustedProxies, parse_networks
 
 log = logging.getLogger("openpayer")
 
@@ -134,12 +143,13 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     settings = settings or get_settings()
     services = services or build_services(settings)
-    app = FastAPI(
+    app = LayeredApp(
         title="OpenPayer",
         version=__version__,
         description="CMS Interoperability APIs: Patient Access, Provider Directory, Formulary (FHIR R4).",
         docs_url="/docs/api",
         redoc_url=None,
+        lifespan=_refuse_to_start_when_misconfigured(services),
     )
     app.state.services = services
     oauth_routes.install(app, services)  # before the FHIR routers: SMART discovery under /{env}/fhir
@@ -147,7 +157,78 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(build_router("directory"))
     _install_operations_routes(app, services)
     _install_error_handlers(app)
+    _install_outer_layers(app, services.settings)
     return app
+
+
+class StartupRefused(RuntimeError):
+    """This host must not serve as configured; the message names the setting to fix."""
+
+
+def startup_problems(services: Services) -> list[str]:
+    """What makes serving wrong rather than merely unready: links built from a client's Host header on a
+    public interface, or signing keys that another host sealed under another secret (every /token and
+    /jwks would answer 500 while the other hosts work)."""
+    problems = []
+    url_problem = services.settings.public_base_url_problem()
+    if url_problem:
+        problems.append(url_problem)
+    try:
+        failing = services.auth.keys.undecryptable()
+    except Exception:  # the database is unreachable: /readyz says so; it may come back
+        log.warning("startup: the signing keys could not be checked (database unreachable)")
+        failing = []
+    if failing:
+        problems.append(keys_problem(failing))
+    return problems
+
+
+def keys_problem(envs: list[str]) -> str:
+    return (
+        f"The signing keys of {', '.join(envs)} in the database were encrypted by a host with another key: "
+        "set OPENPAYER_AUTH_KEY_ENCRYPTION_KEY (or, where it is unset, OPENPAYER_SECRET_KEY) to the value "
+        "the other hosts of this deployment use."
+    )
+
+
+def _refuse_to_start_when_misconfigured(services: Services) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        problems = await run_in_threadpool(startup_problems, services)
+        for problem in problems:
+            log.critical("refusing to start: %s", problem)
+        if problems:
+            raise StartupRefused(" ".join(problems))
+        yield
+
+    return lifespan
+
+
+def readiness_checks(services: Services) -> Readiness:
+    """/readyz: the database answers, this host can decrypt the signing keys, and Redis answers when set."""
+    readiness = Readiness()
+
+    def database() -> None:
+        with services.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def signing_keys() -> str | None:
+        failing = services.auth.keys.undecryptable()
+        return keys_problem(failing) if failing else None
+
+    readiness.add("database", database)
+    readiness.add("signing_keys", signing_keys)
+    redis_url = services.settings.redis_url
+    if redis_url:
+        import redis
+
+        client = redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+        def redis_answers() -> None:
+            client.ping()
+
+        readiness.add("redis", redis_answers)
+    return readiness
 
 
 def _install_operations_routes(app: FastAPI, services: Services) -> None:
@@ -155,15 +236,20 @@ def _install_operations_routes(app: FastAPI, services: Services) -> None:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", include_in_schema=False)
-    def readyz() -> JSONResponse:
-        try:
-            with services.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:
-            log.warning("readiness check: database unreachable")
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+    app.add_route("/readyz", readiness_checks(services).endpoint(), methods=["GET"], include_in_schema=False)
+    metrics.POOL.watch(services.engine)
+    endpoint = metrics.metrics_endpoint(services.settings.metrics_token)
+    app.add_route("/metrics", endpoint, methods=["GET"], include_in_schema=False)
+
+
+def _install_outer_layers(app: LayeredApp, settings: Settings) -> None:
+    """Outermost first: the proxy's view of the client, then request ids, logs and metrics, then headers."""
+    https_origin = (settings.public_base_url or "").startswith("https://")
+    app.add_outer_layer(lambda inner: SecurityHeaders(inner, https_origin=https_origin))
+    app.add_outer_layer(lambda inner: RequestObservation(inner, settings.environments))
+    networks = parse_networks(settings.trusted_proxies)
+    if networks:
+        app.add_outer_layer(lambda inner: TrustedProxies(inner, networks))
 
 
 def _is_fhir_path(path: str) -> bool:
@@ -196,8 +282,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
-        # Never a traceback to the client; the log gets the type and path, not the body.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Never a traceback to the client; the log gets the route template, not the path (ids) or body.
+        route = getattr(request.scope.get("route"), "path", None)
+        log.exception("unhandled error", extra={"fields": {"route": route, "error": type(exc).__name__}})
         error = FHIRError("An unexpected error occurred; it has been logged")
         error.status = 500
         return error_response(error)
