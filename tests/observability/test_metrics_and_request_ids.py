@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -143,3 +147,47 @@ def test_request_log_event_carries_the_request_id_and_route_template(
     assert line["env"] == "sandbox"
     assert line["duration_ms"] >= 0
     assert "some-id" not in json.dumps(line)
+
+
+def test_worker_processes_are_counted_together_in_multiprocess_mode(tmp_path: Path) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR (several uvicorn workers), one scrape reports every process's counts."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    count = "from openpayer.observability.metrics import observe_request as o; o('/x', 'GET', 200, 0.01)"
+    subprocess.run([sys.executable, "-c", count], env=env, check=True)
+    scrape_after_count = (
+        f"{count}; from openpayer.observability.metrics import exposition as e; print(e().decode())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", scrape_after_count], env=env, check=True, capture_output=True, text=True
+    )
+    labels = frozenset({("route", "/x"), ("method", "GET"), ("status", "200")})
+    assert samples(done.stdout)[("openpayer_http_requests_total", labels)] == 2
+
+
+def test_an_unexpected_error_still_carries_the_request_id_and_headers(
+    settings: Settings, services: Services, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings, services=services)
+
+    def broken(member: str) -> None:
+        raise RuntimeError("a bug")
+
+    app.add_api_route("/broken/{member}", broken)  # a route that fails, on the real application
+    with (
+        caplog.at_level(logging.INFO),
+        TestClient(app, raise_server_exceptions=False) as http,
+    ):
+        response = http.get("/broken/member-secret-id", headers={"X-Request-ID": "oops-1"})
+    assert response.status_code == 500
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert response.headers["x-request-id"] == "oops-1"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    [event] = [r for r in caplog.records if r.getMessage() == "request"]
+    assert event.levelno == logging.ERROR
+    assert event.fields["status"] == 500  # type: ignore[attr-defined]
+    assert event.fields["route"] == "/broken/{member}"  # type: ignore[attr-defined]
+    [failure] = [r for r in caplog.records if r.getMessage() == "unhandled error"]
+    assert failure.fields["route"] == "/broken/{member}"  # type: ignore[attr-defined]
+    served = [r for r in caplog.records if not r.name.startswith("httpx")]  # not the test's own client
+    leaks = [(r.name, r.getMessage()) for r in served if "member-secret-id" in r.getMessage()]
+    assert leaks == []
