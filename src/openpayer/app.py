@@ -25,6 +25,8 @@ from openpayer.api.search_routes import SearchRoutes
 from openpayer.config import Settings, get_settings
 from openpayer.conformance.capability import ConformanceContributor
 from openpayer.db import make_engine
+from openpayer.docs_site.openapi import install_openapi
+from openpayer.docs_site.routes import router as docs_router
 from openpayer.fhir.bundles import BundleProcessor
 from openpayer.fhir.capabilities import Contributor, OperationInfo, capability_statement
 from openpayer.fhir.errors import (
@@ -147,7 +149,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         title="OpenPayer",
         version=__version__,
         description="CMS Interoperability APIs: Patient Access, Provider Directory, Formulary (FHIR R4).",
-        docs_url="/docs/api",
+        docs_url=None,  # Swagger UI loads from a CDN: /docs/api is served by openpayer.docs_site instead
         redoc_url=None,
         lifespan=_refuse_to_start_when_misconfigured(services),
     )
@@ -156,6 +158,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(build_router("fhir"))
     app.include_router(build_router("directory"))
     _install_operations_routes(app, services)
+    app.include_router(docs_router)
+    install_openapi(app)
     _install_error_handlers(app)
     _install_outer_layers(app, services.settings)
     return app

@@ -29,10 +29,6 @@ PAGE_CSP = (
     b"frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 API_CSP = b"default-src 'none'; frame-ancestors 'none'"
-# FastAPI's interactive API documentation loads Swagger UI from a CDN with an inline script; a strict policy
-# would blank it, so it only gets the framing rule.
-DOCS_CSP = b"frame-ancestors 'none'"
-DOCS_PATHS = ("/docs/api", "/docs/api/oauth2-redirect")
 _ALWAYS = (
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
@@ -70,20 +66,19 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
         https = self.https_origin or scope.get("scheme") == "https"
-        no_store = self.member_data(path)
+        no_store = self.member_data(scope["path"])
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = self._headers(list(message.get("headers", ())), path, https, no_store)
+                message["headers"] = self._headers(list(message.get("headers", ())), https, no_store)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
     @staticmethod
     def _headers(
-        headers: list[tuple[bytes, bytes]], path: str, https: bool, no_store: bool
+        headers: list[tuple[bytes, bytes]], https: bool, no_store: bool
     ) -> list[tuple[bytes, bytes]]:
         if no_store:
             headers = [(k, v) for k, v in headers if k.lower() not in (b"cache-control", b"pragma")]
@@ -92,12 +87,7 @@ class SecurityHeaders:
         headers += [(k, v) for k, v in _ALWAYS if k not in present]
         if b"content-security-policy" not in present:
             content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-            if path in DOCS_PATHS:
-                policy = DOCS_CSP
-            elif content_type.startswith(b"text/html"):
-                policy = PAGE_CSP
-            else:
-                policy = API_CSP
+            policy = PAGE_CSP if content_type.startswith(b"text/html") else API_CSP
             headers.append((b"content-security-policy", policy))
         if https and b"strict-transport-security" not in present:
             headers.append((b"strict-transport-security", HSTS))
