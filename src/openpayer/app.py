@@ -49,6 +49,7 @@ from openpayer.oauth.service import AuthServer
 from openpayer.observability import metrics
 from openpayer.observability.middleware import RequestObservation
 from openpayer.observability.readiness import Readiness
+from openpayer.portal.services import Portal
 from openpayer.web.headers import SecurityHeaders
 from openpayer.web.layers import LayeredApp
 from openpayer.web.proxies import TrustedProxies, parse_networks
@@ -73,6 +74,7 @@ class Services:
     capability_contributors: list[Contributor] = field(default_factory=list)
     _capabilities: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     auth: AuthServer = field(init=False)  # SMART/OIDC authorization server (openpayer.oauth)
+    portal: Portal = field(init=False)  # developer portal and app review (openpayer.portal)
 
     def page_size(self, raw: str | None) -> int:
         if raw is None:
@@ -139,6 +141,7 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     services = Services(settings, engine, registry, signer, fhir, search, bundles, types)
     services.capability_contributors.append(ConformanceContributor(registry))  # IG profiles, instantiates
     services.auth = AuthServer.build(settings, engine)
+    services.portal = Portal.build(settings, engine, services.auth.clock, services.auth.clients)
     return services
 
 
@@ -247,7 +250,8 @@ def _install_operations_routes(app: FastAPI, services: Services) -> None:
 
 
 def _install_outer_layers(app: LayeredApp, settings: Settings) -> None:
-    """Outermost first: the proxy's view of the client, then request ids, logs and metrics, then headers."""
+    """Added innermost first: security headers, then request ids, logs and metrics, then (outermost) the
+    proxy's view of the client address and scheme, which everything inside sees."""
     https_origin = (settings.public_base_url or "").startswith("https://")
     app.add_outer_layer(lambda inner: SecurityHeaders(inner, https_origin=https_origin))
     app.add_outer_layer(lambda inner: RequestObservation(inner, settings.environments))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import secrets
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -62,6 +63,28 @@ class Settings(BaseSettings):
         default="auto", description="JSON lines; console (readable) when auto and stderr is a terminal."
     )
     metrics_token: str | None = Field(default=None, description="Bearer token required on /metrics.")
+
+    # Developer portal (openpayer.portal)
+    portal_sandbox_env: str = Field(
+        default="sandbox", description="Where applications get self-service subscriptions at once."
+    )
+    portal_production_env: str = Field(
+        default="production", description="Where access needs an approved production request."
+    )
+    portal_holidays: Annotated[list[date], NoDecode] = Field(
+        default_factory=list,
+        description="Extra non-business days for review due dates (ISO dates, comma-separated).",
+    )
+    portal_us_federal_holidays: bool = Field(
+        default=True, description="Count US federal holidays (as observed) as non-business days."
+    )
+
+    @field_validator("portal_holidays", mode="before")
+    @classmethod
+    def _split_holidays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("environments", mode="before")
     @classmethod

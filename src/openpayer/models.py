@@ -3,5 +3,6 @@
 from openpayer.fhir.storage import tables as fhir_tables
 from openpayer.members import models as member_tables
 from openpayer.oauth import models as oauth_tables
+from openpayer.portal import models as portal_tables
 
-__all__ = ["fhir_tables", "member_tables", "oauth_tables"]
+__all__ = ["fhir_tables", "member_tables", "oauth_tables", "portal_tables"]

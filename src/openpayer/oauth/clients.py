@@ -4,6 +4,10 @@ Methods: `none` (public apps, PKCE only), `client_secret_basic`/`client_secret_p
 secrets are 256 random bits, stored as SHA-256 digests, compared in constant time) and `private_key_jwt`
 (confidential asymmetric; RS384/ES384 assertions verified against the registered JWKS or JWKS URL, `jti`
 replay rejected, `exp` at most five minutes ahead). Every failure is `invalid_client` (401).
+
+A secret can be rotated (`rotate_secret`): the new one is shown once; the old one stops working at once, or
+after an overlap the developer chooses of at most `MAX_SECRET_OVERLAP` (24 hours), so that a deployed app can
+switch without an outage.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["RS384", "ES384"]
 MAX_ASSERTION_LIFETIME = 300
 _JWKS_URL_CACHE_SECONDS = 300.0
+MAX_SECRET_OVERLAP = 24 * 3600
 
 
 def digest(secret: str) -> str:
@@ -57,6 +62,8 @@ class Client:
     jwks_url: str | None
     scopes: str
     status: str
+    previous_secret_digest: str | None = None
+    previous_secret_expires_at: int | None = None
 
     @property
     def public(self) -> bool:
@@ -90,6 +97,8 @@ def _row_to_client(row: Any) -> Client:
         jwks_url=row.jwks_url,
         scopes=row.scopes or "",
         status=row.status,
+        previous_secret_digest=row.previous_secret_digest,
+        previous_secret_expires_at=row.previous_secret_expires_at,
     )
 
 
@@ -117,14 +126,7 @@ class ClientStore:
         privacy_policy_url: str | None = None,
     ) -> tuple[str, str | None]:
         """Register a client; returns (client_id, secret): the secret is shown once, only its digest kept."""
-        for uri in redirect_uris:
-            parts = urlsplit(uri)
-            if not parts.scheme or parts.fragment or (parts.scheme in ("http", "https") and not parts.netloc):
-                raise ValueError(f"redirect URI {uri!r} must be absolute and without a fragment")
-        if privacy_policy_url and urlsplit(privacy_policy_url).scheme not in ("https", "http"):
-            raise ValueError(
-                "the privacy policy must be an http(s) URL"
-            )  # it becomes a link on the consent page
+        _check_urls(redirect_uris, privacy_policy_url)
         if jwks is not None:
             KeySet.import_key_set(dict(jwks))  # type: ignore[arg-type]  # fail early on a bad JWKS
         client_id = secrets.token_urlsafe(24)
@@ -157,6 +159,34 @@ class ClientStore:
         self._origins.pop(env, None)
         return client_id, secret
 
+    def update(
+        self,
+        env: str,
+        client_id: str,
+        *,
+        name: str,
+        redirect_uris: Sequence[str],
+        scopes: Sequence[str] = (),
+        developer: str = "",
+        privacy_policy_url: str | None = None,
+    ) -> bool:
+        """Change what members see and where codes may go; the client's credentials stay as they are."""
+        _check_urls(redirect_uris, privacy_policy_url)
+        with write_transaction(self.engine) as conn:
+            done = conn.execute(
+                oauth_client.update()
+                .where(oauth_client.c.env == env, oauth_client.c.client_id == client_id)
+                .values(
+                    name=name,
+                    redirect_uris=json.dumps(list(redirect_uris)),
+                    scopes=" ".join(scopes),
+                    developer=developer,
+                    privacy_policy_url=privacy_policy_url,
+                )
+            ).rowcount
+        self._origins.pop(env, None)
+        return bool(done)
+
     def set_status(self, env: str, client_id: str, status: str) -> bool:
         with write_transaction(self.engine) as conn:
             done = conn.execute(
@@ -165,6 +195,33 @@ class ClientStore:
                 .values(status=status)
             ).rowcount
         return bool(done)
+
+    def rotate_secret(self, env: str, client_id: str, overlap_seconds: int = 0) -> str:
+        """A new secret for a `client_secret` client, shown once. The current one keeps working for
+        `overlap_seconds` (0 to 24 h); a secret that was still in its overlap stops now."""
+        if not 0 <= overlap_seconds <= MAX_SECRET_OVERLAP:
+            raise ValueError("the overlap is between 0 seconds and 24 hours")
+        secret = secrets.token_urlsafe(32)
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                select(oauth_client.c.auth_method, oauth_client.c.secret_digest).where(
+                    oauth_client.c.env == env, oauth_client.c.client_id == client_id
+                )
+            ).first()
+            if row is None or row.auth_method != "client_secret":
+                raise ValueError("only a client with a secret can rotate it")
+            conn.execute(
+                oauth_client.update()
+                .where(oauth_client.c.env == env, oauth_client.c.client_id == client_id)
+                .values(
+                    secret_digest=digest(secret),
+                    previous_secret_digest=row.secret_digest if overlap_seconds else None,
+                    previous_secret_expires_at=self.clock.now() + overlap_seconds
+                    if overlap_seconds
+                    else None,
+                )
+            )
+        return secret
 
     def get(self, env: str, client_id: str | None) -> Client | None:
         if not client_id:
@@ -223,12 +280,15 @@ class ClientStore:
             raise client_error("unknown or inactive client")
         return client
 
-    @staticmethod
-    def _check_secret(client: Client, secret: str) -> None:
+    def _check_secret(self, client: Client, secret: str) -> None:
         expected = client.secret_digest or ""
-        # Always compare, also for clients without a secret, so timing does not tell them apart.
-        ok = hmac.compare_digest(digest(secret), expected.rjust(64, "0"))
-        if not ok or client.auth_method != "client_secret":
+        previous = client.previous_secret_digest or ""
+        in_overlap = (client.previous_secret_expires_at or 0) > self.clock.now()
+        # Always compare both, also for clients without a secret, so timing does not tell them apart.
+        given = digest(secret)
+        ok = hmac.compare_digest(given, expected.rjust(64, "0"))
+        ok_previous = hmac.compare_digest(given, previous.rjust(64, "0"))
+        if not (ok or (ok_previous and in_overlap and previous)) or client.auth_method != "client_secret":
             raise client_error("client authentication failed")
 
     def _check_assertion(self, env: str, assertion: str, claimed_id: str | None, token_url: str) -> Client:
@@ -282,6 +342,15 @@ class ClientStore:
                 raise client_error("the client's JWKS URL could not be read") from exc
             self._jwks_urls[url] = cached
         return KeySet.import_key_set(cached[1])  # type: ignore[arg-type]
+
+
+def _check_urls(redirect_uris: Sequence[str], privacy_policy_url: str | None) -> None:
+    for uri in redirect_uris:
+        parts = urlsplit(uri)
+        if not parts.scheme or parts.fragment or (parts.scheme in ("http", "https") and not parts.netloc):
+            raise ValueError(f"redirect URI {uri!r} must be absolute and without a fragment")
+    if privacy_policy_url and urlsplit(privacy_policy_url).scheme not in ("https", "http"):
+        raise ValueError("the privacy policy must be an http(s) URL")  # it becomes a link on the consent page
 
 
 def _peek_claim(assertion: str, name: str) -> object:
