@@ -96,6 +96,7 @@ class RequestObservation:
         request_id = accepted_request_id(supplied) or uuid.uuid4().hex
         fields: dict[str, Any] = {"request_id": request_id, "method": scope["method"]}
         token = context.begin(fields)
+        scope.setdefault("state", {})["request_id"] = request_id  # `request.state.request_id`
         echoed = (REQUEST_ID_HEADER, request_id.encode())
         status = 500  # what the client gets if the application fails before answering
 
