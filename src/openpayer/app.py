@@ -1,148 +1,45 @@
-"""The composition root: builds the ASGI application from settings and binds interfaces to implementations."""
+"""The ASGI application: routes, middleware and error handlers around the services the composition root
+(`openpayer.bootstrap`) builds from settings."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from openpayer import __version__
-from openpayer.api.context import DIRECTORY_TYPES
 from openpayer.api.fhir_routes import build_router
 from openpayer.api.negotiation import error_response
-from openpayer.api.operations import OperationRoutes
-from openpayer.api.search_routes import SearchRoutes
+from openpayer.bootstrap import Services, build_services
 from openpayer.config import Settings, get_settings
-from openpayer.conformance.capability import ConformanceContributor
-from openpayer.db import make_engine
 from openpayer.docs_site.openapi import install_openapi
 from openpayer.docs_site.routes import router as docs_router
-from openpayer.fhir.bundles import BundleProcessor
-from openpayer.fhir.capabilities import Contributor, OperationInfo, capability_statement
 from openpayer.fhir.errors import (
     BadRequest,
     FHIRError,
     MethodNotAllowed,
     NotFound,
 )
-from openpayer.fhir.operations import member_match as member_match_op
-from openpayer.fhir.operations import validate as validate_op
-from openpayer.fhir.paging import CursorSigner
-from openpayer.fhir.search.extract import extract_index
-from openpayer.fhir.search.registry import SearchParamRegistry, default_registry
-from openpayer.fhir.search.service import SearchService
-from openpayer.fhir.services import FhirService, parse_query
-from openpayer.fhir.storage.repository import ResourceRepository
-from openpayer.fhir.validation import known_resource_types, validate_resource
 from openpayer.oauth import routes as oauth_routes
-from openpayer.oauth.service import AuthServer
+from openpayer.oauth.guard import SmartGuard
 from openpayer.observability import metrics
 from openpayer.observability.middleware import RequestObservation
-from openpayer.observability.readiness import Readiness
-from openpayer.portal.services import Portal
 from openpayer.web.headers import SecurityHeaders
 from openpayer.web.layers import LayeredApp
 from openpayer.web.proxies import TrustedProxies, parse_networks
 
 log = logging.getLogger("openpayer")
 
-
-@dataclass
-class Services:
-    """Everything a request handler may use; built once per application."""
-
-    settings: Settings
-    engine: Engine
-    registry: SearchParamRegistry
-    signer: CursorSigner
-    fhir: FhirService
-    search: SearchService
-    bundles: BundleProcessor
-    resource_types: frozenset[str]
-    search_routes: SearchRoutes = field(default_factory=SearchRoutes)
-    operations: OperationRoutes = field(default_factory=OperationRoutes)
-    capability_contributors: list[Contributor] = field(default_factory=list)
-    _capabilities: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    auth: AuthServer = field(init=False)  # SMART/OIDC authorization server (openpayer.oauth)
-    portal: Portal = field(init=False)  # developer portal and app review (openpayer.portal)
-
-    def page_size(self, raw: str | None) -> int:
-        if raw is None:
-            return self.settings.default_page_size
-        if not raw.isdigit():
-            raise BadRequest(f"_count must be a non-negative integer, not {raw!r}")
-        return max(1, min(int(raw), self.settings.max_page_size))
-
-    def operations_for(self, kind: str) -> list[OperationInfo]:
-        types = tuple(sorted(self.types_for(kind)))
-        ops = [validate_op.info(types)]
-        if kind == "fhir":
-            ops.append(
-                OperationInfo(
-                    "everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything", ("Patient",)
-                )
-            )
-            ops.append(member_match_op.info())
-        return ops
-
-    def types_for(self, kind: str) -> frozenset[str]:
-        return DIRECTORY_TYPES if kind == "directory" else self.resource_types
-
-    def capability(self, kind: str, base_url: str) -> dict[str, Any]:
-        key = (kind, base_url)
-        if key not in self._capabilities:
-            self._capabilities[key] = capability_statement(
-                kind=kind,
-                base_url=base_url,
-                resource_types=self.types_for(kind),
-                params=self.registry,
-                operations=self.operations_for(kind),
-                read_only=kind == "directory",
-                contributors=self.capability_contributors,
-            )
-        return self._capabilities[key]
-
-
-def build_services(settings: Settings, engine: Engine | None = None) -> Services:
-    engine = engine or make_engine(settings.resolved_database_url, echo=settings.sql_echo)
-    registry = default_registry()
-    signer = CursorSigner(settings.resolved_secret_key)
-    search = SearchService(
-        registry,
-        signer,
-        default_count=settings.default_page_size,
-        max_count=settings.max_page_size,
-        include_cap=settings.include_cap,
-    )
-    repository = ResourceRepository(extract_index)
-    fhir = FhirService(engine, validator=validate_resource, repository=repository, matcher=search)
-    types = known_resource_types()
-
-    def bundle_search(conn: Any, env: str, rtype: str, query: str, base_url: str) -> dict[str, Any]:
-        import orjson
-
-        from openpayer.fhir.search.bundle import render_searchset
-
-        result = search.search(conn, env, rtype, parse_query(query), base_url=base_url)
-        parsed: dict[str, Any] = orjson.loads(render_searchset(result))
-        return parsed
-
-    bundles = BundleProcessor(fhir, bundle_search, types)
-    services = Services(settings, engine, registry, signer, fhir, search, bundles, types)
-    services.capability_contributors.append(ConformanceContributor(registry))  # IG profiles, instantiates
-    services.auth = AuthServer.build(settings, engine)
-    services.portal = Portal.build(settings, engine, services.auth.clock, services.auth.clients)
-    return services
+# `Services` and `build_services` live in `openpayer.bootstrap`; re-exported for existing imports.
+__all__ = ["Services", "build_services", "create_app"]
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
@@ -157,13 +54,17 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         lifespan=_refuse_to_start_when_misconfigured(services),
     )
     app.state.services = services
-    oauth_routes.install(app, services)  # before the FHIR routers: SMART discovery under /{env}/fhir
+    app.state.fhir_api = services.api
+    app.state.auth = services.auth
+    oauth_routes.install(app)  # before the FHIR routers: SMART discovery under /{env}/fhir
     app.include_router(build_router("fhir"))
     app.include_router(build_router("directory"))
     _install_operations_routes(app, services)
     app.include_router(docs_router)
     install_openapi(app)
     _install_error_handlers(app)
+    if services.settings.auth_enforce:
+        app.add_middleware(SmartGuard, auth=services.auth, registry=services.registry)
     _install_outer_layers(app, services.settings)
     return app
 
@@ -181,21 +82,13 @@ def startup_problems(services: Services) -> list[str]:
     if url_problem:
         problems.append(url_problem)
     try:
-        failing = services.auth.keys.undecryptable()
+        keys_problem = services.auth.keys.decryption_problem()
     except Exception:  # the database is unreachable: /readyz says so; it may come back
         log.warning("startup: the signing keys could not be checked (database unreachable)")
-        failing = []
-    if failing:
-        problems.append(keys_problem(failing))
+        keys_problem = None
+    if keys_problem:
+        problems.append(keys_problem)
     return problems
-
-
-def keys_problem(envs: list[str]) -> str:
-    return (
-        f"The signing keys of {', '.join(envs)} in the database were encrypted by a host with another key: "
-        "set OPENPAYER_AUTH_KEY_ENCRYPTION_KEY (or, where it is unset, OPENPAYER_SECRET_KEY) to the value "
-        "the other hosts of this deployment use."
-    )
 
 
 def _refuse_to_start_when_misconfigured(services: Services) -> Any:
@@ -211,41 +104,15 @@ def _refuse_to_start_when_misconfigured(services: Services) -> Any:
     return lifespan
 
 
-def readiness_checks(services: Services) -> Readiness:
-    """/readyz: the database answers, this host can decrypt the signing keys, and Redis answers when set."""
-    readiness = Readiness()
-
-    def database() -> None:
-        with services.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-
-    def signing_keys() -> str | None:
-        failing = services.auth.keys.undecryptable()
-        return keys_problem(failing) if failing else None
-
-    readiness.add("database", database)
-    readiness.add("signing_keys", signing_keys)
-    redis_url = services.settings.redis_url
-    if redis_url:
-        import redis
-
-        client = redis.Redis.from_url(redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
-
-        def redis_answers() -> None:
-            client.ping()
-
-        readiness.add("redis", redis_answers)
-    return readiness
-
-
 def _install_operations_routes(app: FastAPI, services: Services) -> None:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.add_route("/readyz", readiness_checks(services).endpoint(), methods=["GET"], include_in_schema=False)
+    app.add_route("/readyz", services.readiness.endpoint(), methods=["GET"], include_in_schema=False)
     metrics.POOL.watch(services.engine)
-    endpoint = metrics.metrics_endpoint(services.settings.metrics_token)
+    token = services.settings.metrics_token
+    endpoint = metrics.metrics_endpoint(token.get_secret_value() if token else None)
     app.add_route("/metrics", endpoint, methods=["GET"], include_in_schema=False)
 
 

@@ -6,6 +6,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from openpayer.cli.worker import start_job_runner
 from openpayer.config import get_settings
 from openpayer.migrate import upgrade
 from openpayer.observability.logs import configure_logging
@@ -35,15 +36,20 @@ def serve(
             f"[bold]{env}[/bold]: http://{bind_host}:{bind_port}/{env}/fhir  "
             f"http://{bind_host}:{bind_port}/{env}/directory"
         )
-    uvicorn.run(
-        "openpayer.asgi:app",
-        host=bind_host,
-        port=bind_port,
-        workers=workers,
-        log_level=settings.log_level,
-        log_config=None,  # our handler on the root logger formats uvicorn's lines too (observability.logs)
-        # One `request` event per request comes from the application (route template, no path: URLs of
-        # member-data requests carry ids); X-Forwarded-* are read by the app per OPENPAYER_TRUSTED_PROXIES.
-        access_log=False,
-        proxy_headers=False,
-    )
+    jobs = start_job_runner(settings) if settings.jobs_in_serve else None
+    try:
+        uvicorn.run(
+            "openpayer.asgi:app",
+            host=bind_host,
+            port=bind_port,
+            workers=workers,
+            log_level=settings.log_level,
+            log_config=None,  # our root handler formats uvicorn's lines too (observability.logs)
+            # One `request` event per request comes from the application (route template, no path: URLs
+            # of member-data requests carry ids); X-Forwarded-* are read per OPENPAYER_TRUSTED_PROXIES.
+            access_log=False,
+            proxy_headers=False,
+        )
+    finally:
+        if jobs is not None:
+            jobs.stop()

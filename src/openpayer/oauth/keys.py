@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc.jwk import RSAKey
 from sqlalchemy import Engine, select
 
+from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.oauth.models import oauth_signing_key
 
@@ -46,8 +47,9 @@ class Sealer:
 
 
 class KeyStore:
-    def __init__(self, engine: Engine, sealer: Sealer) -> None:
+    def __init__(self, engine: Engine, sealer: Sealer, clock: Clock) -> None:
         self.engine = engine
+        self.clock = clock
         self.sealer = sealer
         self._lock = threading.RLock()
         self._cache: dict[str, tuple[float, RSAKey, dict[str, Any]]] = {}
@@ -66,7 +68,7 @@ class KeyStore:
                     alg=ALG,
                     public_jwk=json.dumps(public),
                     private_enc=self.sealer.seal(pem, kid.encode()),
-                    created_at=time.time_ns() // 1000,
+                    created_at=int(self.clock.now_float() * 1_000_000),
                 )
             )
         self._cache.pop(env, None)
@@ -112,6 +114,17 @@ class KeyStore:
             except InvalidTag:
                 failing.append(env)
         return sorted(failing)
+
+    def decryption_problem(self) -> str | None:
+        """What the operator must fix when this host cannot decrypt the signing keys, naming the setting."""
+        failing = self.undecryptable()
+        if not failing:
+            return None
+        return (
+            f"The signing keys of {', '.join(failing)} in the database were encrypted by a host with another "
+            "key: set OPENPAYER_AUTH_KEY_ENCRYPTION_KEY (or, where it is unset, OPENPAYER_SECRET_KEY) to the "
+            "value the other hosts of this deployment use."
+        )
 
     def signing_key(self, env: str) -> RSAKey:
         return self._load(env)[0]
