@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from openpayer.app import Services, build_services, create_app
 from openpayer.config import Settings
@@ -74,7 +75,7 @@ def test_an_unknown_method_is_counted_as_other(client: TestClient) -> None:
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"metrics_token": "scrape-me-please"})
+    return settings.model_copy(update={"metrics_token": SecretStr("scrape-me-please")})
 
 
 @pytest.fixture
