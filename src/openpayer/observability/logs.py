@@ -68,15 +68,23 @@ class ConsoleFormatter(logging.Formatter):
         return text
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a line is logged, not when logging was configured: a CLI
+    command run in process (tests, `CliRunner`) swaps stderr and closes its stand-in afterwards."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Route every logger through one handler on the root logger; safe to call again (it replaces ours).
 
     `fmt` is `json`, `console`, or `auto` (console when the stream is a terminal, JSON otherwise).
     """
-    stream = stream or sys.stderr
     if fmt == "auto":
-        fmt = "console" if stream.isatty() else "json"
-    handler = logging.StreamHandler(stream)
+        fmt = "console" if (stream or sys.stderr).isatty() else "json"
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(ConsoleFormatter() if fmt == "console" else JsonFormatter())
     root = logging.getLogger()
