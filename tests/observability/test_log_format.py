@@ -5,9 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
-
-import pytest
 
 from openpayer.observability import context
 from openpayer.observability.logs import configure_logging
@@ -18,16 +15,6 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.fixture
-def restore_root() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-@pytest.mark.usefixtures("restore_root")
 def test_json_off_a_terminal_with_the_request_fields() -> None:
     stream = io.StringIO()
     configure_logging("info", "auto", stream)
@@ -48,7 +35,6 @@ def test_json_off_a_terminal_with_the_request_fields() -> None:
     assert event["time"].endswith("Z")
 
 
-@pytest.mark.usefixtures("restore_root")
 def test_readable_at_a_terminal() -> None:
     stream = Terminal()
     configure_logging("debug", "auto", stream)
