@@ -34,7 +34,12 @@ from starlette.concurrency import run_in_threadpool
 
 from openpayer.api.negotiation import error_response
 from openpayer.fhir.errors import FHIRError, Forbidden, NotFound, Unauthorized
-from openpayer.fhir.search.compartment import AllOf, PatientCompartment, compartment_types
+from openpayer.fhir.search.compartment import (
+    DEFAULT_EXTRA_TYPES,
+    AllOf,
+    PatientCompartment,
+    compartment_types,
+)
 from openpayer.fhir.search.sql import Restriction, restriction_clause
 from openpayer.fhir.storage.tables import fhir_resource
 from openpayer.oauth.audit import AUDIT_MAX_AGE, AuditEvent
@@ -53,8 +58,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# Non-patient types a patient's app needs to interpret its records (CMS Patient Access; Coverage's payor).
-EXTRA_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Location", "Medication")
+# Non-patient types a patient's app may read: the search engine's one list (fhir/search/compartment.py).
+EXTRA_TYPES = DEFAULT_EXTRA_TYPES
 _PUBLIC_AUTH = {"jwks", ".well-known"}
 _CORS_AUTH = {"token", "introspect", "revoke", "userinfo"}
 _MEMBERSHIP_CACHE = 20_000
