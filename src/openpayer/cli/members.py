@@ -9,7 +9,8 @@ from rich.console import Console
 from sqlalchemy.exc import IntegrityError
 
 from openpayer.config import get_settings
-from openpayer.db import make_engine
+from openpayer.db import make_engine, read_connection
+from openpayer.fhir.storage.repository import ResourceRepository
 from openpayer.members.accounts import MemberStore
 from openpayer.oauth.clock import Clock
 from openpayer.oauth.keys import Sealer
@@ -40,10 +41,18 @@ def create(
         raise typer.BadParameter(f"unknown environment {env!r}")
     store, engine = _store()
     try:
+        # A login whose Patient is missing could sign in and then find every read a 404.
+        with read_connection(engine) as conn:  # type: ignore[arg-type]
+            if not ResourceRepository().exists(conn, env, "Patient", patient):
+                raise typer.BadParameter(
+                    f"there is no Patient/{patient} in {env}: load the member's records first"
+                )
         member = store.create(env, username, password, patient)
         secret = store.enroll_totp(env, username) if totp else None
-    except (ValueError, IntegrityError) as exc:
-        raise typer.BadParameter("the username is taken or the password is too short") from exc
+    except ValueError as exc:  # the password rule it broke, with the minimum (never the password)
+        raise typer.BadParameter(str(exc)) from exc
+    except IntegrityError as exc:
+        raise typer.BadParameter(f"the username {username!r} is taken in {env}") from exc
     finally:
         engine.dispose()  # type: ignore[attr-defined]
     console.print(f"member {member.username} (id {member.id}) -> Patient/{patient} in {env}")
