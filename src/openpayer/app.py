@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,17 +170,12 @@ def _declare_path_parameters(app: FastAPI) -> None:
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        with warnings.catch_warnings():
-            # FastAPI gives a GET+HEAD route one operationId for both and warns; they are renamed below
-            warnings.filterwarnings("ignore", message="Duplicate Operation ID", category=UserWarning)
-            schema = generate()
+        if getattr(app.state, "openapi_paths_declared", False):
+            return generate()
+        schema = generate()  # openpayer.docs_site.openapi's: unique operationIds
         for path, operations in schema.get("paths", {}).items():
             names = re.findall(r"{([^}/]+)}", path)
-            for method, operation in operations.items():
-                slug = re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
-                operation["operationId"] = f"{method}_{slug}"
+            for operation in operations.values():
                 declared = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "path"}
                 missing = [name for name in names if name not in declared]
                 operation.setdefault("parameters", [])
@@ -200,6 +194,7 @@ def _declare_path_parameters(app: FastAPI) -> None:
                         }
                     )
         app.openapi_schema = schema
+        app.state.openapi_paths_declared = True
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
