@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 from typer.testing import CliRunner
 
-from openpayer.app import Services
+from openpayer.bootstrap import Services
 from openpayer.cli.main import app as cli_app
 from openpayer.config import Settings
 from openpayer.members.sandbox import SANDBOX_MEMBERS
@@ -26,6 +26,7 @@ def seed_sandbox(settings: Settings, monkeypatch: pytest.MonkeyPatch, members: i
     args = ["seed", "sandbox", "--members", str(members), "--workers", "0", "--quiet", "--no-migrate"]
     result = CliRunner().invoke(cli_app, args)
     assert result.exit_code == 0, result.output
+    assert "Docs, console:   http://127.0.0.1:8000/docs/" in result.output  # printed with the logins
 
 
 @pytest.mark.parametrize("path", DOC_PAGES)
@@ -87,6 +88,21 @@ def test_directory_console_runs_a_search_at_once(
     assert_accessible(page)
     assert_fits_width(page)
 
+    # Paging: the Bundle's next link becomes a button that fetches the next page from this origin.
+    page.select_option("#type", "Practitioner")
+    page.select_option("#param-name", "_count")
+    page.fill("#param-value", "3")
+    page.click("#add-param")
+    page.click("#send")
+    expect(page.locator("#response-status")).to_contain_text("200 OK: Bundle with 3 entries")
+    first = page.locator("#response-entries li").all_inner_texts()
+    page.click("#next-page")
+    expect(page.locator("#response-entries li").first).not_to_have_text(first[0])
+    second = page.locator("#response-entries li").all_inner_texts()
+    assert second
+    assert not set(first) & set(second)
+    assert all(e.startswith("Practitioner/") for e in first + second)
+
 
 def test_patient_access_console_signs_a_test_member_in_and_reads_their_records(
     server: str,
@@ -130,6 +146,22 @@ def test_patient_access_console_signs_a_test_member_in_and_reads_their_records(
     page.click("#send")
     expect(page.locator("#response-status")).to_contain_text(f"200 OK: Patient/{patient}")
     assert "Maria" in page.inner_text("#response-status")
+
+    # Patient/[id]/$everything, from the operations the CapabilityStatement declares on Patient.
+    page.select_option("#interaction", "$everything")
+    page.select_option("#param-name", "_type")
+    page.fill("#param-value", "Coverage")
+    page.click("#add-param")
+    assert page.inner_text("#request-url").endswith(
+        f"/sandbox/fhir/Patient/{patient}/$everything?_type=Coverage"
+    )
+    page.click("#send")
+    expect(page.locator("#response-status")).to_contain_text("Bundle")
+    entries = page.locator("#response-entries li").all_inner_texts()
+    assert sorted(e.split(" ")[0] for e in entries) == [
+        f"Coverage/coverage-{patient[len('member-') :]}-dental",
+        f"Coverage/coverage-{patient[len('member-') :]}-medical",
+    ]
 
     page.select_option("#type", "ExplanationOfBenefit")
     page.select_option("#interaction", "search-type")

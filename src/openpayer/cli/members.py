@@ -8,22 +8,12 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import IntegrityError
 
+from openpayer.cli.context import check_env, command_services
 from openpayer.config import get_settings
-from openpayer.db import make_engine, read_connection
-from openpayer.fhir.storage.repository import ResourceRepository
-from openpayer.members.accounts import MemberStore
-from openpayer.oauth.clock import Clock
-from openpayer.oauth.keys import Sealer
+from openpayer.db import read_connection
 
 app = typer.Typer(help="Manage member logins.", no_args_is_help=True)
 console = Console()
-
-
-def _store() -> tuple[MemberStore, object]:
-    settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    sealer = Sealer(settings.auth_key_encryption_key or settings.resolved_secret_key)
-    return MemberStore(engine, Clock(), sealer), engine
 
 
 @app.command("create")
@@ -37,24 +27,22 @@ def create(
     ] = False,
 ) -> None:
     """Create a member login linked to Patient/PATIENT."""
-    if env not in get_settings().environments:
-        raise typer.BadParameter(f"unknown environment {env!r}")
-    store, engine = _store()
+    settings = get_settings()
+    check_env(settings, env)
     try:
-        # A login whose Patient is missing could sign in and then find every read a 404.
-        with read_connection(engine) as conn:  # type: ignore[arg-type]
-            if not ResourceRepository().exists(conn, env, "Patient", patient):
-                raise typer.BadParameter(
-                    f"there is no Patient/{patient} in {env}: load the member's records first"
-                )
-        member = store.create(env, username, password, patient)
-        secret = store.enroll_totp(env, username) if totp else None
+        with command_services(settings) as services:
+            # A login whose Patient is missing could sign in and then find every read a 404.
+            with read_connection(services.engine) as conn:
+                if not services.fhir.repository.exists(conn, env, "Patient", patient):
+                    raise typer.BadParameter(
+                        f"there is no Patient/{patient} in {env}: load the member's records first"
+                    )
+            member = services.auth.members.create(env, username, password, patient)
+            secret = services.auth.members.enroll_totp(env, username) if totp else None
     except ValueError as exc:  # the password rule it broke, with the minimum (never the password)
         raise typer.BadParameter(str(exc)) from exc
     except IntegrityError as exc:
         raise typer.BadParameter(f"the username {username!r} is taken in {env}") from exc
-    finally:
-        engine.dispose()  # type: ignore[attr-defined]
     console.print(f"member {member.username} (id {member.id}) -> Patient/{patient} in {env}")
     if secret:
         console.print(f"TOTP secret (shown once): {secret}")
@@ -65,13 +53,11 @@ def enroll_totp(
     env: Annotated[str, typer.Argument()], username: Annotated[str, typer.Option("--username")]
 ) -> None:
     """Enrol (or replace) a member's TOTP second factor; prints the secret once."""
-    store, engine = _store()
     try:
-        secret = store.enroll_totp(env, username)
+        with command_services() as services:
+            secret = services.auth.members.enroll_totp(env, username)
     except LookupError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    finally:
-        engine.dispose()  # type: ignore[attr-defined]
     console.print(f"TOTP secret (shown once): {secret}")
 
 
@@ -82,13 +68,11 @@ def seed_sandbox(
     """Create the published sandbox test logins (see the README) if they are missing."""
     from openpayer.members.sandbox import SANDBOX_MEMBERS, ensure_sandbox_members
 
-    store, engine = _store()
     try:
-        created = ensure_sandbox_members(store, env)
+        with command_services() as services:
+            created = ensure_sandbox_members(services.auth.members, env)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    finally:
-        engine.dispose()  # type: ignore[attr-defined]
     for username, _, patient in SANDBOX_MEMBERS:
         state = "created" if username in created else "exists"
         console.print(f"{username} -> Patient/{patient} ({state})")

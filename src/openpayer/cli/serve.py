@@ -6,6 +6,7 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from openpayer.cli.worker import start_job_runner
 from openpayer.config import get_settings
 from openpayer.migrate import upgrade
 
@@ -29,11 +30,16 @@ def serve(
             f"[bold]{env}[/bold]: http://{bind_host}:{bind_port}/{env}/fhir  "
             f"http://{bind_host}:{bind_port}/{env}/directory"
         )
-    uvicorn.run(
-        "openpayer.asgi:app",
-        host=bind_host,
-        port=bind_port,
-        workers=workers,
-        log_level="info",
-        access_log=False,  # URLs of member-data requests carry ids: keep them out of the logs by default
-    )
+    jobs = start_job_runner(settings) if settings.jobs_in_serve else None
+    try:
+        uvicorn.run(
+            "openpayer.asgi:app",
+            host=bind_host,
+            port=bind_port,
+            workers=workers,
+            log_level="info",
+            access_log=False,  # URLs of member-data requests carry ids: keep them out of the logs by default
+        )
+    finally:
+        if jobs is not None:
+            jobs.stop()

@@ -36,12 +36,12 @@ GUIDES: tuple[Guide, ...] = (
     Guide(
         "apis",
         "apis.md",
-        "Patient Access, Provider Directory and Formulary: bases, search, what each guide needs, examples.",
+        "The FHIR bases, search, what each implementation guide requires, and examples to run.",
     ),
     Guide(
         "smart",
         "smart.md",
-        "Connecting an app with SMART on FHIR: registering, scopes, the standalone launch, tokens, errors.",
+        "Registering, scopes, the standalone launch step by step, tokens, backend services, errors.",
     ),
 )
 

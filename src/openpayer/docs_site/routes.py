@@ -5,6 +5,10 @@ Everything a page needs is served from the package (templates here, CSS and the 
 FastAPI's Swagger UI (which loads from a CDN) is replaced by a server-rendered list of the OpenAPI
 operations beside `/openapi.json`: the FHIR routes are generic (`/{env}/fhir/{type}`), so the console,
 generated from each base's CapabilityStatement, is the place to try calls.
+
+Consoles: `/docs/console/{env}/{fhir|directory}`; `?client_id=` pre-fills the sign-in form (the portal links
+a developer's sandbox app this way). `/docs/console/callback` is the console's redirect URI for every
+environment: the script remembers which console started the sign-in.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from openpayer.api.context import origin_of
 from openpayer.docs_site.markdown import GUIDES, rendered_guide
 
 if TYPE_CHECKING:
-    from openpayer.app import Services
+    from openpayer.api.service import FhirApi
 
 CALLBACK_PATH = "/docs/console/callback"
 KINDS = {"fhir": "Patient Access", "directory": "Provider Directory and Formulary"}
@@ -56,8 +60,8 @@ def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=headers)
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
+def _services(request: Request) -> FhirApi:
+    services: FhirApi = request.app.state.fhir_api
     return services
 
 

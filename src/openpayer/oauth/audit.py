@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from openpayer.clock import Clock
 from openpayer.db import write_transaction
-from openpayer.fhir.clock import now_micros
 from openpayer.oauth.models import audit_event
 
 log = logging.getLogger("openpayer.audit")
@@ -41,8 +41,9 @@ class AuditEvent(StrEnum):
 
 
 class AuditLog:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
         self.engine = engine
+        self.clock = clock
         self._pending: list[dict[str, Any]] = []
         self._oldest = 0.0
         self._lock = threading.Lock()
@@ -63,7 +64,7 @@ class AuditLog:
     ) -> None:
         """Buffer the event; with `durable`, write it now and return only once it is committed."""
         entry = {
-            "at": now_micros(),
+            "at": self.clock.now_micros(),
             "env": env,
             "event": str(event),
             "client_id": client_id,

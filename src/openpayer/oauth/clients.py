@@ -32,8 +32,8 @@ from joserfc.jwk import KeySet
 from sqlalchemy import Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
+from openpayer.clock import Clock
 from openpayer.db import write_transaction
-from openpayer.oauth.clock import Clock
 from openpayer.oauth.errors import client_error
 from openpayer.oauth.models import oauth_assertion_jti, oauth_client
 

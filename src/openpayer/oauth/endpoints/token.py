@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from openpayer.oauth.endpoints.common import read_form, services_for
+from openpayer.oauth.endpoints.common import read_form, server_for
 from openpayer.oauth.errors import NO_STORE, OAuth2Error, UnsupportedGrantTypeError, error_json
 from openpayer.oauth.grants.authorization_code import exchange
 from openpayer.oauth.grants.client_credentials import client_credentials
@@ -21,9 +21,8 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
 async def token(request: Request) -> Response:
     try:
-        services, env = services_for(request)
+        server, env = server_for(request)
         form = await read_form(request)
-        server = services.auth
         urls = server.urls(request, env)
         grant_type = form.get("grant_type")
         if grant_type not in GRANT_TYPES:
@@ -35,7 +34,7 @@ async def token(request: Request) -> Response:
                 return exchange(server, urls, client, form)
             if grant_type == "refresh_token":
                 return refresh(server, urls, client, form)
-            return client_credentials(server, urls, client, form, services.resource_types)
+            return client_credentials(server, urls, client, form, server.resource_types)
 
         body = await run_in_threadpool(run)
     except OAuth2Error as error:

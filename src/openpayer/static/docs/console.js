@@ -15,7 +15,10 @@
     "history-instance": "History of one resource: GET [type]/[id]/_history",
     "history-type": "History of the type: GET [type]/_history",
   };
+  // Operations the console can run with GET on an instance (the others need a body: see the guides).
+  const GET_OPERATIONS = { everything: "Operation $everything: GET [type]/[id]/$everything" };
   const RESULT_PARAMS = ["_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total"];
+  const OPERATION_PARAMS = ["_count", "_since", "_type"];
 
   const root = document.getElementById("console");
   const $ = (id) => document.getElementById(id);
@@ -166,22 +169,35 @@
     interactions.textContent = "";
     const codes = (resource.interaction || []).map((i) => i.code);
     Object.keys(INTERACTIONS).filter((code) => codes.includes(code)).forEach((code) => option(interactions, code, INTERACTIONS[code]));
-    const names = $("param-name");
-    names.textContent = "";
-    (resource.searchParam || []).slice().sort((a, b) => a.name.localeCompare(b.name))
-      .forEach((p) => option(names, p.name, `${p.name} (${p.type})`));
-    RESULT_PARAMS.forEach((name) => option(names, name));
+    (resource.operation || []).filter((op) => GET_OPERATIONS[op.name])
+      .forEach((op) => option(interactions, `$${op.name}`, GET_OPERATIONS[op.name]));
     state.params = [];
     renderParams();
-    paramChanged();
     interactionChanged();
+  }
+
+  function fillParamNames(operation) {
+    const names = $("param-name");
+    const chosen = names.value;
+    names.textContent = "";
+    if (operation) {
+      OPERATION_PARAMS.forEach((name) => option(names, name));
+    } else {
+      (current().searchParam || []).slice().sort((a, b) => a.name.localeCompare(b.name))
+        .forEach((p) => option(names, p.name, `${p.name} (${p.type})`));
+      RESULT_PARAMS.forEach((name) => option(names, name));
+    }
+    if ([...names.options].some((o) => o.value === chosen)) names.value = chosen;
+    paramChanged();
   }
 
   function interactionChanged() {
     const code = $("interaction").value;
-    $("id-field").hidden = !["read", "vread", "history-instance"].includes(code);
+    const operation = code.startsWith("$");
+    $("id-field").hidden = !operation && !["read", "vread", "history-instance"].includes(code);
     $("version-field").hidden = code !== "vread";
-    $("params-field").hidden = code !== "search-type";
+    $("params-field").hidden = code !== "search-type" && !operation;
+    fillParamNames(operation);
     renderUrl();
   }
 
@@ -242,7 +258,8 @@
     if (code === "history-instance") return `${base}/${id}/_history`;
     if (code === "history-type") return `${base}/_history`;
     const query = state.params.map(([n, v]) => `${encode(n)}=${encode(v)}`).join("&");
-    return query ? `${base}?${query}` : base;
+    const path = code.startsWith("$") ? `${base}/${id}/${code}` : base;
+    return query ? `${path}?${query}` : path;
   }
 
   function renderUrl() {
