@@ -36,6 +36,7 @@ from openpayer.fhir.validation import known_resource_types, validate_resource
 from openpayer.members.accounts import MemberStore
 from openpayer.members.consent import GrantStore
 from openpayer.members.throttle import SignInThrottle, make_counter
+from openpayer.oauth.activity import ActivityLog
 from openpayer.oauth.audit import AuditLog
 from openpayer.oauth.clients import ClientStore
 from openpayer.oauth.discovery import capability_contributor as smart_capability
@@ -114,6 +115,7 @@ def build_services(
         sealer=sealer,
         throttle=SignInThrottle(clock, make_counter(settings.redis_url)),  # Redis when configured
         resource_types=types,
+        activity=ActivityLog(engine, clock),
     )
 
     # ---- the FHIR API and its CapabilityStatement --------------------------------------------------
