@@ -47,6 +47,7 @@ from openpayer.oauth.audit import AUDIT_MAX_AGE, AuditEvent
 from openpayer.oauth.restrictions import QueryFilter, TypeFilter
 from openpayer.oauth.scopes import Access
 from openpayer.oauth.tokens import TokenInfo
+from openpayer.observability.context import annotate
 
 if TYPE_CHECKING:
     from openpayer.fhir.search.params import Registry
@@ -283,6 +284,7 @@ class SmartGuard:
         target: Target | None = None
         try:
             grant = await self._grant(scope, env)
+            annotate(client_id=grant.info.client_id)  # on this request's log lines
             target = classify(scope["method"], rest)
             if target is None:
                 target = refused(scope["method"], rest)
