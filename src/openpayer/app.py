@@ -36,6 +36,7 @@ from openpayer.oauth.guard import SmartGuard
 from openpayer.observability import metrics
 from openpayer.observability.middleware import RequestObservation
 from openpayer.policy.routes import router as policy_router
+from openpayer.portal import routes as portal_routes
 from openpayer.web.headers import SecurityHeaders
 from openpayer.web.layers import LayeredApp
 from openpayer.web.proxies import TrustedProxies, parse_networks
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(build_router("fhir"))
     app.include_router(build_router("directory"))
     _install_operations_routes(app, services)
+    portal_routes.install(app, services.portal, services.settings, services.clock)
     app.include_router(docs_router)
     app.include_router(policy_router)  # the signed "still in use" link of the inactivity notices
     install_openapi(app)
@@ -184,6 +186,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if portal_routes.is_page_path(request.url.path):
+            return portal_routes.error_page(request, exc.status_code)
         if _is_fhir_path(request.url.path) or exc.status_code in (404, 405):
             mapped: FHIRError
             if exc.status_code == 404:

@@ -161,7 +161,7 @@ def build_services(
         api=api,
         auth=auth,
         background=background,
-        portal=Portal.build(settings, engine, clock, auth.clients),
+        portal=Portal.build(settings, engine, clock, auth.clients, sealer, background.email),
         policy=policy,
         readiness=build_readiness(settings, engine, auth.keys),
     )

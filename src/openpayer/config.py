@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     portal_us_federal_holidays: bool = Field(
         default=True, description="Count US federal holidays (as observed) as non-business days."
     )
+    portal_session_idle: int = Field(
+        default=1800, description="Portal and console sessions end after this many seconds without a page."
+    )
+    portal_session_max_age: int = Field(
+        default=12 * 3600, description="Portal and console sessions end this long after sign-in."
+    )
 
     # The inactivity policy (openpayer.policy; docs/policy.md). Days are the plan's local dates.
     policy_window_days: int = Field(default=60, ge=1, description="Days without activity before notice.")
