@@ -8,7 +8,8 @@ from openpayer.db import write_transaction
 from openpayer.oauth.audit import AuditEvent
 from openpayer.oauth.clients import Client
 from openpayer.oauth.errors import InvalidGrantError
-from openpayer.oauth.scopes import OFFLINE, OPENID
+from openpayer.oauth.profile import profile_claims
+from openpayer.oauth.scopes import OFFLINE, OPENID, PROFILE
 
 if TYPE_CHECKING:
     from openpayer.oauth.service import AuthServer, Urls
@@ -69,6 +70,7 @@ def issue_tokens(
             patient_id=patient_id,
             nonce=nonce,
             auth_time=auth_time,
+            extra=profile_claims(server.engine, urls.env, patient_id) if PROFILE in granted else None,
         )
     server.audit.record(
         urls.env,
