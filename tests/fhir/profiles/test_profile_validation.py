@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -297,15 +296,6 @@ def test_bundle_entries_are_validated_against_their_own_profiles() -> None:
     assert [e[0] for e in _errors(validate_against_profiles(bundle))] == [
         ("Bundle.entry[0].resource.subType",)
     ]
-
-
-def test_an_eob_validates_in_a_few_milliseconds() -> None:
-    eob = _eob()
-    validate_against_profiles(eob)  # compile
-    started = time.perf_counter()
-    for _ in range(20):
-        validate_against_profiles(eob)
-    assert (time.perf_counter() - started) / 20 < 0.05  # ~6 ms on a laptop; generous for CI
 
 
 # ---- vendored data --------------------------------------------------------------------------------
