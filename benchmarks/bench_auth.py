@@ -35,6 +35,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import prepare_database
+from openpayer.api.negotiation import error_response
 from openpayer.bootstrap import build_services
 from openpayer.config import Settings
 from openpayer.oauth.guard import SmartGuard
@@ -212,7 +213,7 @@ def guard_cost(url: str, workdir: Path, token: str, path: str, n: int) -> None:
     async def send(message: dict[str, Any]) -> None:
         assert message["type"] != "http.response.start" or message["status"] == 200, message
 
-    guard = SmartGuard(answer, auth=services.auth, registry=services.registry)
+    guard = SmartGuard(answer, auth=services.auth, registry=services.registry, render_error=error_response)
     headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())]
 
     async def run(app: Any, count: int) -> float:

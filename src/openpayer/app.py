@@ -55,7 +55,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     install_openapi(app)
     _install_error_handlers(app)
     if services.settings.auth_enforce:
-        app.add_middleware(SmartGuard, auth=services.auth, registry=services.registry)
+        app.add_middleware(
+            SmartGuard, auth=services.auth, registry=services.registry, render_error=error_response
+        )
     return app
 
 

@@ -11,9 +11,6 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from openpayer.api.context import DIRECTORY_TYPES
-from openpayer.api.operations import OperationRoutes
-from openpayer.api.search_routes import SearchRoutes
 from openpayer.config import Settings
 from openpayer.fhir.bundles import BundleProcessor
 from openpayer.fhir.capabilities import Contributor, OperationInfo, capability_statement
@@ -24,6 +21,23 @@ from openpayer.fhir.paging import CursorSigner
 from openpayer.fhir.search.registry import SearchParamRegistry
 from openpayer.fhir.search.service import SearchService
 from openpayer.fhir.services import FhirService
+
+# Plan-Net 1.1.0 and US Drug Formulary 2.0.1 resource types: public, read-only (45 CFR §156.221 provider
+# directory and formulary requirements), served at /{env}/directory.
+DIRECTORY_TYPES = frozenset(
+    {
+        "Endpoint",
+        "HealthcareService",
+        "InsurancePlan",
+        "Location",
+        "Organization",
+        "OrganizationAffiliation",
+        "Practitioner",
+        "PractitionerRole",
+        "Basic",
+        "MedicationKnowledge",
+    }
+)
 
 
 @dataclass
@@ -39,8 +53,6 @@ class FhirApi:
     bundles: BundleProcessor
     resource_types: frozenset[str]
     capability_contributors: list[Contributor] = field(default_factory=list)
-    search_routes: SearchRoutes = field(default_factory=SearchRoutes)
-    operations: OperationRoutes = field(default_factory=OperationRoutes)
     _capabilities: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def page_size(self, raw: str | None) -> int:

@@ -27,8 +27,8 @@ from openpayer.fhir.errors import (
 )
 from openpayer.fhir.ids import is_valid_id
 from openpayer.fhir.outcome import Issue, has_errors
+from openpayer.fhir.search.history import HistoryPage, history_page
 from openpayer.fhir.search.sql import Restriction, admits_older_version
-from openpayer.fhir.storage.history import HistoryPage, history_page
 from openpayer.fhir.storage.repository import ConcurrentCreate, ResourceRepository, StoredVersion, WriteResult
 
 Validator = Callable[[Any], list[Issue]]

@@ -30,17 +30,18 @@ from urllib.parse import parse_qsl
 from sqlalchemy import Select, bindparam, literal, select
 from starlette.concurrency import run_in_threadpool
 
-from openpayer.api.negotiation import error_response
 from openpayer.fhir.errors import FHIRError, Forbidden, NotFound, Unauthorized
 from openpayer.fhir.search.compartment import AllOf, PatientCompartment, compartment_types
 from openpayer.fhir.search.sql import Restriction, restriction_clause
 from openpayer.fhir.storage.tables import fhir_resource
-from openpayer.oauth.audit import AUDIT_MAX_AGE, AuditEvent
 from openpayer.oauth.restrictions import QueryFilter, TypeFilter
 from openpayer.oauth.scopes import Access
 from openpayer.oauth.tokens import TokenInfo
+from openpayer.security.audit import AUDIT_MAX_AGE, AuditEvent
 
 if TYPE_CHECKING:
+    from starlette.responses import Response
+
     from openpayer.fhir.search.params import Registry
     from openpayer.oauth.service import AuthServer
 
@@ -151,10 +152,19 @@ def refused(method: str, rest: list[str]) -> Target:
 
 
 class SmartGuard:
-    def __init__(self, app: ASGIApp, *, auth: AuthServer, registry: Registry) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        auth: AuthServer,
+        registry: Registry,
+        render_error: Callable[[FHIRError], Response],
+    ) -> None:
+        """`render_error`: the FHIR API's OperationOutcome response (the API layer's, passed down)."""
         self.app = app
         self.auth = auth
         self.registry = registry
+        self.render_error = render_error
         self.environments = frozenset(auth.settings.environments)
         self._membership: OrderedDict[tuple[str, str, str, str], tuple[float, bool]] = OrderedDict()
         self._snapshots: OrderedDict[tuple[str, str], tuple[float, frozenset[tuple[str, str]] | None]] = (
@@ -303,7 +313,7 @@ class SmartGuard:
     async def _reply(
         self, scope: Scope, receive: Receive, send: Send, error: FHIRError, cors: str | None
     ) -> None:
-        response = error_response(error)
+        response = self.render_error(error)
         if isinstance(error, Unauthorized):
             code = getattr(error, "oauth_error", None)
             challenge = 'Bearer realm="fhir"' + (f', error="{code}"' if code else "")

@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from openpayer.db import write_transaction
-from openpayer.oauth.audit import AuditEvent
 from openpayer.oauth.clients import Client
 from openpayer.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from openpayer.oauth.grants.issue import issue_tokens
+from openpayer.security.audit import AuditEvent
 
 if TYPE_CHECKING:
     from openpayer.oauth.service import AuthServer, Urls
@@ -31,7 +31,7 @@ def refresh(server: AuthServer, urls: Urls, client: Client, form: dict[str, str]
         usable = info.active(now) and info.grant_id is not None and info.patient_id is not None
         reused = info.rotated_at is not None or (usable and not server.tokens.mark_rotated(conn, info.id))
         if reused and info.grant_id is not None:
-            server.tokens.revoke_grant(conn, info.grant_id)
+            server.grants.revoke_in(conn, info.grant_id)
     if reused:
         server.audit.record(
             urls.env,
