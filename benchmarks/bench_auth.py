@@ -213,7 +213,13 @@ def guard_cost(url: str, workdir: Path, token: str, path: str, n: int) -> None:
     async def send(message: dict[str, Any]) -> None:
         assert message["type"] != "http.response.start" or message["status"] == 200, message
 
-    guard = SmartGuard(answer, auth=services.auth, registry=services.registry, render_error=error_response)
+    guard = SmartGuard(
+        answer,
+        auth=services.auth,
+        registry=services.registry,
+        operations=services.api.operations,
+        render_error=error_response,
+    )
     headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())]
 
     async def run(app: Any, count: int) -> float:

@@ -26,7 +26,10 @@ from openpayer.fhir.errors import (
     NotFound,
 )
 from openpayer.oauth import routes as oauth_routes
+from openpayer.oauth.cors import smart_cors_policy
 from openpayer.oauth.guard import SmartGuard
+from openpayer.security.audit_writer import AuditWriter
+from openpayer.web.cors import CorsMiddleware
 
 log = logging.getLogger("openpayer")
 
@@ -54,11 +57,26 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(docs_router)
     install_openapi(app)
     _install_error_handlers(app)
-    if services.settings.auth_enforce:
-        app.add_middleware(
-            SmartGuard, auth=services.auth, registry=services.registry, render_error=error_response
-        )
+    _install_middleware(app, services)
     return app
+
+
+def _install_middleware(app: FastAPI, services: Services) -> None:
+    """Innermost first: the bearer-token guard, then the audit writer, then CORS around everything."""
+    settings = services.settings
+    if settings.auth_enforce:
+        app.add_middleware(
+            SmartGuard,
+            auth=services.auth,
+            registry=services.registry,
+            operations=services.api.operations,
+            render_error=error_response,
+        )
+    app.add_middleware(AuditWriter, audit=services.auth.audit)
+    if settings.auth_enforce:
+        app.add_middleware(
+            CorsMiddleware, policy=smart_cors_policy(settings.environments, services.auth.clients)
+        )
 
 
 def _install_operations_routes(app: FastAPI, services: Services) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from openpayer.accounts.sessions import Signer
 from openpayer.accounts.signin import SignIn
+from openpayer.api.operations import fhir_operations
 from openpayer.api.service import FhirApi
 from openpayer.background import Background, build_background
 from openpayer.clock import Clock
@@ -40,6 +41,7 @@ from openpayer.members.consent import GrantStore
 from openpayer.oauth.clients import ClientStore
 from openpayer.oauth.discovery import capability_contributor as smart_capability
 from openpayer.oauth.keys import KeyStore
+from openpayer.oauth.reach import Reach
 from openpayer.oauth.service import AuthServer
 from openpayer.oauth.tokens import TokenStore
 from openpayer.portal.services import Portal
@@ -130,11 +132,12 @@ def build_services(
         sealer=sealer,
         throttle=throttle,
         signin=signin,
+        reach=Reach(fhir, cache_seconds),
         resource_types=types,
     )
 
     # ---- the FHIR API and its CapabilityStatement --------------------------------------------------
-    api = FhirApi(settings, engine, registry, signer, fhir, search, bundles, types)
+    api = FhirApi(settings, engine, registry, signer, fhir, search, bundles, types, fhir_operations())
     api.capability_contributors.append(ConformanceContributor(registry))  # IG profiles, instantiates
     api.capability_contributors.append(smart_capability)  # SMART security, oauth-uris
 

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from openpayer.api.context import BaseKind, FhirBase, fhir_base
 from openpayer.api.negotiation import check_acceptable, check_content_type, fhir_response, pretty
-from openpayer.api.operations import OperationRoutes
+from openpayer.api.operations import run_operation
 from openpayer.api.rendering import (
     history_bundle,
     parse_if_match,
@@ -32,7 +32,6 @@ from openpayer.fhir.services import parse_json, parse_resource
 
 T = TypeVar("T")
 _SEARCH = SearchRoutes()
-_OPERATIONS = OperationRoutes()
 
 
 async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -136,7 +135,7 @@ def build_router(kind: BaseKind) -> APIRouter:
         b = base(request)
         b.check_type(rtype)
         if rid.startswith("$"):
-            return await _OPERATIONS.run(request, b, rtype, None, rid[1:])
+            return await run_operation(request, b, rtype, None, rid[1:])
         stored = await _run(b.services.fhir.read, b.env, rtype, rid)
         return render_stored(request, stored, b, conditional=True)
 
@@ -145,7 +144,7 @@ def build_router(kind: BaseKind) -> APIRouter:
         b = base(request)
         b.check_type(rtype)
         if rid.startswith("$"):
-            return await _OPERATIONS.run(request, b, rtype, None, rid[1:])
+            return await run_operation(request, b, rtype, None, rid[1:])
         raise MethodNotAllowed("POST to a resource instance is not allowed; use PUT to update it")
 
     @router.put("/{rtype}/{rid}")
@@ -202,7 +201,7 @@ def build_router(kind: BaseKind) -> APIRouter:
         b = base(request)
         b.check_type(rtype)
         if tail.startswith("$"):
-            return await _OPERATIONS.run(request, b, rtype, rid, tail[1:])
+            return await run_operation(request, b, rtype, rid, tail[1:])
         if request.method == "POST":
             raise MethodNotAllowed(f"POST is not allowed on {rtype}/{rid}/{tail}")
         b.check_type(tail)

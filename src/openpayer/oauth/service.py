@@ -16,6 +16,7 @@ from openpayer.members.accounts import Member, MemberStore
 from openpayer.members.consent import GrantStore
 from openpayer.oauth.clients import ClientStore
 from openpayer.oauth.keys import ALG, KeyStore
+from openpayer.oauth.reach import Reach
 from openpayer.oauth.tokens import TokenStore
 from openpayer.security.audit import AuditLog
 from openpayer.security.sealing import Sealer
@@ -55,6 +56,7 @@ class AuthServer:
     sealer: Sealer
     throttle: SignInThrottle
     signin: SignIn[Member]  # member sign-in and second factor (openpayer.accounts.signin)
+    reach: Reach  # whether a read is inside a token's restriction (cached; the guard's)
     resource_types: frozenset[str]  # what scopes may name (the FHIR engine's resource types)
 
     def urls(self, request: Request, env: str) -> Urls:
