@@ -38,6 +38,7 @@ from openpayer.fhir.storage.repository import ResourceRepository
 from openpayer.fhir.validation import known_resource_types, validate_resource
 from openpayer.members.accounts import MemberStore
 from openpayer.members.consent import GrantStore
+from openpayer.oauth.activity import ActivityLog
 from openpayer.oauth.clients import ClientStore
 from openpayer.oauth.discovery import capability_contributor as smart_capability
 from openpayer.oauth.keys import KeyStore
@@ -134,6 +135,7 @@ def build_services(
         signin=signin,
         reach=Reach(fhir, cache_seconds),
         resource_types=types,
+        activity=ActivityLog(engine, clock),
     )
 
     # ---- the FHIR API and its CapabilityStatement --------------------------------------------------

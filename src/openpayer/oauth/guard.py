@@ -14,6 +14,8 @@ An ASGI middleware, so that the FHIR routes stay as they are:
   that may read Patient; `Patient/[id]/$everything` as a read of that Patient.
 - Every request with a token is recorded in the audit log after its response (no token, query or body);
   `security/audit_writer.py` writes the events in the background.
+- Each request with a valid token (and a `/metadata` or `.well-known` request that carries one) marks its
+  client active in `auth.activity` (in memory; written with the audit batches) for the inactivity policy.
 
 CORS for these routes is `oauth/cors.py`'s policy, applied around this middleware by `web/cors.py`.
 """
@@ -62,14 +64,17 @@ class SmartGuard:
             await self.app(scope, receive, send)
             return
         parts = scope["path"].strip("/").split("/")
-        if len(parts) < 2 or parts[0] not in self.environments or parts[1] != "fhir":
+        if len(parts) < 2 or parts[0] not in self.environments or parts[1] not in ("fhir", "directory"):
             await self.app(scope, receive, send)
             return
-        env, rest = parts[0], parts[2:]
-        if rest[:1] in (["metadata"], [".well-known"]):
+        env, area, rest = parts[0], parts[1], parts[2:]
+        if rest[:1] == [".well-known"] or (area == "fhir" and rest[:1] == ["metadata"]):
+            await self._note_public_call(scope, env)
             await self.app(scope, receive, send)
-            return
-        await self._guard(scope, receive, send, env, rest)
+        elif area == "fhir":
+            await self._guard(scope, receive, send, env, rest)
+        else:
+            await self.app(scope, receive, send)
 
     async def _guard(self, scope: Scope, receive: Receive, send: Send, env: str, rest: list[str]) -> None:
         grant: Grant | None = None
@@ -86,6 +91,7 @@ class SmartGuard:
             if grant is not None:
                 self._record(env, grant, target, error.status)
             return
+        self.auth.activity.called(env, grant.info.client_id)
         scope["state"] = {**scope.get("state", {}), "search_restriction": grant.search, "smart_grant": grant}
         status = 500
 
@@ -165,6 +171,22 @@ class SmartGuard:
             raise Forbidden(f"The access token does not grant reading {rtype}")
         if grant.read is not None and not await self.auth.reach.reachable(env, grant, rtype, rid):
             raise NotFound(f"{rtype}/{rid} is not known")
+
+    async def _note_public_call(self, scope: Scope, env: str) -> None:
+        """`/metadata` and `.well-known` need no token, but one that carries a valid access token of an app
+        is that app's API call (a health check's), so it counts as activity. Anything else is ignored."""
+        value = header(scope, b"authorization")
+        if not value or value[:7].lower() != "bearer ":
+            return
+        token = value[7:].strip()
+        if not token:
+            return
+        tokens = self.auth.tokens
+        found = tokens.cached_access(env, token)
+        if found is None:
+            found = await run_in_threadpool(tokens.check_access, env, token)
+        if found is not None and found[0] is not None:
+            self.auth.activity.called(env, found[0].client_id)
 
     def _record(self, env: str, grant: Grant, target: Target | None, status: int) -> None:
         info = grant.info

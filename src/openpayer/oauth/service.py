@@ -14,6 +14,7 @@ from openpayer.clock import Clock
 from openpayer.config import Settings
 from openpayer.members.accounts import Member, MemberStore
 from openpayer.members.consent import GrantStore
+from openpayer.oauth.activity import ActivityLog
 from openpayer.oauth.clients import ClientStore
 from openpayer.oauth.keys import ALG, KeyStore
 from openpayer.oauth.reach import Reach
@@ -58,6 +59,7 @@ class AuthServer:
     signin: SignIn[Member]  # member sign-in and second factor (openpayer.accounts.signin)
     reach: Reach  # whether a read is inside a token's restriction (cached; the guard's)
     resource_types: frozenset[str]  # what scopes may name (the FHIR engine's resource types)
+    activity: ActivityLog  # last authorization and call per client, for the inactivity policy
 
     def urls(self, request: Request, env: str) -> Urls:
         configured = self.settings.public_base_url

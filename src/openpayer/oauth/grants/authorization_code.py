@@ -110,7 +110,7 @@ def exchange(server: AuthServer, urls: Urls, client: Client, form: dict[str, str
         raise InvalidGrantError("code_verifier is missing or malformed (RFC 7636 section 4.1)")
     if not hmac.compare_digest(create_s256_code_challenge(verifier), row.code_challenge):
         raise InvalidGrantError("code_verifier does not match the code_challenge")
-    return issue_tokens(
+    body = issue_tokens(
         server,
         urls,
         client,
@@ -122,3 +122,5 @@ def exchange(server: AuthServer, urls: Urls, client: Client, form: dict[str, str
         auth_time=row.auth_time,
         code_digest=digest,
     )
+    server.activity.authorized(urls.env, client.client_id)  # for the inactivity policy (oauth/activity.py)
+    return body
