@@ -171,7 +171,7 @@ def test_serve_runs_the_job_runner_unless_turned_off(settings: Settings, engine:
             server.wait(30)
 
     assert jobs_run_by_serve("false") == set()
-    assert jobs_run_by_serve("true") == {"oauth.cleanup", "jobs.prune"}  # their current slots
+    assert jobs_run_by_serve("true") == {"oauth.cleanup", "jobs.prune", "policy.sweep"}  # current slots
 
 
 def test_a_failed_message_is_kept_and_email_retry_sends_it_once_the_relay_accepts(

@@ -29,7 +29,7 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.exc import IntegrityError
 
 from openpayer.clock import Clock
@@ -189,11 +189,15 @@ class ClientStore:
 
     def set_status(self, env: str, client_id: str, status: str) -> bool:
         with write_transaction(self.engine) as conn:
-            done = conn.execute(
-                oauth_client.update()
-                .where(oauth_client.c.env == env, oauth_client.c.client_id == client_id)
-                .values(status=status)
-            ).rowcount
+            return self.set_status_in(conn, env, client_id, status)
+
+    def set_status_in(self, conn: Connection, env: str, client_id: str, status: str) -> bool:
+        """`set_status` inside the caller's transaction (a removal that must commit with its record)."""
+        done = conn.execute(
+            oauth_client.update()
+            .where(oauth_client.c.env == env, oauth_client.c.client_id == client_id)
+            .values(status=status)
+        ).rowcount
         return bool(done)
 
     def rotate_secret(self, env: str, client_id: str, overlap_seconds: int = 0) -> str:
