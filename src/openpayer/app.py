@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -13,7 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from openpayer import __version__
+from openpayer.api.errors_log import UnhandledErrors
 from openpayer.api.fhir_routes import build_router
+from openpayer.api.input_guard import RejectNul
 from openpayer.api.negotiation import error_response
 from openpayer.bootstrap import Services, build_services
 from openpayer.config import Settings, get_settings
@@ -60,11 +64,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     install_openapi(app)
     _install_error_handlers(app)
     _install_middleware(app, services)
+    _declare_path_parameters(app)
     return app
 
 
 def _install_middleware(app: FastAPI, services: Services) -> None:
-    """Innermost first: the bearer-token guard, then the audit writer, then CORS around everything."""
+    """Innermost first: the bearer-token guard, the audit writer, CORS, the NUL check, and outermost the
+    handler that turns any error below into a logged, sanitised 500."""
     settings = services.settings
     if settings.auth_enforce:
         app.add_middleware(
@@ -79,6 +85,45 @@ def _install_middleware(app: FastAPI, services: Services) -> None:
         app.add_middleware(
             CorsMiddleware, policy=smart_cors_policy(settings.environments, services.auth.clients)
         )
+    app.add_middleware(RejectNul, max_body_bytes=settings.max_body_bytes)  # before the guard
+    app.add_middleware(UnhandledErrors)  # outermost: any error below becomes a logged, sanitised 500
+
+
+def _declare_path_parameters(app: FastAPI) -> None:
+    """The routes read `{env}` (and `{rtype}`…) from the path without a typed argument, so FastAPI leaves
+    them out of the OpenAPI document; add every template variable an operation does not declare, so
+    that clients and fuzzers (tests/api/test_fuzz.py) can build valid URLs from it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if getattr(app.state, "openapi_paths_declared", False):
+            return generate()
+        schema = generate()  # openpayer.docs_site.openapi's: unique operationIds
+        for path, operations in schema.get("paths", {}).items():
+            names = re.findall(r"{([^}/]+)}", path)
+            for operation in operations.values():
+                declared = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "path"}
+                missing = [name for name in names if name not in declared]
+                operation.setdefault("parameters", [])
+                for name in missing:
+                    operation["parameters"].append(
+                        {
+                            "name": name,
+                            "in": "path",
+                            "required": True,
+                            "schema": {
+                                "type": "string",
+                                "enum": list(app.state.services.settings.environments),
+                            }
+                            if name == "env"
+                            else {"type": "string"},
+                        }
+                    )
+        app.openapi_schema = schema
+        app.state.openapi_paths_declared = True
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_operations_routes(app: FastAPI, services: Services) -> None:
@@ -124,11 +169,3 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         return error_response(BadRequest("The request is malformed"))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        # Never a traceback to the client; the log gets the type and path, not the body.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        error = FHIRError("An unexpected error occurred; it has been logged")
-        error.status = 500
-        return error_response(error)

@@ -128,7 +128,7 @@ class Settings(BaseSettings):
         path = self.home / "secret.key"
         if path.exists():
             return path.read_text().strip()
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
         path.touch(mode=0o600)
         path.write_text(key)

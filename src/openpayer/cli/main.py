@@ -9,6 +9,7 @@ from rich.console import Console
 from openpayer.cli import clients as client_commands
 from openpayer.cli import db as db_commands
 from openpayer.cli import email as email_commands
+from openpayer.cli import healthcheck as healthcheck_command
 from openpayer.cli import jobs as job_commands
 from openpayer.cli import keys as key_commands
 from openpayer.cli import load as load_commands
@@ -48,6 +49,7 @@ app.add_typer(key_commands.app, name="keys")
 app.add_typer(job_commands.app, name="jobs")
 app.add_typer(email_commands.app, name="email")
 app.add_typer(policy_commands.app, name="policy")
+app.command("healthcheck")(healthcheck_command.healthcheck)
 app.command("serve")(serve_commands.serve)
 app.command("worker")(worker_commands.worker)
 app.command("load")(load_commands.load)

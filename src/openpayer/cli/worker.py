@@ -7,6 +7,7 @@ import threading
 from types import FrameType
 
 import typer
+from prometheus_client import start_http_server
 from rich.console import Console
 
 from openpayer.bootstrap import build_services
@@ -21,6 +22,11 @@ console = Console()
 def worker(
     once: bool = typer.Option(False, "--once", help="Run what is due now, then exit."),
     migrate: bool = typer.Option(False, help="Apply pending migrations first (the app hosts usually do)."),
+    metrics_port: int = typer.Option(
+        None,
+        "--metrics-port",
+        help="Serve this worker's Prometheus metrics (job runs, emails) on OPENPAYER_HOST:PORT/metrics.",
+    ),
 ) -> None:
     """Run scheduled and queued jobs until stopped (SIGINT or SIGTERM finishes the current job first)."""
     settings = get_settings()
@@ -33,6 +39,10 @@ def worker(
             done = runner.run_once()
             console.print(f"{done} run(s) done")
             return
+        if metrics_port:
+            # A worker host serves no HTTP, so /metrics of the app hosts never sees its counters.
+            start_http_server(metrics_port, addr=settings.host)
+            console.print(f"metrics: http://{settings.host}:{metrics_port}/metrics", highlight=False)
         stop = threading.Event()
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:

@@ -10,15 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from openpayer.clock import Clock
-from openpayer.fhir.search.compartment import AllOf, PatientCompartment
+from openpayer.fhir.search.compartment import DEFAULT_EXTRA_TYPES, AllOf, PatientCompartment
 from openpayer.fhir.search.params import Registry
 from openpayer.fhir.search.sql import Restriction
 from openpayer.oauth.restrictions import QueryFilter, TypeFilter
 from openpayer.oauth.scopes import Access
 from openpayer.oauth.tokens import TokenInfo
 
-# Non-patient types a patient's app needs to interpret its records (CMS Patient Access; Coverage's payor).
-EXTRA_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Location", "Medication")
+# Non-patient types a patient's app may read: the search engine's one list (fhir/search/compartment.py).
+EXTRA_TYPES = DEFAULT_EXTRA_TYPES
 
 
 @dataclass(frozen=True, slots=True)
