@@ -15,6 +15,7 @@ from openpayer.cli.context import command_services
 from openpayer.config import Settings, get_settings
 from openpayer.jobs import BackgroundRunner
 from openpayer.migrate import upgrade
+from openpayer.observability.logs import configure_logging
 
 console = Console()
 
@@ -30,6 +31,7 @@ def worker(
 ) -> None:
     """Run scheduled and queued jobs until stopped (SIGINT or SIGTERM finishes the current job first)."""
     settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)  # JSON lines, as on the app hosts
     if migrate:
         upgrade(settings)
     with command_services(settings) as services:

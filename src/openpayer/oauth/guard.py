@@ -36,6 +36,7 @@ from openpayer.fhir.search.params import Registry
 from openpayer.oauth.bearer import Grant, grant_for
 from openpayer.oauth.service import AuthServer
 from openpayer.oauth.targets import Target, classify, refused
+from openpayer.observability.context import annotate
 from openpayer.security.audit import AuditEvent
 from openpayer.web.cors import header
 
@@ -81,6 +82,7 @@ class SmartGuard:
         target: Target | None = None
         try:
             grant = await self._grant(scope, env)
+            annotate(client_id=grant.info.client_id)  # on this request's log lines
             target = classify(scope["method"], rest, self.operations)
             if target is None:
                 target = refused(scope["method"], rest)

@@ -1,1 +1,1 @@
-"""Page plumbing for every domain that serves pages or browser requests: templates, CSRF, cookies, CORS."""
+"""Page and HTTP plumbing shared by every web-facing domain: templates, CSRF, cookies, CORS, headers."""

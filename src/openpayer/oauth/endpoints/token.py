@@ -15,6 +15,7 @@ from openpayer.oauth.errors import NO_STORE, OAuth2Error, UnsupportedGrantTypeEr
 from openpayer.oauth.grants.authorization_code import exchange
 from openpayer.oauth.grants.client_credentials import client_credentials
 from openpayer.oauth.grants.refresh_token import refresh
+from openpayer.observability.context import annotate
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
@@ -30,6 +31,7 @@ async def token(request: Request) -> Response:
 
         def run() -> dict[str, object]:
             client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
+            annotate(client_id=client.client_id)  # on this request's log lines
             if grant_type == "authorization_code":
                 return exchange(server, urls, client, form)
             if grant_type == "refresh_token":
