@@ -16,7 +16,10 @@ _DUMMY_HASH = _HASHER.hash("openpayer-no-such-account")
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise ValueError(f"passwords have at least {MIN_PASSWORD} characters")
+        raise ValueError(
+            f"the password is too short: {len(password)} characters, and passwords have at least "
+            f"{MIN_PASSWORD}"
+        )
     return _HASHER.hash(password)
 
 

@@ -12,8 +12,9 @@ An ASGI middleware, so that the FHIR routes stay as they are:
 - `$operations` are allowed as the operation registry declares (`oauth/targets.py`): `$validate` (stores and
   reads nothing) for any token; `Patient/$member-match` (Da Vinci HRex) only for backend (`system/`) tokens
   that may read Patient; `Patient/[id]/$everything` as a read of that Patient.
-- Every request with a token is recorded in the audit log after its response (no token, query or body);
-  `security/audit_writer.py` writes the events in the background.
+- Every request with a token is audited (no token, query or body is recorded), and the record is committed
+  before the response starts: a request answered is a request on record, even if the process is killed
+  the next instant. (Other buffered events are written by `security/audit_writer.py` in the background.)
 - Each request with a valid token (and a `/metadata` or `.well-known` request that carries one) marks its
   client active in `auth.activity` (in memory; written with the audit batches) for the inactivity policy.
 
@@ -89,24 +90,27 @@ class SmartGuard:
                 raise Forbidden("This access token can only read and search; this interaction is not allowed")
             await self._authorize(env, grant, target)
         except FHIRError as error:
-            await self._reply(scope, receive, send, error)
             if grant is not None:
-                self._record(env, grant, target, error.status)
+                await self._audit(env, grant, target, error.status)
+            await self._reply(scope, receive, send, error)
             return
         self.auth.activity.called(env, grant.info.client_id)
         scope["state"] = {**scope.get("state", {}), "search_restriction": grant.search, "smart_grant": grant}
-        status = 500
+        recorded = False
 
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+        async def record_then_send(message: Message) -> None:
+            nonlocal recorded
+            if message["type"] == "http.response.start" and not recorded:
+                recorded = True
+                await self._audit(env, grant, target, message["status"])  # committed before it leaves
             await send(message)
 
         try:
-            await self.app(scope, receive, capture)
+            await self.app(scope, receive, record_then_send)
         finally:
-            self._record(env, grant, target, status)
+            if not recorded:  # an error below: the 500 that follows is on record first
+                recorded = True
+                await self._audit(env, grant, target, 500)
 
     async def _reply(self, scope: Scope, receive: Receive, send: Send, error: FHIRError) -> None:
         response = self.render_error(error)
@@ -190,6 +194,9 @@ class SmartGuard:
         if found is not None and found[0] is not None:
             self.auth.activity.called(env, found[0].client_id)
 
+    async def _audit(self, env: str, grant: Grant, target: Target | None, status: int) -> None:
+        await run_in_threadpool(self._record, env, grant, target, status)
+
     def _record(self, env: str, grant: Grant, target: Target | None, status: int) -> None:
         info = grant.info
         self.auth.audit.record(
@@ -202,6 +209,7 @@ class SmartGuard:
             interaction=target.interaction if target else "refused",
             resource_type=(target.search_type or target.resource_type) if target else None,
             resource_id=target.resource_id if target else None,
+            durable=True,
         )
 
 

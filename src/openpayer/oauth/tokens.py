@@ -212,6 +212,13 @@ class TokenStore:
         conn.execute(update(oauth_token).where(condition).values(revoked=True))
         self.forget_all()
 
+    def issued_from_code(self, conn: Connection, code_digest: str) -> bool:
+        """Whether any token was issued from the authorization code (a redeemed code, not a spent one)."""
+        found = conn.execute(
+            select(oauth_token.c.id).where(oauth_token.c.code_digest == code_digest).limit(1)
+        ).first()
+        return found is not None
+
     def mark_rotated(self, conn: Connection, token_id: int) -> bool:
         """Consume a refresh token; False if it was already rotated (a reuse)."""
         done = conn.execute(

@@ -27,7 +27,7 @@ from openpayer.oauth.grants.authorization_code import create_code
 from openpayer.oauth.scopes import FHIR_USER, OFFLINE, OPENID, PROFILE, describe, parse_scopes
 from openpayer.security.audit import AuditEvent
 from openpayer.web.cookies import cookie_secure, set_cookie
-from openpayer.web.csrf import CSRF_COOKIE, csrf_ok, csrf_token
+from openpayer.web.csrf import csrf_ok, csrf_token, set_csrf_cookie
 from openpayer.web.pages import page
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ class _Flow:
         )
 
     def _form_page(self, template: str, status: int = 200, **context: Any) -> Response:
-        token = csrf_token(self.request)
+        token = csrf_token(self.request, secure=self.secure)
         targets = tuple(self.client.origins) if template == "consent.html" else ()
         response = page(
             template,
@@ -85,7 +85,7 @@ class _Flow:
             client_name=self.client.name,
             **context,
         )
-        set_cookie(response, CSRF_COOKIE, token, path=f"/{self.env}/auth", secure=self.secure)
+        set_csrf_cookie(response, self.env, token, secure=self.secure)
         return response
 
     def signin_page(
@@ -167,7 +167,7 @@ class _Flow:
         if client is None or not client.active or req["r"] not in client.redirect_uris:
             return self.error_page("The app that sent you here is not registered with this health plan.")
         self.client, self.req, self.carrier = client, req, str(form["auth_request"])
-        if not csrf_ok(self.request, str(form.get("csrf_token", ""))):
+        if not csrf_ok(self.request, str(form.get("csrf_token", "")), secure=self.secure):
             return self.error_page("The form could not be verified. Return to the app and start again.", 403)
         step = form.get("step")
         if step == "signin":
@@ -223,10 +223,13 @@ class _Flow:
             return self.fail("access_denied", "the member denied access", after_post=True)
         requested = parse_scopes(self.req["sc"])
         ticked = {str(v) for v in form.getlist("scope")}
+        asked_for_records = bool(requested.resources)
         requested.resources = [r for r in requested.resources if r.text in ticked]
         scope = str(requested)
-        if not scope:
-            return self.fail("access_denied", "the member shared nothing", after_post=True)
+        # Unticking every record type shares nothing: no token for identity or offline access alone.
+        if not scope or (asked_for_records and not requested.resources):
+            audit.record(self.env, AuditEvent.CONSENT_DENY, 200, **base)  # type: ignore[arg-type]
+            return self.fail("access_denied", "the member shared no records", after_post=True)
         settings = self.settings
         now = self.server.clock.now()
         lifetime = (

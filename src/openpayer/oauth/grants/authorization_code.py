@@ -1,7 +1,8 @@
 """Authorization code grant (RFC 6749 §4.1.3; RFC 7636 PKCE; RFC 9700 §4.2.4, §2.1.1).
 
 Codes are 256-bit random values kept as digests, valid `auth_code_lifetime` seconds (60) and single use:
-presenting a used code fails with `invalid_grant` and revokes every token issued from it and its grant.
+presenting a used code fails with `invalid_grant` and revokes every token issued from it and its grant. A code
+is spent by any attempt, a failed one too; presenting it again then says so, rather than "already used".
 The verifier must hash (S256) to the challenge for every client; `plain` was refused at authorization.
 """
 
@@ -85,7 +86,9 @@ def exchange(server: AuthServer, urls: Urls, client: Client, form: dict[str, str
             .values(used_at=now)
         ).rowcount
         reused = not consumed
+        redeemed = False
         if reused:
+            redeemed = server.tokens.issued_from_code(conn, digest)
             server.tokens.revoke_code_family(conn, digest, row.grant_id)
             if row.grant_id is not None:
                 server.grants.revoke_in(conn, row.grant_id)  # and, through it, every token of the grant
@@ -98,13 +101,21 @@ def exchange(server: AuthServer, urls: Urls, client: Client, form: dict[str, str
             member_id=row.member_id,
             patient_id=row.patient_id,
         )
+        if not redeemed:
+            # The earlier attempt failed (wrong redirect_uri or verifier, another client) and spent the code.
+            raise InvalidGrantError(
+                "the authorization code was spent by an earlier token request that failed (a code is single "
+                "use, whatever the outcome); authorize again"
+            )
         raise InvalidGrantError("the authorization code was already used; its tokens are revoked")
     if row.expires_at <= now:
         raise InvalidGrantError("the authorization code has expired")
     if row.client_id != client.client_id:
         raise InvalidGrantError("the authorization code was issued to another client")
     if form.get("redirect_uri") != row.redirect_uri:
-        raise InvalidGrantError("redirect_uri does not match the authorization request")
+        raise InvalidGrantError(
+            "redirect_uri does not match the authorization request; the code is now spent, authorize again"
+        )
     verifier = form.get("code_verifier") or ""
     if not _VERIFIER.match(verifier):
         raise InvalidGrantError("code_verifier is missing or malformed (RFC 7636 section 4.1)")

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 from openpayer.db import write_transaction
 from openpayer.oauth.clients import Client
 from openpayer.oauth.errors import InvalidGrantError
-from openpayer.oauth.scopes import OFFLINE, OPENID
+from openpayer.oauth.profile import profile_claims
+from openpayer.oauth.scopes import OFFLINE, OPENID, PROFILE
 from openpayer.security.audit import AuditEvent
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ def issue_tokens(
             patient_id=patient_id,
             nonce=nonce,
             auth_time=auth_time,
+            extra=profile_claims(server.engine, urls.env, patient_id) if PROFILE in granted else None,
         )
     server.audit.record(
         urls.env,
