@@ -84,7 +84,7 @@ def _serve(settings: Settings, *args: str, workers: int, cores: set[int] | None 
         deadline = time.monotonic() + 300
         while log.read_text().count("Application startup complete") < workers:
             assert server.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the server did not start"
+            assert time.monotonic() < deadline, "the server did not start:\n" + log.read_text()
             time.sleep(0.5)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             first = client.get("/sandbox/fhir/metadata")
