@@ -4,6 +4,16 @@ Methods: `none` (public apps, PKCE only), `client_secret_basic`/`client_secret_p
 secrets are 256 random bits, stored as SHA-256 digests, compared in constant time) and `private_key_jwt`
 (confidential asymmetric; RS384/ES384 assertions verified against the registered JWKS or JWKS URL, `jti`
 replay rejected, `exp` at most five minutes ahead). Every failure is `invalid_client` (401).
+
+The token endpoint authenticates against clients (and their parsed keys) cached in the process, and then
+`confirm`s inside the grant's own transaction that the stored client is still the one it authenticated
+against: active, with the same method, secret digest, keys and scopes. That check is folded into the `jti`
+insert for `private_key_jwt` (an `INSERT ... SELECT ... WHERE EXISTS`), or is one `SELECT` for the others,
+so a client suspended or given new keys by any process stops at once, at no extra commit. A failed
+confirmation drops the cached client and the endpoint authenticates again from the database.
+
+A `jti` is recorded with an upsert that replaces only an expired record of the same `jti`: the replay check
+is one unique-index probe, never a scan; expired records are purged at most once a minute per process.
 """
 
 from __future__ import annotations
@@ -25,8 +35,9 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import Engine, delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, and_, delete, exists, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
 
 from openpayer.db import write_transaction
 from openpayer.oauth.clock import Clock
@@ -37,6 +48,9 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["RS384", "ES384"]
 MAX_ASSERTION_LIFETIME = 300
 _JWKS_URL_CACHE_SECONDS = 300.0
+_CLIENT_CACHE_SECONDS = 60.0  # bounds memory only: `confirm` checks every use against the stored client
+_CLIENT_CACHE_SIZE = 10_000
+_JTI_PURGE_SECONDS = 60
 
 
 def digest(secret: str) -> str:
@@ -76,6 +90,21 @@ class Client:
         return frozenset(found)
 
 
+class StaleClientError(Exception):
+    """The stored client is no longer the one a request authenticated against (suspended, new keys...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """A client that passed authentication, and what the grant's transaction must still record: the
+    assertion's `jti` (private_key_jwt) and whether the client came from this process's cache."""
+
+    client: Client
+    jti: str | None = None
+    jti_expires_at: int = 0
+    cached: bool = False
+
+
 def _row_to_client(row: Any) -> Client:
     return Client(
         client_id=row.client_id,
@@ -100,6 +129,9 @@ class ClientStore:
         self.cache_seconds = cache_seconds
         self._origins: dict[str, tuple[float, frozenset[str]]] = {}
         self._jwks_urls: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._clients: dict[tuple[str, str], tuple[float, Client]] = {}
+        self._keysets: dict[str, KeySet] = {}  # parsed JWKS by its text
+        self._next_jti_purge = 0
         self._lock = threading.Lock()
 
     # ---- registration ---------------------------------------------------------------------------------
@@ -164,7 +196,13 @@ class ClientStore:
                 .where(oauth_client.c.env == env, oauth_client.c.client_id == client_id)
                 .values(status=status)
             ).rowcount
+        self.forget(env, client_id)
         return bool(done)
+
+    def forget(self, env: str, client_id: str) -> None:
+        """Drop a cached client (other processes find out through `confirm`)."""
+        with self._lock:
+            self._clients.pop((env, client_id), None)
 
     def get(self, env: str, client_id: str | None) -> Client | None:
         if not client_id:
@@ -193,35 +231,101 @@ class ClientStore:
     def authenticate(
         self, env: str, form: Mapping[str, str], headers: Mapping[str, str], token_url: str
     ) -> Client:
-        """The client a token/introspection/revocation request comes from, or `invalid_client` (401)."""
+        """The client a token/introspection/revocation request comes from, or `invalid_client` (401).
+        Reads the client from the database and records an assertion's `jti` in a transaction of its own."""
+        authenticated = self.check_credentials(env, form, headers, token_url, cached=False)
+        with write_transaction(self.engine) as conn:
+            self.confirm(conn, authenticated)
+        return authenticated.client
+
+    def check_credentials(
+        self,
+        env: str,
+        form: Mapping[str, str],
+        headers: Mapping[str, str],
+        token_url: str,
+        *,
+        cached: bool,
+    ) -> Authenticated:
+        """Authenticate without writing: the caller's transaction must `confirm` the result. With `cached`,
+        the client may come from this process's cache."""
         basic = _basic_credentials(headers.get("authorization"))
         assertion_type = form.get("client_assertion_type")
         if basic is not None:
             client_id, secret = basic
-            client = self._active(env, client_id)
+            client, hit = self._active(env, client_id, cached)
             self._check_secret(client, secret)
             if form.get("client_id") not in (None, client_id):
                 raise client_error("client_id does not match the authenticated client")
-            return client
+            return Authenticated(client, cached=hit)
         if assertion_type is not None:
             if assertion_type != ASSERTION_TYPE:
                 raise client_error("unsupported client_assertion_type")
             return self._check_assertion(
-                env, form.get("client_assertion", ""), form.get("client_id"), token_url
+                env, form.get("client_assertion", ""), form.get("client_id"), token_url, cached
             )
-        client = self._active(env, form.get("client_id"))
+        client, hit = self._active(env, form.get("client_id"), cached)
         if "client_secret" in form:
             self._check_secret(client, form["client_secret"])
-            return client
+            return Authenticated(client, cached=hit)
         if not client.public:
             raise client_error("this client must authenticate")
-        return client
+        return Authenticated(client, cached=hit)
 
-    def _active(self, env: str, client_id: str | None) -> Client:
+    def confirm(self, conn: Connection, authenticated: Authenticated) -> None:
+        """In the grant's transaction: record the assertion's `jti` (refusing a replay) and check that the
+        stored client is unchanged since it was read; `StaleClientError` if it is not and it came from the
+        cache, `invalid_client` if it was read from the database for this request."""
+        client = authenticated.client
+        if authenticated.jti is None:
+            if not authenticated.cached:
+                return  # read from the database in this request: nothing to re-check
+            current = conn.execute(select(literal(1)).where(_unchanged(client))).first()
+            if current is None:
+                self._stale(authenticated)
+            return
+        now = self.clock.now()
+        self._purge_expired_jti(conn, now)
+        recorded = conn.execute(
+            _record_jti(conn, client, authenticated.jti, authenticated.jti_expires_at, now)
+        ).first()
+        if recorded is not None:
+            return
+        if conn.execute(select(literal(1)).where(_unchanged(client))).first() is None:
+            self._stale(authenticated)
+        raise client_error("this client assertion was already used (jti replay)")
+
+    def _stale(self, authenticated: Authenticated) -> None:
+        client = authenticated.client
+        self.forget(client.env, client.client_id)
+        if authenticated.cached:
+            raise StaleClientError(client.client_id)
+        raise client_error("unknown or inactive client")
+
+    def _purge_expired_jti(self, conn: Connection, now: int) -> None:
+        """At most once a minute per process, through the `expires_at` index."""
+        if now < self._next_jti_purge:
+            return
+        self._next_jti_purge = now + _JTI_PURGE_SECONDS
+        conn.execute(delete(oauth_assertion_jti).where(oauth_assertion_jti.c.expires_at < now))
+
+    def _active(self, env: str, client_id: str | None, cached: bool) -> tuple[Client, bool]:
+        """The active client and whether it came from the cache."""
+        if not client_id:
+            raise client_error("unknown or inactive client")
+        if cached:
+            hit = self._clients.get((env, client_id))
+            if hit is not None and time.monotonic() - hit[0] < _CLIENT_CACHE_SECONDS:
+                return hit[1], True
         client = self.get(env, client_id)
         if client is None or not client.active:
+            self.forget(env, client_id)
             raise client_error("unknown or inactive client")
-        return client
+        with self._lock:
+            if len(self._clients) >= _CLIENT_CACHE_SIZE:
+                self._clients.clear()
+            self._clients[(env, client_id)] = (time.monotonic(), client)
+        return client, False
 
     @staticmethod
     def _check_secret(client: Client, secret: str) -> None:
@@ -231,11 +335,13 @@ class ClientStore:
         if not ok or client.auth_method != "client_secret":
             raise client_error("client authentication failed")
 
-    def _check_assertion(self, env: str, assertion: str, claimed_id: str | None, token_url: str) -> Client:
+    def _check_assertion(
+        self, env: str, assertion: str, claimed_id: str | None, token_url: str, cached: bool
+    ) -> Authenticated:
         """RFC 7523 §3 / SMART Backend Services "Authenticating to the Token endpoint"."""
         # Read `iss` without trusting it, only to find the keys the signature must verify with.
         issuer = _peek_claim(assertion, "iss")
-        client = self._active(env, issuer if isinstance(issuer, str) else None)
+        client, hit = self._active(env, issuer if isinstance(issuer, str) else None, cached)
         if claimed_id not in (None, client.client_id) or client.auth_method != "private_key_jwt":
             raise client_error("client authentication failed")
         try:
@@ -256,21 +362,18 @@ class ClientStore:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
             raise client_error("jti is required")
-        try:
-            with write_transaction(self.engine) as conn:
-                conn.execute(delete(oauth_assertion_jti).where(oauth_assertion_jti.c.expires_at < now))
-                conn.execute(
-                    oauth_assertion_jti.insert().values(
-                        env=env, client_id=client.client_id, jti=jti, expires_at=exp
-                    )
-                )
-        except IntegrityError as exc:
-            raise client_error("this client assertion was already used (jti replay)") from exc
-        return client
+        return Authenticated(client, jti=jti, jti_expires_at=exp, cached=hit)
 
     def _keyset(self, client: Client) -> KeySet:
         if client.jwks:
-            return KeySet.import_key_set(json.loads(client.jwks))
+            keyset = self._keysets.get(client.jwks)
+            if keyset is None:
+                keyset = KeySet.import_key_set(json.loads(client.jwks))
+                with self._lock:
+                    if len(self._keysets) >= _CLIENT_CACHE_SIZE:
+                        self._keysets.clear()
+                    self._keysets[client.jwks] = keyset
+            return keyset
         url = client.jwks_url or ""
         cached = self._jwks_urls.get(url)
         if cached is None or time.monotonic() - cached[0] > _JWKS_URL_CACHE_SECONDS:
@@ -282,6 +385,39 @@ class ClientStore:
                 raise client_error("the client's JWKS URL could not be read") from exc
             self._jwks_urls[url] = cached
         return KeySet.import_key_set(cached[1])  # type: ignore[arg-type]
+
+
+def _unchanged(client: Client) -> ColumnElement[bool]:
+    """The stored row is still `client` as it was authenticated: active, same method, secret, keys, scopes
+    (the values as stored, so any change by any process, through any code path, is seen)."""
+    c = oauth_client.c
+    return and_(
+        c.client_id == client.client_id,
+        c.env == client.env,
+        c.status == "active",
+        c.auth_method == client.auth_method,
+        c.secret_digest.is_not_distinct_from(client.secret_digest),
+        c.jwks.is_not_distinct_from(client.jwks),
+        c.jwks_url.is_not_distinct_from(client.jwks_url),
+        c.scopes == client.scopes,
+    )
+
+
+def _record_jti(conn: Connection, client: Client, jti: str, expires_at: int, now: int) -> Any:
+    """Insert the `jti` if the client is unchanged; over an expired record of the same `jti`, replace it.
+    Inserts no row for a replay (an unexpired record exists) or a changed client."""
+    j = oauth_assertion_jti
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    values = select(literal(client.env), literal(client.client_id), literal(jti), literal(expires_at)).where(
+        exists().where(_unchanged(client))
+    )
+    statement = dialect.insert(j).from_select(["env", "client_id", "jti", "expires_at"], values)
+    # RETURNING, not the row count: psycopg reports -1 for an INSERT ... SELECT ... ON CONFLICT.
+    return statement.on_conflict_do_update(
+        index_elements=[j.c.env, j.c.client_id, j.c.jti],
+        set_={"expires_at": statement.excluded.expires_at},
+        where=j.c.expires_at < now,
+    ).returning(j.c.jti)
 
 
 def _peek_claim(assertion: str, name: str) -> object:

@@ -81,24 +81,56 @@ class TokenStore:
         patient_id: str | None = None,
         code_digest: str | None = None,
     ) -> str:
-        token = secrets.token_urlsafe(32)
+        return self.issue_many(
+            conn,
+            env=env,
+            kinds=[(kind, expires_at)],
+            client_id=client_id,
+            scope=scope,
+            grant_id=grant_id,
+            member_id=member_id,
+            patient_id=patient_id,
+            code_digest=code_digest,
+        )[0]
+
+    def issue_many(
+        self,
+        conn: Connection,
+        *,
+        env: str,
+        kinds: list[tuple[str, int]],
+        client_id: str,
+        scope: str,
+        grant_id: int | None = None,
+        member_id: int | None = None,
+        patient_id: str | None = None,
+        code_digest: str | None = None,
+    ) -> list[str]:
+        """New tokens of the given (kind, expires_at), in one statement; returns them in that order."""
+        tokens = [secrets.token_urlsafe(32) for _ in kinds]
+        now = self.clock.now()
         conn.execute(
-            oauth_token.insert().values(
-                digest=token_digest(token),
-                env=env,
-                kind=kind,
-                client_id=client_id,
-                grant_id=grant_id,
-                code_digest=code_digest,
-                member_id=member_id,
-                patient_id=patient_id,
-                scope=scope,
-                issued_at=self.clock.now(),
-                expires_at=expires_at,
-                revoked=False,
-            )
+            oauth_token.insert(),
+            [
+                {
+                    "digest": token_digest(token),
+                    "env": env,
+                    "kind": kind,
+                    "client_id": client_id,
+                    "grant_id": grant_id,
+                    "code_digest": code_digest,
+                    "member_id": member_id,
+                    "patient_id": patient_id,
+                    "scope": scope,
+                    "issued_at": now,
+                    "expires_at": expires_at,
+                    "revoked": False,
+                    "rotated_at": None,
+                }
+                for token, (kind, expires_at) in zip(tokens, kinds, strict=True)
+            ],
         )
-        return token
+        return tokens
 
     def find(self, conn: Connection, env: str, token: str, kind: str | None = None) -> TokenInfo | None:
         """The token's record in `env` (active or not), or None."""

@@ -2,6 +2,7 @@
 
 Bound to the client it was issued to; `scope` may narrow but never widen; every use rotates the token,
 and presenting a rotated token again revokes the whole grant (the member's consent and all its tokens).
+The rotation and the new tokens are one transaction.
 """
 
 from __future__ import annotations
@@ -10,20 +11,25 @@ from typing import TYPE_CHECKING, Any
 
 from openpayer.db import write_transaction
 from openpayer.oauth.audit import AuditEvent
-from openpayer.oauth.clients import Client
+from openpayer.oauth.clients import Authenticated
 from openpayer.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
-from openpayer.oauth.grants.issue import issue_tokens
+from openpayer.oauth.grants.issue import IssuedTokens, issue_tokens
 
 if TYPE_CHECKING:
     from openpayer.oauth.service import AuthServer, Urls
 
 
-def refresh(server: AuthServer, urls: Urls, client: Client, form: dict[str, str]) -> dict[str, Any]:
+def refresh(
+    server: AuthServer, urls: Urls, authenticated: Authenticated, form: dict[str, str]
+) -> dict[str, Any]:
     token = form.get("refresh_token")
     if not token:
         raise InvalidRequestError("refresh_token is required")
+    client = authenticated.client
     now = server.clock.now()
+    issued: IssuedTokens | None = None
     with write_transaction(server.engine) as conn:
+        server.clients.confirm(conn, authenticated)
         info = server.tokens.find(conn, urls.env, token, "refresh")
         if info is None or info.client_id != client.client_id:
             raise InvalidGrantError("the refresh token is not valid")
@@ -32,6 +38,26 @@ def refresh(server: AuthServer, urls: Urls, client: Client, form: dict[str, str]
         reused = info.rotated_at is not None or (usable and not server.tokens.mark_rotated(conn, info.id))
         if reused and info.grant_id is not None:
             server.tokens.revoke_grant(conn, info.grant_id)
+        elif (
+            usable
+            and info.grant_id is not None
+            and info.member_id is not None
+            and info.patient_id is not None
+        ):
+            issued = issue_tokens(
+                conn,
+                server,
+                urls,
+                client,
+                grant_id=info.grant_id,
+                member_id=info.member_id,
+                patient_id=info.patient_id,
+                scope=scope,
+                nonce=None,
+                auth_time=info.issued_at,
+                code_digest=info.code_digest,
+                grant_expires_at=info.grant_expires_at,
+            )
     if reused:
         server.audit.record(
             urls.env,
@@ -42,20 +68,9 @@ def refresh(server: AuthServer, urls: Urls, client: Client, form: dict[str, str]
             patient_id=info.patient_id,
         )
         raise InvalidGrantError("the refresh token was already used; the authorization is revoked")
-    if not usable or info.grant_id is None or info.member_id is None or info.patient_id is None:
+    if issued is None:
         raise InvalidGrantError("the refresh token has expired or been revoked")
-    return issue_tokens(
-        server,
-        urls,
-        client,
-        grant_id=info.grant_id,
-        member_id=info.member_id,
-        patient_id=info.patient_id,
-        scope=scope,
-        nonce=None,
-        auth_time=info.issued_at,
-        code_digest=info.code_digest,
-    )
+    return issued.respond(server, urls)
 
 
 def _narrowed(original: str, requested: str | None) -> str:
