@@ -19,9 +19,12 @@ from openpayer.api.fhir_routes import build_router
 from openpayer.api.negotiation import error_response
 from openpayer.api.operations import OperationRoutes
 from openpayer.api.search_routes import SearchRoutes
+from openpayer.background import Background, build_background
 from openpayer.config import Settings, get_settings
 from openpayer.conformance.capability import ConformanceContributor
 from openpayer.db import make_engine
+from openpayer.docs_site.openapi import install_openapi
+from openpayer.docs_site.routes import router as docs_router
 from openpayer.fhir.bundles import BundleProcessor
 from openpayer.fhir.capabilities import Contributor, OperationInfo, capability_statement
 from openpayer.fhir.errors import (
@@ -41,6 +44,7 @@ from openpayer.fhir.storage.repository import ResourceRepository
 from openpayer.fhir.validation import known_resource_types, validate_resource
 from openpayer.oauth import routes as oauth_routes
 from openpayer.oauth.service import AuthServer
+from openpayer.portal.services import Portal
 
 log = logging.getLogger("openpayer")
 
@@ -62,6 +66,8 @@ class Services:
     capability_contributors: list[Contributor] = field(default_factory=list)
     _capabilities: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     auth: AuthServer = field(init=False)  # SMART/OIDC authorization server (openpayer.oauth)
+    background: Background = field(init=False)  # job registry, queue, runner and email (openpayer.jobs)
+    portal: Portal = field(init=False)  # developer portal and app review (openpayer.portal)
 
     def page_size(self, raw: str | None) -> int:
         if raw is None:
@@ -128,6 +134,8 @@ def build_services(settings: Settings, engine: Engine | None = None) -> Services
     services = Services(settings, engine, registry, signer, fhir, search, bundles, types)
     services.capability_contributors.append(ConformanceContributor(registry))  # IG profiles, instantiates
     services.auth = AuthServer.build(settings, engine)
+    services.background = build_background(settings, engine, services.auth.clock)
+    services.portal = Portal.build(settings, engine, services.auth.clock, services.auth.clients)
     return services
 
 
@@ -138,7 +146,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         title="OpenPayer",
         version=__version__,
         description="CMS Interoperability APIs: Patient Access, Provider Directory, Formulary (FHIR R4).",
-        docs_url="/docs/api",
+        docs_url=None,  # Swagger UI loads from a CDN: /docs/api is served by openpayer.docs_site instead
         redoc_url=None,
     )
     app.state.services = services
@@ -146,6 +154,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(build_router("fhir"))
     app.include_router(build_router("directory"))
     _install_operations_routes(app, services)
+    app.include_router(docs_router)
+    install_openapi(app)
     _install_error_handlers(app)
     return app
 

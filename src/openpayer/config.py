@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import secrets
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -51,6 +52,41 @@ class Settings(BaseSettings):
         default=None, description="Encrypts signing keys at rest; derived from secret_key when unset."
     )
     auth_cookie_secure: bool | None = Field(default=None, description="Secure cookies (auto).")
+    # Background jobs (openpayer.jobs) and email (openpayer.email).
+    jobs_in_serve: bool = Field(default=True, description="Run the job runner inside `openpayer serve`.")
+    jobs_poll_seconds: float = Field(default=2.0, gt=0, description="How often a runner looks for due work.")
+    jobs_host_name: str | None = Field(default=None, description="This runner's name in run records.")
+    jobs_cleanup_every: int = Field(default=3600, ge=1, description="Seconds between OAuth cleanups.")
+    jobs_keep_days: int = Field(default=30, ge=1, description="Days finished job runs stay recorded.")
+    smtp_url: SecretStr | None = Field(  # secret: it carries the relay's password; kept out of reprs
+        default=None,
+        description="smtp://user:pass@host:port[?starttls=true] or smtps://...; the file outbox when unset.",
+    )
+    smtp_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for the SMTP relay.")
+    mail_from: str = Field(default="OpenPayer <openpayer@localhost>", description="The From address.")
+    email_max_attempts: int = Field(default=12, ge=1, description="Delivery attempts before a message fails.")
+
+    # Developer portal (openpayer.portal)
+    portal_sandbox_env: str = Field(
+        default="sandbox", description="Where applications get self-service subscriptions at once."
+    )
+    portal_production_env: str = Field(
+        default="production", description="Where access needs an approved production request."
+    )
+    portal_holidays: Annotated[list[date], NoDecode] = Field(
+        default_factory=list,
+        description="Extra non-business days for review due dates (ISO dates, comma-separated).",
+    )
+    portal_us_federal_holidays: bool = Field(
+        default=True, description="Count US federal holidays (as observed) as non-business days."
+    )
+
+    @field_validator("portal_holidays", mode="before")
+    @classmethod
+    def _split_holidays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("environments", mode="before")
     @classmethod
@@ -60,6 +96,14 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("smtp_url", mode="before")
+    @classmethod
+    def _check_smtp_url(cls, value: object) -> object:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(raw, str) and raw and not raw.startswith(("smtp://", "smtps://")):
+            raise ValueError("must start with smtp:// or smtps://")
+        return value or None
 
     @cached_property
     def resolved_database_url(self) -> str:

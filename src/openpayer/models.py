@@ -1,7 +1,10 @@
 """Imports every domain's tables so that Alembic and `metadata.create_all` see the whole schema."""
 
+from openpayer.email import tables as email_tables
 from openpayer.fhir.storage import tables as fhir_tables
+from openpayer.jobs import tables as job_tables
 from openpayer.members import models as member_tables
 from openpayer.oauth import models as oauth_tables
+from openpayer.portal import models as portal_tables
 
-__all__ = ["fhir_tables", "member_tables", "oauth_tables"]
+__all__ = ["email_tables", "fhir_tables", "job_tables", "member_tables", "oauth_tables", "portal_tables"]

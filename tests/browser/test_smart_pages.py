@@ -2,82 +2,16 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
 import pyotp
-import pytest
-import uvicorn
 
-from openpayer.app import Services, create_app
-from openpayer.config import Settings
+from openpayer.app import Services
 from openpayer.oauth.testing import TEST_PASSWORD, pkce_pair, query_of, two_member_world
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ENV = "sandbox"
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium (/usr/bin/chromium) is not installed"),
-]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    """Bearer tokens required on /{env}/fhir, whatever the shared fixture chooses for engine tests."""
-    return settings.model_copy(update={"auth_enforce": True})
-
-
-@pytest.fixture
-def server(settings: Settings, services: Services) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, services=services),
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="off",
-    )
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not instance.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=10)
-
-
-@pytest.fixture
-def browser_page() -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page()
-        yield page
-        browser.close()
 
 
 def authorize_url(base: str, client_id: str, redirect: str, scope: str) -> tuple[str, str]:

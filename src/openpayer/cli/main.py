@@ -8,11 +8,14 @@ from rich.console import Console
 
 from openpayer.cli import clients as client_commands
 from openpayer.cli import db as db_commands
+from openpayer.cli import email as email_commands
+from openpayer.cli import jobs as job_commands
 from openpayer.cli import keys as key_commands
 from openpayer.cli import load as load_commands
 from openpayer.cli import members as member_commands
 from openpayer.cli import seed as seed_commands
 from openpayer.cli import serve as serve_commands
+from openpayer.cli import worker as worker_commands
 from openpayer.config import get_settings
 
 app = typer.Typer(
@@ -41,7 +44,10 @@ app.add_typer(db_commands.app, name="db")
 app.add_typer(client_commands.app, name="clients")
 app.add_typer(member_commands.app, name="members")
 app.add_typer(key_commands.app, name="keys")
+app.add_typer(job_commands.app, name="jobs")
+app.add_typer(email_commands.app, name="email")
 app.command("serve")(serve_commands.serve)
+app.command("worker")(worker_commands.worker)
 app.command("load")(load_commands.load)
 app.command("seed")(seed_commands.seed)
 

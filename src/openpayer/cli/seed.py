@@ -437,3 +437,4 @@ def _print_logins(console: Console, settings: Settings, env: str, existing: set[
     console.print(
         f"SMART discovery: {base}/{env}/fhir/.well-known/smart-configuration", highlight=False, soft_wrap=True
     )
+    console.print(f"Docs, console:   {base}/docs/", highlight=False, soft_wrap=True)

@@ -19,6 +19,7 @@ import uvicorn
 from rich.console import Console
 from uvicorn.supervisors import Multiprocess
 
+from openpayer.cli.worker import start_job_runner
 from openpayer.config import get_settings
 from openpayer.migrate import upgrade
 
@@ -86,7 +87,12 @@ def serve(
     )
     sock = config.bind_socket()
     console.print(f"{worker_count} worker process{'es' if worker_count > 1 else ''}")
-    if worker_count == 1:
-        uvicorn.Server(config).run(sockets=[sock])
-    else:
-        Multiprocess(config, sockets=[sock]).run()
+    jobs = start_job_runner(settings) if settings.jobs_in_serve else None
+    try:
+        if worker_count == 1:
+            uvicorn.Server(config).run(sockets=[sock])
+        else:
+            Multiprocess(config, sockets=[sock]).run()
+    finally:
+        if jobs is not None:
+            jobs.stop()

@@ -5,15 +5,19 @@ secrets are 256 random bits, stored as SHA-256 digests, compared in constant tim
 (confidential asymmetric; RS384/ES384 assertions verified against the registered JWKS or JWKS URL, `jti`
 replay rejected, `exp` at most five minutes ahead). Every failure is `invalid_client` (401).
 
+A secret can be rotated (`rotate_secret`): the new one is shown once; the old one stops working at once, or
+after an overlap the developer chooses of at most `MAX_SECRET_OVERLAP` (24 hours), so that a deployed app can
+switch without an outage.
+
 The token endpoint authenticates against clients (and their parsed keys) cached in the process, and then
 `confirm`s inside the grant's own transaction that the stored client is still the one it authenticated
-against: active, with the same method, secret digest, keys and scopes. That check is folded into the `jti`
-insert for `private_key_jwt` (an `INSERT ... SELECT ... WHERE EXISTS`), or is one `SELECT` for the others,
-so a client suspended or given new keys by any process stops at once, at no extra commit. A failed
+against: active, with the same method, secrets, keys and scopes. That check is folded into the `jti` insert
+for `private_key_jwt` (an `INSERT ... SELECT ... WHERE EXISTS`), or is one `SELECT` for the others, so a
+client suspended, given new keys or a new secret by any process stops at once, at no extra commit. A failed
 confirmation drops the cached client and the endpoint authenticates again from the database.
 
 A `jti` is recorded with an upsert that replaces only an expired record of the same `jti`: the replay check
-is one unique-index probe, never a scan; expired records are purged at most once a minute per process.
+is one unique-index probe, never a scan (expired records are purged by the `oauth.cleanup` job).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import Connection, Engine, and_, delete, exists, literal, select
+from sqlalchemy import Connection, Engine, and_, exists, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -48,9 +52,9 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["RS384", "ES384"]
 MAX_ASSERTION_LIFETIME = 300
 _JWKS_URL_CACHE_SECONDS = 300.0
+MAX_SECRET_OVERLAP = 24 * 3600
 _CLIENT_CACHE_SECONDS = 60.0  # bounds memory only: `confirm` checks every use against the stored client
 _CLIENT_CACHE_SIZE = 10_000
-_JTI_PURGE_SECONDS = 60
 
 
 def digest(secret: str) -> str:
@@ -71,6 +75,8 @@ class Client:
     jwks_url: str | None
     scopes: str
     status: str
+    previous_secret_digest: str | None = None
+    previous_secret_expires_at: int | None = None
 
     @property
     def public(self) -> bool:
@@ -119,6 +125,8 @@ def _row_to_client(row: Any) -> Client:
         jwks_url=row.jwks_url,
         scopes=row.scopes or "",
         status=row.status,
+        previous_secret_digest=row.previous_secret_digest,
+        previous_secret_expires_at=row.previous_secret_expires_at,
     )
 
 
@@ -131,7 +139,6 @@ class ClientStore:
         self._jwks_urls: dict[str, tuple[float, dict[str, Any]]] = {}
         self._clients: dict[tuple[str, str], tuple[float, Client]] = {}
         self._keysets: dict[str, KeySet] = {}  # parsed JWKS by its text
-        self._next_jti_purge = 0
         self._lock = threading.Lock()
 
     # ---- registration ---------------------------------------------------------------------------------
@@ -149,14 +156,7 @@ class ClientStore:
         privacy_policy_url: str | None = None,
     ) -> tuple[str, str | None]:
         """Register a client; returns (client_id, secret): the secret is shown once, only its digest kept."""
-        for uri in redirect_uris:
-            parts = urlsplit(uri)
-            if not parts.scheme or parts.fragment or (parts.scheme in ("http", "https") and not parts.netloc):
-                raise ValueError(f"redirect URI {uri!r} must be absolute and without a fragment")
-        if privacy_policy_url and urlsplit(privacy_policy_url).scheme not in ("https", "http"):
-            raise ValueError(
-                "the privacy policy must be an http(s) URL"
-            )  # it becomes a link on the consent page
+        _check_urls(redirect_uris, privacy_policy_url)
         if jwks is not None:
             KeySet.import_key_set(dict(jwks))  # type: ignore[arg-type]  # fail early on a bad JWKS
         client_id = secrets.token_urlsafe(24)
@@ -189,6 +189,34 @@ class ClientStore:
         self._origins.pop(env, None)
         return client_id, secret
 
+    def update(
+        self,
+        env: str,
+        client_id: str,
+        *,
+        name: str,
+        redirect_uris: Sequence[str],
+        scopes: Sequence[str] = (),
+        developer: str = "",
+        privacy_policy_url: str | None = None,
+    ) -> bool:
+        """Change what members see and where codes may go; the client's credentials stay as they are."""
+        _check_urls(redirect_uris, privacy_policy_url)
+        with write_transaction(self.engine) as conn:
+            done = conn.execute(
+                oauth_client.update()
+                .where(oauth_client.c.env == env, oauth_client.c.client_id == client_id)
+                .values(
+                    name=name,
+                    redirect_uris=json.dumps(list(redirect_uris)),
+                    scopes=" ".join(scopes),
+                    developer=developer,
+                    privacy_policy_url=privacy_policy_url,
+                )
+            ).rowcount
+        self._origins.pop(env, None)
+        return bool(done)
+
     def set_status(self, env: str, client_id: str, status: str) -> bool:
         with write_transaction(self.engine) as conn:
             done = conn.execute(
@@ -203,6 +231,33 @@ class ClientStore:
         """Drop a cached client (other processes find out through `confirm`)."""
         with self._lock:
             self._clients.pop((env, client_id), None)
+
+    def rotate_secret(self, env: str, client_id: str, overlap_seconds: int = 0) -> str:
+        """A new secret for a `client_secret` client, shown once. The current one keeps working for
+        `overlap_seconds` (0 to 24 h); a secret that was still in its overlap stops now."""
+        if not 0 <= overlap_seconds <= MAX_SECRET_OVERLAP:
+            raise ValueError("the overlap is between 0 seconds and 24 hours")
+        secret = secrets.token_urlsafe(32)
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                select(oauth_client.c.auth_method, oauth_client.c.secret_digest).where(
+                    oauth_client.c.env == env, oauth_client.c.client_id == client_id
+                )
+            ).first()
+            if row is None or row.auth_method != "client_secret":
+                raise ValueError("only a client with a secret can rotate it")
+            conn.execute(
+                oauth_client.update()
+                .where(oauth_client.c.env == env, oauth_client.c.client_id == client_id)
+                .values(
+                    secret_digest=digest(secret),
+                    previous_secret_digest=row.secret_digest if overlap_seconds else None,
+                    previous_secret_expires_at=self.clock.now() + overlap_seconds
+                    if overlap_seconds
+                    else None,
+                )
+            )
+        return secret
 
     def get(self, env: str, client_id: str | None) -> Client | None:
         if not client_id:
@@ -234,8 +289,9 @@ class ClientStore:
         """The client a token/introspection/revocation request comes from, or `invalid_client` (401).
         Reads the client from the database and records an assertion's `jti` in a transaction of its own."""
         authenticated = self.check_credentials(env, form, headers, token_url, cached=False)
-        with write_transaction(self.engine) as conn:
-            self.confirm(conn, authenticated)
+        if authenticated.jti is not None:
+            with write_transaction(self.engine) as conn:
+                self.confirm(conn, authenticated)
         return authenticated.client
 
     def check_credentials(
@@ -280,14 +336,11 @@ class ClientStore:
         if authenticated.jti is None:
             if not authenticated.cached:
                 return  # read from the database in this request: nothing to re-check
-            current = conn.execute(select(literal(1)).where(_unchanged(client))).first()
-            if current is None:
+            if conn.execute(select(literal(1)).where(_unchanged(client))).first() is None:
                 self._stale(authenticated)
             return
-        now = self.clock.now()
-        self._purge_expired_jti(conn, now)
         recorded = conn.execute(
-            _record_jti(conn, client, authenticated.jti, authenticated.jti_expires_at, now)
+            _record_jti(conn, client, authenticated.jti, authenticated.jti_expires_at, self.clock.now())
         ).first()
         if recorded is not None:
             return
@@ -301,13 +354,6 @@ class ClientStore:
         if authenticated.cached:
             raise StaleClientError(client.client_id)
         raise client_error("unknown or inactive client")
-
-    def _purge_expired_jti(self, conn: Connection, now: int) -> None:
-        """At most once a minute per process, through the `expires_at` index."""
-        if now < self._next_jti_purge:
-            return
-        self._next_jti_purge = now + _JTI_PURGE_SECONDS
-        conn.execute(delete(oauth_assertion_jti).where(oauth_assertion_jti.c.expires_at < now))
 
     def _active(self, env: str, client_id: str | None, cached: bool) -> tuple[Client, bool]:
         """The active client and whether it came from the cache."""
@@ -327,12 +373,15 @@ class ClientStore:
             self._clients[(env, client_id)] = (time.monotonic(), client)
         return client, False
 
-    @staticmethod
-    def _check_secret(client: Client, secret: str) -> None:
+    def _check_secret(self, client: Client, secret: str) -> None:
         expected = client.secret_digest or ""
-        # Always compare, also for clients without a secret, so timing does not tell them apart.
-        ok = hmac.compare_digest(digest(secret), expected.rjust(64, "0"))
-        if not ok or client.auth_method != "client_secret":
+        previous = client.previous_secret_digest or ""
+        in_overlap = (client.previous_secret_expires_at or 0) > self.clock.now()
+        # Always compare both, also for clients without a secret, so timing does not tell them apart.
+        given = digest(secret)
+        ok = hmac.compare_digest(given, expected.rjust(64, "0"))
+        ok_previous = hmac.compare_digest(given, previous.rjust(64, "0"))
+        if not (ok or (ok_previous and in_overlap and previous)) or client.auth_method != "client_secret":
             raise client_error("client authentication failed")
 
     def _check_assertion(
@@ -387,9 +436,18 @@ class ClientStore:
         return KeySet.import_key_set(cached[1])  # type: ignore[arg-type]
 
 
+def _check_urls(redirect_uris: Sequence[str], privacy_policy_url: str | None) -> None:
+    for uri in redirect_uris:
+        parts = urlsplit(uri)
+        if not parts.scheme or parts.fragment or (parts.scheme in ("http", "https") and not parts.netloc):
+            raise ValueError(f"redirect URI {uri!r} must be absolute and without a fragment")
+    if privacy_policy_url and urlsplit(privacy_policy_url).scheme not in ("https", "http"):
+        raise ValueError("the privacy policy must be an http(s) URL")  # it becomes a link on the consent page
+
+
 def _unchanged(client: Client) -> ColumnElement[bool]:
-    """The stored row is still `client` as it was authenticated: active, same method, secret, keys, scopes
-    (the values as stored, so any change by any process, through any code path, is seen)."""
+    """The stored row is still `client` as it was authenticated: active, same method, secrets, keys and
+    scopes (the values as stored, so a change by any process, through any code path, is seen)."""
     c = oauth_client.c
     return and_(
         c.client_id == client.client_id,
@@ -397,6 +455,8 @@ def _unchanged(client: Client) -> ColumnElement[bool]:
         c.status == "active",
         c.auth_method == client.auth_method,
         c.secret_digest.is_not_distinct_from(client.secret_digest),
+        c.previous_secret_digest.is_not_distinct_from(client.previous_secret_digest),
+        c.previous_secret_expires_at.is_not_distinct_from(client.previous_secret_expires_at),
         c.jwks.is_not_distinct_from(client.jwks),
         c.jwks_url.is_not_distinct_from(client.jwks_url),
         c.scopes == client.scopes,
@@ -405,7 +465,7 @@ def _unchanged(client: Client) -> ColumnElement[bool]:
 
 def _record_jti(conn: Connection, client: Client, jti: str, expires_at: int, now: int) -> Any:
     """Insert the `jti` if the client is unchanged; over an expired record of the same `jti`, replace it.
-    Inserts no row for a replay (an unexpired record exists) or a changed client."""
+    Returns no row for a replay (an unexpired record exists) or a changed client."""
     j = oauth_assertion_jti
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     values = select(literal(client.env), literal(client.client_id), literal(jti), literal(expires_at)).where(

@@ -33,6 +33,9 @@ oauth_client = Table(
     Column("redirect_uris", Text, nullable=False),  # JSON list, matched exactly
     Column("auth_method", String(32), nullable=False),  # none | client_secret | private_key_jwt
     Column("secret_digest", String(64), nullable=True),
+    # After a rotation with overlap the previous secret keeps working until `previous_secret_expires_at`.
+    Column("previous_secret_digest", String(64), nullable=True),
+    Column("previous_secret_expires_at", BigInteger, nullable=True),
     Column("jwks", Text, nullable=True),
     Column("jwks_url", String(512), nullable=True),
     Column("scopes", Text, nullable=False, default=""),  # registered scopes (system/ for backend clients)

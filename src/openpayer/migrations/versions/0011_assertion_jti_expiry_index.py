@@ -1,12 +1,12 @@
 """oauth_assertion_jti: an index on expires_at for the purge of expired records
 
 Revision ID: 0011
-Revises: 0005
+Revises: 0006
 Create Date: 2026-12-02 08:00:00
 
 The token endpoint deleted expired `jti` records in every client-credentials request, scanning the table
-(which holds every assertion of the last five minutes). The purge now runs at most once a minute per
-process, through this index.
+(which holds every assertion of the last five minutes). The replay check is now an upsert on the unique
+key, and the periodic purge (`oauth.cleanup`) finds expired records through this index.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0011"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

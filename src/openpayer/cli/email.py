@@ -1,0 +1,104 @@
+"""`openpayer email`: send a test message through the configured backend; list recent messages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+
+from openpayer.background import build_background
+from openpayer.config import get_settings
+from openpayer.db import make_engine, write_transaction
+from openpayer.email import InvalidRecipient
+from openpayer.email.tables import email_message
+from openpayer.oauth.clock import Clock
+
+app = typer.Typer(help="Outgoing email.", no_args_is_help=True)
+
+
+def _when(seconds: int | None) -> str:
+    return "-" if seconds is None else datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+@app.command("send-test")
+def send_test(address: Annotated[str, typer.Argument(help="Where to send the test message.")]) -> None:
+    """Record a test message and deliver it now through the SMTP relay or the outbox."""
+    console = Console()  # per command: the width follows COLUMNS at the time it runs
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    clock = Clock()
+    try:
+        background = build_background(settings, engine, clock)
+        deployment = settings.public_base_url or f"http://{settings.host}:{settings.port}"
+        try:
+            with write_transaction(engine) as conn:
+                message_id = background.email.send(
+                    conn,
+                    to=address,
+                    template="test_message",
+                    context={"deployment": deployment, "sent_at": _when(clock.now()), "recipient": address},
+                    cause="operator.send-test",
+                )
+                run_id = background.email.delivery_run(conn, message_id)
+        except InvalidRecipient as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+        background.runner.run_now(run_id)
+        with engine.connect() as conn:
+            row = conn.execute(select(email_message).where(email_message.c.id == message_id)).one()
+    finally:
+        engine.dispose()
+    backend = background.email.backend
+    where = f"the outbox {settings.home / 'outbox'}" if backend.name == "outbox" else "the SMTP relay"
+    if row.status == "sent":
+        console.print(f"Message {message_id} to {row.recipient} sent through {where}.", highlight=False)
+        return
+    console.print(
+        f"[red]Message {message_id} was not delivered[/red]: {row.last_error}. It stays {row.status}"
+        + ("; the job runner retries it with backoff." if row.status == "queued" else "."),
+        highlight=False,
+    )
+    raise typer.Exit(1)
+
+
+@app.command("list")
+def list_messages(limit: Annotated[int, typer.Option(help="How many of the latest messages.")] = 20) -> None:
+    """The latest messages: recipient, template, cause, status, attempts, last error, sent time."""
+    console = Console()  # per command: the width follows COLUMNS at the time it runs
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(email_message).order_by(email_message.c.id.desc()).limit(limit)).all()
+    finally:
+        engine.dispose()
+    table = Table(title="Email messages", title_justify="left")
+    for column in (
+        "id",
+        "created",
+        "recipient",
+        "template",
+        "cause",
+        "status",
+        "attempts",
+        "sent",
+        "last error",
+    ):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row.id),
+            _when(row.created_at),
+            row.recipient,
+            row.template,
+            row.cause,
+            row.status,
+            str(row.attempts),
+            _when(row.sent_at),
+            row.last_error or "",
+        )
+    console.print(table)

@@ -1,0 +1,62 @@
+"""`openpayer worker`: run the job runner on its own, on a host that serves no HTTP."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from types import FrameType
+
+import typer
+from rich.console import Console
+
+from openpayer.background import build_background
+from openpayer.config import Settings, get_settings
+from openpayer.db import make_engine
+from openpayer.jobs import BackgroundRunner
+from openpayer.migrate import upgrade
+from openpayer.oauth.clock import Clock
+
+console = Console()
+
+
+def worker(
+    once: bool = typer.Option(False, "--once", help="Run what is due now, then exit."),
+    migrate: bool = typer.Option(False, help="Apply pending migrations first (the app hosts usually do)."),
+) -> None:
+    """Run scheduled and queued jobs until stopped (SIGINT or SIGTERM finishes the current job first)."""
+    settings = get_settings()
+    if migrate:
+        upgrade(settings)
+    engine = make_engine(settings.resolved_database_url)
+    background = build_background(settings, engine, Clock())
+    runner = background.runner
+    try:
+        if once:
+            done = runner.run_once()
+            console.print(f"{done} run(s) done")
+            return
+        stop = threading.Event()
+
+        def request_stop(signum: int, _frame: FrameType | None) -> None:
+            stop.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
+        jobs = ", ".join(d.name for d in background.registry)
+        console.print(f"worker {runner.host} ready: {jobs}", highlight=False, soft_wrap=True)
+        runner.run_forever(stop, settings.jobs_poll_seconds)
+    finally:
+        engine.dispose()
+
+
+def start_job_runner(settings: Settings) -> BackgroundRunner:
+    """The runner on a thread of `openpayer serve` (one per serve command, whatever its worker count)."""
+    engine = make_engine(settings.resolved_database_url)
+    background = BackgroundRunner(
+        build_background(settings, engine, Clock()).runner, settings.jobs_poll_seconds
+    )
+    background.start()
+    console.print(
+        f"jobs: runner {background.runner.host} started (OPENPAYER_JOBS_IN_SERVE=false turns it off)"
+    )
+    return background

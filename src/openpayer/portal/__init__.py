@@ -1,0 +1,1 @@
+"""The developer portal's domain: organizations, applications, subscriptions, review and staff roles."""

@@ -1,0 +1,52 @@
+"""The portal's services, built once from settings and the authorization server's client store and clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from openpayer.config import Settings
+from openpayer.oauth.clients import ClientStore
+from openpayer.portal.applications import ApplicationService
+from openpayer.portal.business_days import BusinessCalendar
+from openpayer.portal.interfaces import Clock
+from openpayer.portal.organizations import OrganizationService
+from openpayer.portal.questionnaire import QuestionnaireService, TermsService
+from openpayer.portal.reviews import ReviewService
+from openpayer.portal.staff import StaffService
+
+
+@dataclass
+class Portal:
+    organizations: OrganizationService
+    applications: ApplicationService
+    questionnaire: QuestionnaireService
+    terms: TermsService
+    reviews: ReviewService
+    staff: StaffService
+    calendar: BusinessCalendar
+
+    @classmethod
+    def build(cls, settings: Settings, engine: Engine, clock: Clock, clients: ClientStore) -> Portal:
+        calendar = BusinessCalendar.of(
+            settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
+        )
+        staff = StaffService(engine, clock)
+        organizations = OrganizationService(engine, clock)
+        applications = ApplicationService(
+            engine, clock, clients, organizations, staff, sandbox_env=settings.portal_sandbox_env
+        )
+        questionnaire = QuestionnaireService(engine, clock, applications)
+        terms = TermsService(engine, clock, organizations, staff)
+        reviews = ReviewService(
+            engine,
+            clock,
+            applications,
+            questionnaire,
+            terms,
+            staff,
+            calendar,
+            production_env=settings.portal_production_env,
+        )
+        return cls(organizations, applications, questionnaire, terms, reviews, staff, calendar)

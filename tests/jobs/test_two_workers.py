@@ -1,0 +1,116 @@
+"""Two real `openpayer worker` processes share one database: every scheduled run and every message is
+handled exactly once (on PostgreSQL through row claims with SKIP LOCKED; SQLite is checked too)."""
+
+from __future__ import annotations
+
+import os
+import select as io_select
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from sqlalchemy import Engine, func, select
+from tests.jobs.conftest import SmtpServer
+
+from openpayer.app import Services
+from openpayer.db import write_transaction
+from openpayer.email.tables import email_message
+from openpayer.jobs.tables import job_attempt, job_run
+
+OPENPAYER = str(Path(sys.executable).parent / "openpayer")
+MESSAGES = 30
+
+
+def start_worker(name: str, services: Services, smtp_port: int) -> subprocess.Popen[str]:
+    env = dict(
+        os.environ,
+        OPENPAYER_DATABASE_URL=services.settings.resolved_database_url,
+        OPENPAYER_HOME=str(services.settings.home),
+        OPENPAYER_SECRET_KEY="test-secret",
+        OPENPAYER_JOBS_HOST_NAME=name,
+        OPENPAYER_JOBS_POLL_SECONDS="0.1",
+        OPENPAYER_JOBS_CLEANUP_EVERY="1",
+        OPENPAYER_SMTP_URL=f"smtp://127.0.0.1:{smtp_port}",
+        PYTHONUNBUFFERED="1",
+        COLUMNS="200",
+    )
+    return subprocess.Popen(
+        [OPENPAYER, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def wait_ready(worker: subprocess.Popen[str], deadline: float) -> None:
+    assert worker.stdout is not None
+    output = []
+    while time.monotonic() < deadline:
+        readable, _, _ = io_select.select([worker.stdout], [], [], 0.5)
+        if readable:
+            line = worker.stdout.readline()
+            output.append(line)
+            if "ready" in line:
+                return
+            if not line:
+                break
+    raise AssertionError(f"worker did not start: {''.join(output)}")
+
+
+def test_two_worker_processes_handle_each_scheduled_run_and_each_message_once(
+    services: Services, smtp_server: SmtpServer
+) -> None:
+    engine: Engine = services.engine
+    smtp_server.relay.delay = 0.05  # long enough that both workers are busy at once
+    workers = [start_worker(name, services, smtp_server.port) for name in ("worker-a", "worker-b")]
+    try:
+        for worker in workers:
+            wait_ready(worker, time.monotonic() + 60)
+        with write_transaction(engine) as conn:
+            ids = [
+                services.background.email.send(
+                    conn,
+                    to=f"dev{n}@example.org",
+                    template="test_message",
+                    context={"deployment": "d", "sent_at": "t", "recipient": "r"},
+                    cause="test.two-workers",
+                )
+                for n in range(MESSAGES)
+            ]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with engine.connect() as conn:
+                sent = conn.execute(select(func.count()).where(email_message.c.status == "sent")).scalar_one()
+                cleanups = conn.execute(
+                    select(func.count()).where(
+                        job_run.c.job == "oauth.cleanup", job_run.c.status == "succeeded"
+                    )
+                ).scalar_one()
+            if sent == MESSAGES and cleanups >= 4:
+                break
+            time.sleep(0.2)
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        codes = [worker.wait(30) for worker in workers]
+    assert codes == [0, 0]
+
+    with engine.connect() as conn:
+        messages = conn.execute(select(email_message).where(email_message.c.id.in_(ids))).all()
+        runs = conn.execute(select(job_run)).all()
+        attempts = conn.execute(select(job_attempt)).all()
+    assert {m.status for m in messages} == {"sent"}
+    assert {m.attempts for m in messages} == {1}
+    received = Counter(smtp_server.relay.message_ids())
+    assert received == Counter({m.message_id: 1 for m in messages})  # each message reached the relay once
+
+    per_run = Counter(a.run_id for a in attempts)
+    assert set(per_run.values()) == {1}  # no run was attempted twice
+    assert {a.outcome for a in attempts} <= {"succeeded", "running"}  # running: stopped mid-cleanup
+    delivery_hosts = {a.host for a in attempts if a.job == "email.deliver"}
+    assert delivery_hosts == {"worker-a", "worker-b"}  # both really worked, concurrently
+
+    cleanup_slots = sorted(r.scheduled_for for r in runs if r.job == "oauth.cleanup")
+    assert len(cleanup_slots) >= 4
+    assert len(set(cleanup_slots)) == len(cleanup_slots)  # one run per slot, though both hosts scheduled each
+    assert {r.host for r in runs if r.job == "oauth.cleanup"} <= {"worker-a", "worker-b"}
