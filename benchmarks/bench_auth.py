@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import prepare_database
-from openpayer.app import build_services
+from openpayer.bootstrap import build_services
 from openpayer.config import Settings
 from openpayer.oauth.guard import SmartGuard
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, observation, two_member_world
@@ -212,7 +212,7 @@ def guard_cost(url: str, workdir: Path, token: str, path: str, n: int) -> None:
     async def send(message: dict[str, Any]) -> None:
         assert message["type"] != "http.response.start" or message["status"] == 200, message
 
-    guard = SmartGuard(answer, services)
+    guard = SmartGuard(answer, auth=services.auth, registry=services.registry)
     headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())]
 
     async def run(app: Any, count: int) -> float:

@@ -187,7 +187,8 @@ def explain(url: str, base: str, paths: list[str]) -> None:
     """Print the PostgreSQL plan of each search's SQL, captured from the engine while it runs."""
     from sqlalchemy import event
 
-    from openpayer.app import build_services, create_app
+    from openpayer.app import create_app
+    from openpayer.bootstrap import build_services
     from openpayer.config import Settings
 
     settings = Settings(database_url=url, auth_enforce=False, secret_key="bench")

@@ -16,7 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 
-from openpayer.app import Services, build_services, create_app
+from openpayer.app import create_app
+from openpayer.bootstrap import Services, build_services
 from openpayer.config import Settings, normalise_database_url
 from openpayer.db import make_engine, metadata
 from openpayer.migrate import upgrade

@@ -1,142 +1,37 @@
-"""The composition root: builds the ASGI application from settings and binds interfaces to implementations."""
+"""The ASGI application: routes, middleware and error handlers around the services the composition root
+(`openpayer.bootstrap`) builds from settings."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from openpayer import __version__
-from openpayer.api.context import DIRECTORY_TYPES
 from openpayer.api.fhir_routes import build_router
 from openpayer.api.negotiation import error_response
-from openpayer.api.operations import OperationRoutes
-from openpayer.api.search_routes import SearchRoutes
-from openpayer.background import Background, build_background
+from openpayer.bootstrap import Services, build_services
 from openpayer.config import Settings, get_settings
-from openpayer.conformance.capability import ConformanceContributor
-from openpayer.db import make_engine
 from openpayer.docs_site.openapi import install_openapi
 from openpayer.docs_site.routes import router as docs_router
-from openpayer.fhir.bundles import BundleProcessor
-from openpayer.fhir.capabilities import Contributor, OperationInfo, capability_statement
 from openpayer.fhir.errors import (
     BadRequest,
     FHIRError,
     MethodNotAllowed,
     NotFound,
 )
-from openpayer.fhir.operations import member_match as member_match_op
-from openpayer.fhir.operations import validate as validate_op
-from openpayer.fhir.paging import CursorSigner
-from openpayer.fhir.search.extract import extract_index
-from openpayer.fhir.search.registry import SearchParamRegistry, default_registry
-from openpayer.fhir.search.service import SearchService
-from openpayer.fhir.services import FhirService, parse_query
-from openpayer.fhir.storage.repository import ResourceRepository
-from openpayer.fhir.validation import known_resource_types, validate_resource
 from openpayer.oauth import routes as oauth_routes
-from openpayer.oauth.service import AuthServer
-from openpayer.portal.services import Portal
+from openpayer.oauth.guard import SmartGuard
 
 log = logging.getLogger("openpayer")
 
-
-@dataclass
-class Services:
-    """Everything a request handler may use; built once per application."""
-
-    settings: Settings
-    engine: Engine
-    registry: SearchParamRegistry
-    signer: CursorSigner
-    fhir: FhirService
-    search: SearchService
-    bundles: BundleProcessor
-    resource_types: frozenset[str]
-    search_routes: SearchRoutes = field(default_factory=SearchRoutes)
-    operations: OperationRoutes = field(default_factory=OperationRoutes)
-    capability_contributors: list[Contributor] = field(default_factory=list)
-    _capabilities: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    auth: AuthServer = field(init=False)  # SMART/OIDC authorization server (openpayer.oauth)
-    background: Background = field(init=False)  # job registry, queue, runner and email (openpayer.jobs)
-    portal: Portal = field(init=False)  # developer portal and app review (openpayer.portal)
-
-    def page_size(self, raw: str | None) -> int:
-        if raw is None:
-            return self.settings.default_page_size
-        if not raw.isdigit():
-            raise BadRequest(f"_count must be a non-negative integer, not {raw!r}")
-        return max(1, min(int(raw), self.settings.max_page_size))
-
-    def operations_for(self, kind: str) -> list[OperationInfo]:
-        types = tuple(sorted(self.types_for(kind)))
-        ops = [validate_op.info(types)]
-        if kind == "fhir":
-            ops.append(
-                OperationInfo(
-                    "everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything", ("Patient",)
-                )
-            )
-            ops.append(member_match_op.info())
-        return ops
-
-    def types_for(self, kind: str) -> frozenset[str]:
-        return DIRECTORY_TYPES if kind == "directory" else self.resource_types
-
-    def capability(self, kind: str, base_url: str) -> dict[str, Any]:
-        key = (kind, base_url)
-        if key not in self._capabilities:
-            self._capabilities[key] = capability_statement(
-                kind=kind,
-                base_url=base_url,
-                resource_types=self.types_for(kind),
-                params=self.registry,
-                operations=self.operations_for(kind),
-                read_only=kind == "directory",
-                contributors=self.capability_contributors,
-            )
-        return self._capabilities[key]
-
-
-def build_services(settings: Settings, engine: Engine | None = None) -> Services:
-    engine = engine or make_engine(settings.resolved_database_url, echo=settings.sql_echo)
-    registry = default_registry()
-    signer = CursorSigner(settings.resolved_secret_key)
-    search = SearchService(
-        registry,
-        signer,
-        default_count=settings.default_page_size,
-        max_count=settings.max_page_size,
-        include_cap=settings.include_cap,
-    )
-    repository = ResourceRepository(extract_index)
-    fhir = FhirService(engine, validator=validate_resource, repository=repository, matcher=search)
-    types = known_resource_types()
-
-    def bundle_search(conn: Any, env: str, rtype: str, query: str, base_url: str) -> dict[str, Any]:
-        import orjson
-
-        from openpayer.fhir.search.bundle import render_searchset
-
-        result = search.search(conn, env, rtype, parse_query(query), base_url=base_url)
-        parsed: dict[str, Any] = orjson.loads(render_searchset(result))
-        return parsed
-
-    bundles = BundleProcessor(fhir, bundle_search, types)
-    services = Services(settings, engine, registry, signer, fhir, search, bundles, types)
-    services.capability_contributors.append(ConformanceContributor(registry))  # IG profiles, instantiates
-    services.auth = AuthServer.build(settings, engine)
-    services.background = build_background(settings, engine, services.auth.clock)
-    services.portal = Portal.build(settings, engine, services.auth.clock, services.auth.clients)
-    return services
+# `Services` and `build_services` live in `openpayer.bootstrap`; re-exported for existing imports.
+__all__ = ["Services", "build_services", "create_app"]
 
 
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
@@ -150,13 +45,17 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         redoc_url=None,
     )
     app.state.services = services
-    oauth_routes.install(app, services)  # before the FHIR routers: SMART discovery under /{env}/fhir
+    app.state.fhir_api = services.api
+    app.state.auth = services.auth
+    oauth_routes.install(app)  # before the FHIR routers: SMART discovery under /{env}/fhir
     app.include_router(build_router("fhir"))
     app.include_router(build_router("directory"))
     _install_operations_routes(app, services)
     app.include_router(docs_router)
     install_openapi(app)
     _install_error_handlers(app)
+    if services.settings.auth_enforce:
+        app.add_middleware(SmartGuard, auth=services.auth, registry=services.registry)
     return app
 
 

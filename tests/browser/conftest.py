@@ -32,7 +32,8 @@ from urllib.parse import urlsplit
 import pytest
 import uvicorn
 
-from openpayer.app import Services, create_app
+from openpayer.app import create_app
+from openpayer.bootstrap import Services
 from openpayer.config import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 from typer.testing import CliRunner
 
-from openpayer.app import Services
+from openpayer.bootstrap import Services
 from openpayer.cli.main import app as cli_app
 from openpayer.config import Settings
 from openpayer.members.sandbox import SANDBOX_MEMBERS

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import httpx
 import pyotp
 
-from openpayer.app import Services
+from openpayer.bootstrap import Services
 from openpayer.oauth.testing import TEST_PASSWORD, pkce_pair, query_of, two_member_world
 
 ENV = "sandbox"

@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from openpayer.cli import seed as seed_cli
 from openpayer.cli.main import app
+from openpayer.clock import Clock
 from openpayer.members.accounts import MemberStore
 from openpayer.members.models import member_account
 from openpayer.members.sandbox import SANDBOX_MEMBERS
-from openpayer.oauth.clock import Clock
 from openpayer.oauth.keys import Sealer
 
 

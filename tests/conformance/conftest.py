@@ -31,7 +31,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from openpayer.app import build_services, create_app
+from openpayer.app import create_app
+from openpayer.bootstrap import build_services
 from openpayer.config import Settings
 from openpayer.conformance.metadata import load_index
 from openpayer.db import make_engine, metadata, write_transaction

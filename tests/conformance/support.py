@@ -29,7 +29,7 @@ from openpayer.fhir.storage import codec
 from openpayer.fhir.storage.tables import fhir_resource
 
 if TYPE_CHECKING:
-    from openpayer.app import Services
+    from openpayer.bootstrap import Services
 
 SHARED = (Path(__file__).resolve().parents[2] / ".." / "shared").resolve()
 ENV = "sandbox"

@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from openpayer.api.context import DIRECTORY_TYPES
-from openpayer.app import Services, create_app
+from openpayer.app import create_app
+from openpayer.bootstrap import Services
 from openpayer.config import Settings
 from openpayer.conformance.metadata import load_index
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from openpayer.app import Services
+from openpayer.bootstrap import Services
 from openpayer.docs_site.markdown import GUIDES, guide_source, render_markdown
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, two_member_world
 

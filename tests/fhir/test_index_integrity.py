@@ -15,7 +15,7 @@ import orjson
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, delete, insert, select, update
 
-from openpayer.app import Services
+from openpayer.bootstrap import Services
 from openpayer.db import read_connection, write_transaction
 from openpayer.fhir.loading import Loader
 from openpayer.fhir.search.extract import extract_index

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 from tests.conftest import shared_path
 
-from openpayer.app import Services
+from openpayer.bootstrap import Services
 from openpayer.db import read_connection, write_transaction
 from openpayer.fhir.loading import Loader, LoadReport, discover
 from openpayer.fhir.storage.repository import ResourceRepository

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from openpayer.app import Services
+from openpayer.bootstrap import Services
 from openpayer.config import Settings
 from openpayer.oauth.testing import two_member_world
 

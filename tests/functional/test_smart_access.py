@@ -9,7 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from openpayer.app import Services, create_app
+from openpayer.app import create_app
+from openpayer.bootstrap import Services
 from openpayer.config import Settings
 from openpayer.oauth.audit import AUDIT_MAX_AGE
 from openpayer.oauth.models import audit_event

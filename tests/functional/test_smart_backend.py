@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
-from openpayer.app import Services
+from openpayer.bootstrap import Services
 
 ENV = "sandbox"
 TOKEN_URL = f"http://testserver/{ENV}/auth/token"

@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from openpayer.app import Services
+from openpayer.bootstrap import Services
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
 
 ENV = "sandbox"

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 import pytest
 from fastapi.testclient import TestClient
 
-from openpayer.app import Services
+from openpayer.bootstrap import Services
 from openpayer.config import Settings
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, query_of
 

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner
 
+from openpayer.clock import Clock
 from openpayer.config import Settings
-from openpayer.oauth.clock import Clock
 
 
 def free_port() -> int:

@@ -15,12 +15,12 @@ from tests.jobs.conftest import Certificate, Relay, SmtpServer, password_checker
 
 from openpayer.app import Services
 from openpayer.background import Background, build_background
+from openpayer.clock import Clock
 from openpayer.config import Settings
 from openpayer.db import write_transaction
 from openpayer.email import InvalidRecipient, SmtpRelay, parse_smtp_url
 from openpayer.email.tables import email_message
 from openpayer.jobs.tables import job_run
-from openpayer.oauth.clock import Clock
 
 CONTEXT = {"deployment": "https://payer.example", "sent_at": "now", "recipient": "dev@example.org"}
 

@@ -172,3 +172,24 @@ def test_serve_runs_the_job_runner_unless_turned_off(settings: Settings, engine:
 
     assert jobs_run_by_serve("false") == set()
     assert jobs_run_by_serve("true") == {"oauth.cleanup", "jobs.prune"}  # their current slots
+
+
+def test_a_failed_message_is_kept_and_email_retry_sends_it_once_the_relay_accepts(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch, smtp_server: SmtpServer, engine: Engine
+) -> None:
+    monkeypatch.setenv("OPENPAYER_SMTP_URL", f"smtp://127.0.0.1:{smtp_server.port}")
+    smtp_server.relay.replies = ["554 5.7.1 Relay access denied"]
+    refused = cli.invoke(app, ["email", "send-test", "ops@example.org"])
+    assert refused.exit_code == 1
+    assert "554" in refused.output
+    assert "It stays failed." in refused.output
+
+    assert cli.invoke(app, ["email", "retry", "1"]).exit_code == 0
+    assert cli.invoke(app, ["email", "retry", "1"]).exit_code == 1  # queued already: nothing to retry
+    assert cli.invoke(app, ["worker", "--once"]).exit_code == 0
+
+    assert len(smtp_server.relay.received) == 1
+    listing = cli.invoke(app, ["email", "list"])
+    row = next(line for line in listing.output.splitlines() if "ops@example.org" in line)
+    assert " sent " in row
+    assert " 2 " in row  # two attempts: refused, then accepted

@@ -4,16 +4,17 @@ lost hosts, and two runners racing for the same work."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, select
 
+from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.jobs import JobContext, JobQueue, JobRegistry, JobRunner, PermanentError
 from openpayer.jobs.tables import job_attempt, job_run
-from openpayer.oauth.clock import Clock
 
 HOUR = 3600
 
@@ -230,3 +231,25 @@ def test_prune_removes_finished_runs_past_retention_and_keeps_pending_work(
     )
     assert sorted(r.run_key for r in runs(engine, "test.old")) == ["done-recently", "waiting"]
     assert [a.attempt for a in attempts(engine, "test.old")] == [1]
+
+
+def test_a_job_running_longer_than_its_lease_keeps_it_and_is_not_taken_over(
+    engine: Engine, clock: Clock
+) -> None:
+    registry = JobRegistry()
+    other = JobRunner(engine, registry, clock, host="other")
+    seen_by_other: list[object] = []
+
+    def slow(context: JobContext) -> str:
+        time.sleep(4.5)  # past its 3 s lease: only the renewals keep it
+        seen_by_other.append(other.claim())
+        return "slow but alone"
+
+    registry.task("test.slow", slow, description="t", lease=3)
+    with write_transaction(engine) as conn:
+        JobQueue(registry, clock).enqueue(conn, "test.slow")
+    assert JobRunner(engine, registry, clock, host="busy").run_due() == 1
+
+    assert seen_by_other == [None]
+    (run,) = runs(engine, "test.slow")
+    assert (run.status, run.attempt, run.host, run.outcome) == ("succeeded", 1, "busy", "slow but alone")

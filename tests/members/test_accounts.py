@@ -6,7 +6,7 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
-from openpayer.app import Services
+from openpayer.bootstrap import Services
 from openpayer.members.models import member_account
 
 

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from openpayer.app import build_services, create_app
+from openpayer.app import create_app
+from openpayer.bootstrap import build_services
 from openpayer.config import Settings
 from openpayer.members.throttle import (
     ACCOUNT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from openpayer.app import Services
+from openpayer.bootstrap import Services
 from openpayer.oauth.clients import digest
 
 

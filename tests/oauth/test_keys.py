@@ -7,7 +7,7 @@ from joserfc.jwk import KeySet
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from openpayer.app import Services
+from openpayer.bootstrap import Services
 from openpayer.cli.main import app as cli
 from openpayer.config import Settings
 from openpayer.oauth.models import oauth_signing_key

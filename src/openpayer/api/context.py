@@ -10,7 +10,7 @@ from starlette.requests import Request
 from openpayer.fhir.errors import MethodNotAllowed, NotFound
 
 if TYPE_CHECKING:
-    from openpayer.app import Services
+    from openpayer.api.service import FhirApi
 
 # Plan-Net 1.1.0 and US Drug Formulary 2.0.1 resource types: public, read-only (45 CFR §156.221 provider
 # directory and formulary requirements), served at /{env}/directory.
@@ -37,7 +37,7 @@ class FhirBase:
     env: str
     kind: BaseKind
     url: str  # absolute base URL, e.g. http://127.0.0.1:8000/sandbox/fhir
-    services: Services
+    services: FhirApi
 
     @property
     def read_only(self) -> bool:
@@ -57,7 +57,7 @@ class FhirBase:
         return DIRECTORY_TYPES if self.kind == "directory" else None
 
 
-def origin_of(request: Request, services: Services) -> str:
+def origin_of(request: Request, services: FhirApi) -> str:
     configured = services.settings.public_base_url
     if configured:
         return configured.rstrip("/")
@@ -65,7 +65,7 @@ def origin_of(request: Request, services: Services) -> str:
 
 
 def fhir_base(request: Request, kind: BaseKind) -> FhirBase:
-    services: Services = request.app.state.services
+    services: FhirApi = request.app.state.fhir_api
     env = request.path_params.get("env", "")
     if env not in services.settings.environments:
         raise NotFound(f"There is no environment '{env}'")

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from openpayer.api.context import FhirBase
 from openpayer.api.negotiation import fhir_response, pretty
-from openpayer.fhir.clock import from_http_date, to_instant
+from openpayer.clock import from_http_date, to_instant
 from openpayer.fhir.errors import BadRequest, PayloadTooLarge
 from openpayer.fhir.outcome import operation_outcome
 from openpayer.fhir.services import Outcome

@@ -10,12 +10,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from openpayer.background import build_background
+from openpayer.cli.context import command_services
 from openpayer.config import get_settings
-from openpayer.db import make_engine, write_transaction
+from openpayer.db import write_transaction
 from openpayer.email import InvalidRecipient
 from openpayer.email.tables import email_message
-from openpayer.oauth.clock import Clock
 
 app = typer.Typer(help="Outgoing email.", no_args_is_help=True)
 
@@ -29,10 +28,8 @@ def send_test(address: Annotated[str, typer.Argument(help="Where to send the tes
     """Record a test message and deliver it now through the SMTP relay or the outbox."""
     console = Console()  # per command: the width follows COLUMNS at the time it runs
     settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    clock = Clock()
-    try:
-        background = build_background(settings, engine, clock)
+    with command_services(settings) as services:
+        background, engine, clock = services.background, services.engine, services.clock
         deployment = settings.public_base_url or f"http://{settings.host}:{settings.port}"
         try:
             with write_transaction(engine) as conn:
@@ -50,8 +47,6 @@ def send_test(address: Annotated[str, typer.Argument(help="Where to send the tes
         background.runner.run_now(run_id)
         with engine.connect() as conn:
             row = conn.execute(select(email_message).where(email_message.c.id == message_id)).one()
-    finally:
-        engine.dispose()
     backend = background.email.backend
     where = f"the outbox {settings.home / 'outbox'}" if backend.name == "outbox" else "the SMTP relay"
     if row.status == "sent":
@@ -69,13 +64,8 @@ def send_test(address: Annotated[str, typer.Argument(help="Where to send the tes
 def list_messages(limit: Annotated[int, typer.Option(help="How many of the latest messages.")] = 20) -> None:
     """The latest messages: recipient, template, cause, status, attempts, last error, sent time."""
     console = Console()  # per command: the width follows COLUMNS at the time it runs
-    settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(select(email_message).order_by(email_message.c.id.desc()).limit(limit)).all()
-    finally:
-        engine.dispose()
+    with command_services() as services, services.engine.connect() as conn:
+        rows = conn.execute(select(email_message).order_by(email_message.c.id.desc()).limit(limit)).all()
     table = Table(title="Email messages", title_justify="left")
     for column in (
         "id",
@@ -102,3 +92,17 @@ def list_messages(limit: Annotated[int, typer.Option(help="How many of the lates
             row.last_error or "",
         )
     console.print(table)
+
+
+@app.command("retry")
+def retry_message(
+    message_id: Annotated[int, typer.Argument(help="A failed message's id (see `email list`).")],
+) -> None:
+    """Queue a failed message again, e.g. after fixing OPENPAYER_SMTP_URL; the job runner delivers it."""
+    console = Console()
+    with command_services() as services, write_transaction(services.engine) as conn:
+        run_id = services.background.email.retry(conn, message_id)
+    if run_id is None:
+        console.print(f"[red]Message {message_id} is not a failed message[/red]; nothing to retry.")
+        raise typer.Exit(1)
+    console.print(f"Message {message_id} queued again (run {run_id}).")

@@ -10,12 +10,10 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
 
-from openpayer.background import build_background
-from openpayer.config import get_settings
-from openpayer.db import make_engine, write_transaction
+from openpayer.cli.context import command_services
+from openpayer.db import write_transaction
 from openpayer.jobs.status import job_statuses, recent_failures
 from openpayer.jobs.tables import job_run
-from openpayer.oauth.clock import Clock
 
 app = typer.Typer(help="Scheduled and background jobs.", no_args_is_help=True)
 
@@ -41,15 +39,9 @@ def list_jobs(
 ) -> None:
     """Every registered job: schedule, last run, next run, queue and failures in the last 24 hours."""
     console = Console()  # per command: the width follows COLUMNS at the time it runs
-    settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    clock = Clock()
-    try:
-        background = build_background(settings, engine, clock)
-        statuses = job_statuses(engine, background.registry, clock)
-        failed = recent_failures(engine, failures)
-    finally:
-        engine.dispose()
+    with command_services() as services:
+        statuses = job_statuses(services.engine, services.background.registry, services.clock)
+        failed = recent_failures(services.engine, failures)
     table = Table(title="Jobs", title_justify="left")
     for column in ("job", "schedule", "last run", "outcome", "host", "next run", "queued", "failures 24h"):
         table.add_column(column)
@@ -89,24 +81,19 @@ def list_jobs(
 def run_job(name: Annotated[str, typer.Argument(help="A periodic job's name, e.g. oauth.cleanup.")]) -> None:
     """Run a periodic job now, in this process, as an extra run recorded like the scheduled ones."""
     console = Console()  # per command: the width follows COLUMNS at the time it runs
-    settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    clock = Clock()
-    try:
-        background = build_background(settings, engine, clock)
+    with command_services() as services:
+        background, engine = services.background, services.engine
         definition = background.registry.get(name)
         if definition is None or not definition.periodic:
             names = ", ".join(d.name for d in background.registry.periodic_jobs())
             console.print(f"[red]No periodic job named {name!r}[/red]; periodic jobs: {names}")
             raise typer.Exit(2)
-        now = clock.now()
+        now = services.clock.now()
         with write_transaction(engine) as conn:
             run_id = background.queue.enqueue(conn, name, key=f"manual-{now}")
         status = background.runner.run_now(run_id)
         with engine.connect() as conn:
             row = conn.execute(select(job_run).where(job_run.c.id == run_id)).one()
-    finally:
-        engine.dispose()
     if status is None:
         console.print(f"Run {run_id} was queued; a worker took it first.")
         return

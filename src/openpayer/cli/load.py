@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from openpayer.bootstrap import build_services
 from openpayer.cli.progress import resource_progress
 from openpayer.config import get_settings
 from openpayer.fhir.loading import Loader, LoadReport
@@ -76,8 +77,6 @@ def load(
         err.print(f"[red]No such file or folder:[/red] {', '.join(missing)}")
         raise typer.Exit(2)
 
-    from openpayer.app import build_services  # the search engine resolves conditional references
-
     bar = _Bar(err, enabled=not quiet)
     services = None
     try:
@@ -101,7 +100,7 @@ def load(
     finally:
         bar.stop()
         if services is not None:
-            services.engine.dispose()
+            services.close()
 
     if as_json:
         typer.echo(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2).decode())

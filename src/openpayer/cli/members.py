@@ -8,21 +8,11 @@ import typer
 from rich.console import Console
 from sqlalchemy.exc import IntegrityError
 
+from openpayer.cli.context import check_env, command_services
 from openpayer.config import get_settings
-from openpayer.db import make_engine
-from openpayer.members.accounts import MemberStore
-from openpayer.oauth.clock import Clock
-from openpayer.oauth.keys import Sealer
 
 app = typer.Typer(help="Manage member logins.", no_args_is_help=True)
 console = Console()
-
-
-def _store() -> tuple[MemberStore, object]:
-    settings = get_settings()
-    engine = make_engine(settings.resolved_database_url)
-    sealer = Sealer(settings.auth_key_encryption_key or settings.resolved_secret_key)
-    return MemberStore(engine, Clock(), sealer), engine
 
 
 @app.command("create")
@@ -36,16 +26,14 @@ def create(
     ] = False,
 ) -> None:
     """Create a member login linked to Patient/PATIENT."""
-    if env not in get_settings().environments:
-        raise typer.BadParameter(f"unknown environment {env!r}")
-    store, engine = _store()
+    settings = get_settings()
+    check_env(settings, env)
     try:
-        member = store.create(env, username, password, patient)
-        secret = store.enroll_totp(env, username) if totp else None
+        with command_services(settings) as services:
+            member = services.auth.members.create(env, username, password, patient)
+            secret = services.auth.members.enroll_totp(env, username) if totp else None
     except (ValueError, IntegrityError) as exc:
         raise typer.BadParameter("the username is taken or the password is too short") from exc
-    finally:
-        engine.dispose()  # type: ignore[attr-defined]
     console.print(f"member {member.username} (id {member.id}) -> Patient/{patient} in {env}")
     if secret:
         console.print(f"TOTP secret (shown once): {secret}")
@@ -56,13 +44,11 @@ def enroll_totp(
     env: Annotated[str, typer.Argument()], username: Annotated[str, typer.Option("--username")]
 ) -> None:
     """Enrol (or replace) a member's TOTP second factor; prints the secret once."""
-    store, engine = _store()
     try:
-        secret = store.enroll_totp(env, username)
+        with command_services() as services:
+            secret = services.auth.members.enroll_totp(env, username)
     except LookupError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    finally:
-        engine.dispose()  # type: ignore[attr-defined]
     console.print(f"TOTP secret (shown once): {secret}")
 
 
@@ -73,13 +59,11 @@ def seed_sandbox(
     """Create the published sandbox test logins (see the README) if they are missing."""
     from openpayer.members.sandbox import SANDBOX_MEMBERS, ensure_sandbox_members
 
-    store, engine = _store()
     try:
-        created = ensure_sandbox_members(store, env)
+        with command_services() as services:
+            created = ensure_sandbox_members(services.auth.members, env)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    finally:
-        engine.dispose()  # type: ignore[attr-defined]
     for username, _, patient in SANDBOX_MEMBERS:
         state = "created" if username in created else "exists"
         console.print(f"{username} -> Patient/{patient} ({state})")

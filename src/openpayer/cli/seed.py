@@ -34,9 +34,9 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from openpayer.bootstrap import Services, build_services
 from openpayer.cli.progress import resource_progress
 from openpayer.config import Settings, get_settings
-from openpayer.db import make_engine
 from openpayer.fhir.loading import Loader, LoadReport, Rejection
 from openpayer.fhir.storage.tables import fhir_resource
 from openpayer.members.models import member_account
@@ -209,23 +209,22 @@ def seed(
             )
         raise typer.Exit(0)
 
-    engine = None
+    services: Services | None = None
     skipped = False
     outcome = _Outcome()
     created: list[str] = []
     try:
         if migrate:
             upgrade(settings)
-        engine = make_engine(settings.resolved_database_url)
+        services = build_services(settings)
+        engine = services.engine
         if if_empty and _has_resources(engine, env):
             skipped = True
         else:
-            from openpayer.app import build_services  # the search engine and validator: only to load
-
             ctx = PlanContext(members, seed_value, start_date.date())
-            outcome = _seed(ctx, env, build_services(settings, engine), progress, workers, batch_size)
+            outcome = _seed(ctx, env, services, progress, workers, batch_size)
         if logins and not outcome.report.rejected and _test_patients_exist(engine, env):
-            created = _ensure_logins(settings, engine, env)
+            created = _ensure_logins(services, env)
         existing = _existing_logins(engine, env)
     except SQLAlchemyError as exc:
         progress.stop()
@@ -233,8 +232,8 @@ def seed(
         raise typer.Exit(1) from None
     finally:
         progress.stop()
-        if engine is not None:
-            engine.dispose()
+        if services is not None:
+            services.close()
 
     seconds = time.perf_counter() - started
     report = outcome.report
@@ -297,7 +296,7 @@ def _generate(ctx: PlanContext, units: list[int | None], folder: Path, progress:
 
 
 def _seed(
-    ctx: PlanContext, env: str, services: Any, progress: _Progress, workers: int | None, batch_size: int
+    ctx: PlanContext, env: str, services: Services, progress: _Progress, workers: int | None, batch_size: int
 ) -> _Outcome:
     outcome = _Outcome()
     total = outcome.report
@@ -371,19 +370,13 @@ def _test_patients_exist(engine: Engine, env: str) -> bool:
         return {row[0] for row in conn.execute(query)} == ids
 
 
-def _ensure_logins(settings: Settings, engine: Engine, env: str) -> list[str]:
-    from openpayer.members.accounts import MemberStore
+def _ensure_logins(services: Services, env: str) -> list[str]:
     from openpayer.members.sandbox import ensure_sandbox_members
-    from openpayer.oauth.clock import Clock
-    from openpayer.oauth.keys import Sealer
 
-    missing = {u for u, _, _ in SANDBOX_MEMBERS} - _existing_logins(engine, env)
+    missing = {u for u, _, _ in SANDBOX_MEMBERS} - _existing_logins(services.engine, env)
     if not missing:
         return []  # no argon2 work when every login is there
-    store = MemberStore(
-        engine, Clock(), Sealer(settings.auth_key_encryption_key or settings.resolved_secret_key)
-    )
-    return ensure_sandbox_members(store, env)
+    return ensure_sandbox_members(services.auth.members, env)
 
 
 def _existing_logins(engine: Engine, env: str) -> set[str]:

@@ -9,12 +9,11 @@ from types import FrameType
 import typer
 from rich.console import Console
 
-from openpayer.background import build_background
+from openpayer.bootstrap import build_services
+from openpayer.cli.context import command_services
 from openpayer.config import Settings, get_settings
-from openpayer.db import make_engine
 from openpayer.jobs import BackgroundRunner
 from openpayer.migrate import upgrade
-from openpayer.oauth.clock import Clock
 
 console = Console()
 
@@ -27,10 +26,9 @@ def worker(
     settings = get_settings()
     if migrate:
         upgrade(settings)
-    engine = make_engine(settings.resolved_database_url)
-    background = build_background(settings, engine, Clock())
-    runner = background.runner
-    try:
+    with command_services(settings) as services:
+        background = services.background
+        runner = background.runner
         if once:
             done = runner.run_once()
             console.print(f"{done} run(s) done")
@@ -45,16 +43,11 @@ def worker(
         jobs = ", ".join(d.name for d in background.registry)
         console.print(f"worker {runner.host} ready: {jobs}", highlight=False, soft_wrap=True)
         runner.run_forever(stop, settings.jobs_poll_seconds)
-    finally:
-        engine.dispose()
 
 
 def start_job_runner(settings: Settings) -> BackgroundRunner:
     """The runner on a thread of `openpayer serve` (one per serve command, whatever its worker count)."""
-    engine = make_engine(settings.resolved_database_url)
-    background = BackgroundRunner(
-        build_background(settings, engine, Clock()).runner, settings.jobs_poll_seconds
-    )
+    background = BackgroundRunner(build_services(settings).background.runner, settings.jobs_poll_seconds)
     background.start()
     console.print(
         f"jobs: runner {background.runner.host} started (OPENPAYER_JOBS_IN_SERVE=false turns it off)"

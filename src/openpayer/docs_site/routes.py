@@ -25,7 +25,7 @@ from openpayer.api.context import origin_of
 from openpayer.docs_site.markdown import GUIDES, rendered_guide
 
 if TYPE_CHECKING:
-    from openpayer.app import Services
+    from openpayer.api.service import FhirApi
 
 CALLBACK_PATH = "/docs/console/callback"
 KINDS = {"fhir": "Patient Access", "directory": "Provider Directory and Formulary"}
@@ -60,8 +60,8 @@ def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(html, status_code=status, headers=headers)
 
 
-def _services(request: Request) -> Services:
-    services: Services = request.app.state.services
+def _services(request: Request) -> FhirApi:
+    services: FhirApi = request.app.state.fhir_api
     return services
 
 

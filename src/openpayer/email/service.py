@@ -154,6 +154,21 @@ class EmailService:
         """The id of the job run that delivers a message (queued with the message; idempotent)."""
         return self.queue.enqueue(conn, DELIVER_JOB, {"message_id": message_id}, key=f"message-{message_id}")
 
+    def retry(self, conn: Connection, message_id: int) -> int | None:
+        """Queue a failed message again (after the operator fixed the relay or the address book); returns
+        the new delivery run's id, or None when the message is not failed (queued ones are already due)."""
+        now = self.clock.now()
+        changed = conn.execute(
+            update(email_message)
+            .where(email_message.c.id == message_id, email_message.c.status == "failed")
+            .values(status="queued")
+        ).rowcount
+        if not changed:
+            return None
+        return self.queue.enqueue(
+            conn, DELIVER_JOB, {"message_id": message_id}, key=f"message-{message_id}-retry-{now}"
+        )
+
     # -- delivering (the job) ---------------------------------------------------------------------------
 
     def deliver(self, context: JobContext) -> str:

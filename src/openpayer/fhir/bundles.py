@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 from sqlalchemy import Connection
 
+from openpayer.clock import to_instant
 from openpayer.db import read_connection, write_transaction
-from openpayer.fhir.clock import to_instant
 from openpayer.fhir.errors import BadRequest, FHIRError, Gone, MultipleMatches, NotFound, PreconditionFailed
 from openpayer.fhir.services import FhirService, Outcome, new_id
 from openpayer.fhir.storage.repository import StoredVersion

@@ -44,8 +44,8 @@ import orjson
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from openpayer.clock import Clock
 from openpayer.db import read_connection
-from openpayer.fhir.clock import now_micros
 from openpayer.fhir.errors import FHIRError
 from openpayer.fhir.ids import is_valid_id
 from openpayer.fhir.profiles import profile_errors
@@ -68,6 +68,8 @@ FIRST = ("hospitalInformation", "practitionerInformation")  # Synthea's shared r
 CHUNK_LINES = 200  # NDJSON lines per worker task
 CHUNK_BYTES = 2 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
+# Worker processes stamp `meta.lastUpdated` with real time: a bulk load is not moved by a test's clock.
+_WALL_CLOCK = Clock()
 _REFERENCE = re.compile(rb'"reference"\s*:\s*"((?:[^"\\]|\\.)*)"')
 _CONDITIONAL = re.compile(r"([A-Z][A-Za-z]+)\?(.+)")
 _URN_UUID = re.compile(r"urn:uuid:([0-9a-fA-F-]{36})")
@@ -405,7 +407,7 @@ def _prepare_resource(
         more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
         raise _Reject(f"{kind}: {first[0]}: {first[1]}{more}", details)
     started = time.perf_counter()
-    micros = now_micros()
+    micros = _WALL_CLOCK.now_micros()
     stamped = stamp(resource, 1, micros)
     _, body = codec.encode(stamped)
     rows = extract_index(stamped)

@@ -4,8 +4,8 @@ Every host runs the same loop. Exactly-once per scheduled run across hosts comes
 from a leader: a slot becomes one `job_run` row (unique on job and run key), and a run is claimed by one
 host in a transaction that locks its row (`SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL, so hosts
 never wait for each other; SQLite's `BEGIN IMMEDIATE` serialises claims instead). The claim raises the
-attempt count and sets a lease; a host that dies mid-run leaves a lease that expires, and another host
-takes the run over as its next attempt (so a run is retried after a crash rather than lost).
+attempt count and sets a lease, renewed while the job runs; a host that dies mid-run stops renewing, and
+once the lease lapses another host takes the run over as its next attempt (retried, not lost).
 """
 
 from __future__ import annotations
@@ -181,6 +181,7 @@ class JobRunner:
         outcome: str | None = None
         error: str | None = None
         retry = False
+        keeper = LeaseKeeper(self, claim)
         try:
             outcome = definition.handler(context)
         except PermanentError as exc:
@@ -191,6 +192,8 @@ class JobRunner:
             log.warning(
                 "job %s (run %d) attempt %d failed: %s", definition.name, claim.run_id, claim.attempt, error
             )
+        finally:
+            keeper.stop()
         duration_ms = int((time.monotonic() - started) * 1000)
         now = self.clock.now()
         if error is None:
@@ -276,6 +279,44 @@ class JobRunner:
                 log.exception("job runner %s: polling failed", self.host)
             stop.wait(poll_seconds)
         log.info("job runner %s stopped", self.host)
+
+
+class LeaseKeeper:
+    """Renews a running attempt's lease every third of it, so that a job running longer than its lease is
+    not taken over by another host while this one is still at it; a host that dies stops renewing."""
+
+    def __init__(self, runner: JobRunner, claim: Claim) -> None:
+        self.runner = runner
+        self.claim = claim
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name="openpayer-job-lease", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        lease = self.claim.definition.lease
+        while not self._stop.wait(max(0.5, lease / 3)):
+            try:
+                with write_transaction(self.runner.engine) as conn:
+                    conn.execute(
+                        update(job_run)
+                        .where(
+                            job_run.c.id == self.claim.run_id,
+                            job_run.c.attempt == self.claim.attempt,
+                            job_run.c.host == self.runner.host,
+                            job_run.c.status == "running",
+                        )
+                        .values(lease_until=self.runner.clock.now() + lease)
+                    )
+            except Exception:  # the next renewal tries again; the lease is three renewals long
+                log.warning(
+                    "job %s (run %d): renewing its lease failed",
+                    self.claim.definition.name,
+                    self.claim.run_id,
+                )
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class BackgroundRunner:

@@ -13,9 +13,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Engine, select, update
 
+from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.members.models import member_account
-from openpayer.oauth.clock import Clock
 from openpayer.oauth.keys import Sealer
 
 _HASHER = PasswordHasher()  # argon2id, RFC 9106 second recommended parameters

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, select
 
+from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.members.models import consent_grant
-from openpayer.oauth.clock import Clock
 from openpayer.oauth.tokens import TokenStore
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
+from openpayer.clock import Clock
 from openpayer.db import write_transaction
-from openpayer.fhir.clock import now_micros
 from openpayer.oauth.models import audit_event
 
 log = logging.getLogger("openpayer.audit")
@@ -37,8 +37,9 @@ class AuditEvent(StrEnum):
 
 
 class AuditLog:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
         self.engine = engine
+        self.clock = clock
         self._pending: list[dict[str, Any]] = []
         self._oldest = 0.0
         self._lock = threading.Lock()
@@ -57,7 +58,7 @@ class AuditLog:
         resource_id: str | None = None,
     ) -> None:
         entry = {
-            "at": now_micros(),
+            "at": self.clock.now_micros(),
             "env": env,
             "event": str(event),
             "client_id": client_id,

@@ -43,8 +43,8 @@ from sqlalchemy import Connection, Engine, and_, exists, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
+from openpayer.clock import Clock
 from openpayer.db import write_transaction
-from openpayer.oauth.clock import Clock
 from openpayer.oauth.errors import client_error
 from openpayer.oauth.models import oauth_assertion_jti, oauth_client
 

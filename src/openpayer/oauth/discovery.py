@@ -86,11 +86,11 @@ def openid_configuration(urls: Urls) -> dict[str, Any]:
 
 
 def _urls(request: Request) -> Urls:
-    services = request.app.state.services
+    server = request.app.state.auth
     env = request.path_params["env"]
-    if env not in services.settings.environments:
+    if env not in server.settings.environments:
         raise NotFound(f"There is no environment '{env}'")
-    urls: Urls = services.auth.urls(request, env)
+    urls: Urls = server.urls(request, env)
     return urls
 
 

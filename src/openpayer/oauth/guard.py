@@ -41,7 +41,8 @@ from openpayer.oauth.scopes import Access
 from openpayer.oauth.tokens import TokenInfo
 
 if TYPE_CHECKING:
-    from openpayer.app import Services
+    from openpayer.fhir.search.params import Registry
+    from openpayer.oauth.service import AuthServer
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -150,10 +151,11 @@ def refused(method: str, rest: list[str]) -> Target:
 
 
 class SmartGuard:
-    def __init__(self, app: ASGIApp, services: Services) -> None:
+    def __init__(self, app: ASGIApp, *, auth: AuthServer, registry: Registry) -> None:
         self.app = app
-        self.services = services
-        self.environments = frozenset(services.settings.environments)
+        self.auth = auth
+        self.registry = registry
+        self.environments = frozenset(auth.settings.environments)
         self._membership: OrderedDict[tuple[str, str, str, str], tuple[float, bool]] = OrderedDict()
         self._snapshots: OrderedDict[tuple[str, str], tuple[float, frozenset[tuple[str, str]] | None]] = (
             OrderedDict()
@@ -206,7 +208,7 @@ class SmartGuard:
         await self.app(scope, receive_and_flush, send)
 
     async def _flush_periodically(self) -> None:
-        audit = self.services.auth.audit
+        audit = self.auth.audit
         while True:
             await asyncio.sleep(AUDIT_MAX_AGE)
             if audit.due():
@@ -220,13 +222,13 @@ class SmartGuard:
 
     async def _flush(self) -> None:
         try:
-            await run_in_threadpool(self.services.auth.audit.flush)
+            await run_in_threadpool(self.auth.audit.flush)
         except Exception:  # flush() logged it and kept the events for the next write
             return
 
     # ---- CORS ----------------------------------------------------------------------------------------
     def _registered(self, env: str, origin: str | None) -> str | None:
-        if origin and origin in self.services.auth.clients.origins(env):
+        if origin and origin in self.auth.clients.origins(env):
             return origin
         return None
 
@@ -325,7 +327,7 @@ class SmartGuard:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise _unauthorized("This API requires a bearer access token (SMART on FHIR)", None)
-        tokens = self.services.auth.tokens
+        tokens = self.auth.tokens
         cached = tokens.cached_access(env, token)
         found = await run_in_threadpool(tokens.check_access, env, token) if cached is None else cached
         info, extra = found if found is not None else (None, None)
@@ -339,14 +341,14 @@ class SmartGuard:
 
     def _build(self, env: str, info: TokenInfo) -> Grant:
         access = Access.from_scope(info.scope)
-        dialect = self.services.engine.dialect.name
-        registry = self.services.registry
+        dialect = self.auth.engine.dialect.name
+        registry = self.registry
         searchable = None if access.searches_everything else access.types_with("s")
         parts: list[Restriction | None] = []
         if info.patient_id is not None:
             parts.append(PatientCompartment(info.patient_id, env=env, extra_types=EXTRA_TYPES))
         bounded = access.bounded_types()
-        query = QueryFilter(env, dialect, registry, bounded) if bounded else None
+        query = QueryFilter(env, dialect, registry, bounded, self.auth.clock) if bounded else None
         search_parts = [*parts, TypeFilter(searchable) if searchable is not None else None, query]
         read_parts = [*parts, query]
         search = AllOf(*search_parts) if any(search_parts) else None
@@ -390,7 +392,7 @@ class SmartGuard:
         assert grant.read is not None
         if grant.info.patient_id is not None and rtype in EXTRA_TYPES and rtype not in grant.bounded:
             return True
-        ttl = self.services.settings.auth_token_cache_seconds
+        ttl = self.auth.settings.auth_token_cache_seconds
         snapshot = await self._snapshot(env, grant, ttl)
         if snapshot is not None and (rtype, rid) in snapshot:
             return True
@@ -401,7 +403,7 @@ class SmartGuard:
         query = grant.read_check(rtype)
 
         def run() -> bool:
-            with self.services.engine.connect() as conn:
+            with self.auth.engine.connect() as conn:
                 return conn.execute(query, {"rid": rid}).first() is not None
 
         found = await run_in_threadpool(run)
@@ -432,7 +434,7 @@ class SmartGuard:
                 )
                 .limit(_SNAPSHOT_MAX + 1)
             )
-            with self.services.engine.connect() as conn:
+            with self.auth.engine.connect() as conn:
                 rows = conn.execute(query).all()
             return None if len(rows) > _SNAPSHOT_MAX else frozenset((row.type, row.id) for row in rows)
 
@@ -444,12 +446,12 @@ class SmartGuard:
 
     def _audit(self, env: str, grant: Grant, target: Target | None, status: int) -> None:
         self._record(env, grant, target, status)
-        if self.services.auth.audit.due():
+        if self.auth.audit.due():
             self._flush_soon()
 
     def _record(self, env: str, grant: Grant, target: Target | None, status: int) -> None:
         info = grant.info
-        self.services.auth.audit.record(
+        self.auth.audit.record(
             env,
             AuditEvent.FHIR_ACCESS,
             status,

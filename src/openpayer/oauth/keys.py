@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc.jwk import RSAKey
 from sqlalchemy import Engine, select
 
+from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.oauth.models import oauth_signing_key
 
@@ -45,8 +46,9 @@ class Sealer:
 
 
 class KeyStore:
-    def __init__(self, engine: Engine, sealer: Sealer) -> None:
+    def __init__(self, engine: Engine, sealer: Sealer, clock: Clock) -> None:
         self.engine = engine
+        self.clock = clock
         self.sealer = sealer
         self._lock = threading.RLock()
         self._cache: dict[str, tuple[float, RSAKey, dict[str, Any]]] = {}
@@ -65,7 +67,7 @@ class KeyStore:
                     alg=ALG,
                     public_jwk=json.dumps(public),
                     private_enc=self.sealer.seal(pem, kid.encode()),
-                    created_at=time.time_ns() // 1000,
+                    created_at=int(self.clock.now_float() * 1_000_000),
                 )
             )
         self._cache.pop(env, None)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, FromClause, and_, false, or_, true
 
-from openpayer.fhir.clock import now_micros
+from openpayer.clock import Clock
 from openpayer.fhir.errors import FHIRError
 from openpayer.fhir.search.params import Registry, parse_query
 from openpayer.fhir.search.sql import Context, node_clause
@@ -51,7 +51,9 @@ class QueryFilter:
         dialect: str,
         registry: Registry,
         bounded: Mapping[str, Sequence[tuple[tuple[str, str], ...]]],
+        clock: Clock,
     ) -> None:
+        self.clock = clock  # `ap` date comparisons are relative to now
         self.env = env
         self.dialect = dialect
         self.registry = registry
@@ -76,7 +78,7 @@ class QueryFilter:
     def _clause(
         self, resource: FromClause, bounded: Mapping[str, Sequence[tuple[tuple[str, str], ...]]]
     ) -> ColumnElement[bool]:
-        ctx = Context(self.env, "", self.dialect, None, None, now_micros())
+        ctx = Context(self.env, "", self.dialect, None, None, self.clock.now_micros())
         allowed: list[ColumnElement[bool]] = []
         for rtype, queries in bounded.items():
             options: list[ColumnElement[bool]] = []

@@ -1,15 +1,13 @@
-"""Installs the authorization server on the application: `/{env}/auth/...`, SMART discovery on the FHIR
-and directory bases, the bearer-token guard on `/{env}/fhir`, and the pages' static files."""
+"""Installs the authorization server's routes on the application: `/{env}/auth/...`, SMART discovery on the
+FHIR and directory bases, and the pages' static files. The composition root (`openpayer.bootstrap`) adds the
+SMART part of the CapabilityStatement; the application (`openpayer.app`) installs the bearer-token guard."""
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
 from openpayer.oauth.discovery import (
-    capability_contributor,
     openid_configuration_endpoint,
     smart_configuration_endpoint,
 )
@@ -19,13 +17,9 @@ from openpayer.oauth.endpoints.jwks import jwks
 from openpayer.oauth.endpoints.revoke import revoke
 from openpayer.oauth.endpoints.token import token
 from openpayer.oauth.endpoints.userinfo import userinfo
-from openpayer.oauth.guard import SmartGuard
-
-if TYPE_CHECKING:
-    from openpayer.app import Services
 
 
-def install(app: FastAPI, services: Services) -> None:
+def install(app: FastAPI) -> None:
     """Call before the FHIR routers are included, so `.well-known` wins over `/{type}/{id}`."""
     auth = "/{env}/auth"
     add = app.add_api_route
@@ -39,6 +33,3 @@ def install(app: FastAPI, services: Services) -> None:
     for base in ("auth", "fhir", "directory"):
         add(f"/{{env}}/{base}/.well-known/smart-configuration", smart_configuration_endpoint, methods=["GET"])
     app.mount("/static", StaticFiles(packages=[("openpayer", "static")]), name="static")
-    services.capability_contributors.append(capability_contributor)
-    if services.settings.auth_enforce:
-        app.add_middleware(SmartGuard, services=services)

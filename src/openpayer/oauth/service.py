@@ -1,4 +1,4 @@
-"""The authorization server's parts, built once per application (see `openpayer.app.build_services`)."""
+"""The authorization server's parts, built once per process by the composition root (openpayer.bootstrap)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from joserfc import jwt
 from sqlalchemy import Engine
 from starlette.requests import Request
 
+from openpayer.clock import Clock
 from openpayer.config import Settings
 from openpayer.members.accounts import MemberStore
 from openpayer.members.consent import GrantStore
-from openpayer.members.throttle import SignInThrottle, make_counter
+from openpayer.members.throttle import SignInThrottle
 from openpayer.oauth.audit import AuditLog
 from openpayer.oauth.clients import ClientStore
-from openpayer.oauth.clock import Clock
 from openpayer.oauth.keys import ALG, KeyStore, Sealer
 from openpayer.oauth.tokens import TokenStore
 
@@ -52,25 +52,7 @@ class AuthServer:
     audit: AuditLog
     sealer: Sealer
     throttle: SignInThrottle
-
-    @classmethod
-    def build(cls, settings: Settings, engine: Engine) -> AuthServer:
-        clock = Clock()
-        sealer = Sealer(settings.auth_key_encryption_key or settings.resolved_secret_key)
-        tokens = TokenStore(engine, clock, settings.auth_token_cache_seconds)
-        return cls(
-            settings=settings,
-            engine=engine,
-            clock=clock,
-            keys=KeyStore(engine, sealer),
-            clients=ClientStore(engine, clock, settings.auth_token_cache_seconds),
-            tokens=tokens,
-            members=MemberStore(engine, clock, sealer),
-            grants=GrantStore(engine, clock, tokens),
-            audit=AuditLog(engine),
-            sealer=sealer,
-            throttle=SignInThrottle(clock, make_counter(settings.redis_url)),
-        )
+    resource_types: frozenset[str]  # what scopes may name (the FHIR engine's resource types)
 
     def urls(self, request: Request, env: str) -> Urls:
         configured = self.settings.public_base_url

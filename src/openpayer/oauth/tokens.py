@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 
+from openpayer.clock import Clock
 from openpayer.members.models import consent_grant
-from openpayer.oauth.clock import Clock
 from openpayer.oauth.models import oauth_client, oauth_token
 
 _CACHE_SIZE = 10_000

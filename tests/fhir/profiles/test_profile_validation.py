@@ -20,7 +20,8 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from openpayer.app import Services, build_services, create_app
+from openpayer.app import create_app
+from openpayer.bootstrap import Services, build_services
 from openpayer.config import Settings
 from openpayer.fhir.outcome import Issue
 from openpayer.fhir.profiles import known_profiles, profile_errors, validate_against_profiles

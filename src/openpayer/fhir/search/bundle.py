@@ -13,7 +13,7 @@ from typing import Literal
 
 import orjson
 
-from openpayer.fhir.clock import now_micros, to_instant
+from openpayer.clock import to_instant
 from openpayer.fhir.outcome import Issue, operation_outcome
 from openpayer.fhir.subsetting import select_elements, summarize
 
@@ -35,6 +35,7 @@ class SearchResult:
     total: int | None = None
     links: list[tuple[str, str]] = field(default_factory=list)  # (relation, absolute URL), self first
     issues: list[Issue] = field(default_factory=list)
+    at: int = 0  # when the search ran (microseconds): the Bundle's meta.lastUpdated
 
     def link(self, relation: str) -> str | None:
         return next((url for rel, url in self.links if rel == relation), None)
@@ -64,7 +65,7 @@ def render_searchset(result: SearchResult) -> bytes:
     head: dict[str, object] = {
         "resourceType": "Bundle",
         "id": str(uuid.uuid4()),
-        "meta": {"lastUpdated": to_instant(now_micros())},
+        "meta": {"lastUpdated": to_instant(result.at)},
         "type": "searchset",
     }
     if result.total is not None:

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, FromClause, and_, case, func, or_, select, tu
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
-from openpayer.fhir.clock import now_micros
+from openpayer.clock import Clock
 from openpayer.fhir.errors import BadRequest, NotFound
 from openpayer.fhir.outcome import Issue
 from openpayer.fhir.paging import CursorSigner
@@ -92,7 +92,9 @@ class SearchService:
         default_count: int = 50,
         max_count: int = 1000,
         include_cap: int = 1000,
+        clock: Clock | None = None,
     ) -> None:
+        self.clock = clock or Clock()  # the composition root's; real time for a service built alone
         self.registry = registry
         self.signer = signer
         self.default_count = default_count
@@ -174,7 +176,7 @@ class SearchService:
         if not parsed.criteria:
             raise BadRequest("A conditional interaction needs search criteria")
         r = _MATCH
-        ctx = Context(env, base_url, conn.dialect.name, restriction, None, now_micros())
+        ctx = Context(env, base_url, conn.dialect.name, restriction, None, self.clock.now_micros())
         where = self._where(r, ctx, parsed, None)
         rows = conn.execute(select(r.c.id).where(*where).order_by(r.c.rid).limit(limit))
         return [row.id for row in rows]
@@ -195,7 +197,7 @@ class SearchService:
         types = compartment_types() | non_patient_types()
         allowed = types & frozenset(allowed_types) if allowed_types is not None else types
         patient = fhir_resource.alias("p")
-        ctx = Context(env, base_url, conn.dialect.name, restriction, allowed, now_micros())
+        ctx = Context(env, base_url, conn.dialect.name, restriction, allowed, self.clock.now_micros())
         found = conn.execute(
             select(patient.c.rid).where(
                 patient.c.env == env,
@@ -292,9 +294,11 @@ class SearchService:
         if conn.dialect.name == "sqlite" and _uses_near(parsed):
             _ensure_sqlite_math(conn)
         r = _MATCH
-        ctx = Context(env, base_url, conn.dialect.name, scope.restriction, scope.allowed_types, now_micros())
+        ctx = Context(
+            env, base_url, conn.dialect.name, scope.restriction, scope.allowed_types, self.clock.now_micros()
+        )
         where = self._where(r, ctx, parsed, scope)
-        result = SearchResult(issues=list(parsed.issues))
+        result = SearchResult(issues=list(parsed.issues), at=ctx.now)
         query_url = _url(base_url, scope.path, parsed.normalized)
 
         def token_url(rows: Sequence[_Row], direction: str) -> str:

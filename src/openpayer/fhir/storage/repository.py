@@ -15,7 +15,7 @@ import orjson
 from sqlalchemy import Connection, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from openpayer.fhir.clock import now_micros, to_http_date, to_instant
+from openpayer.clock import Clock, to_http_date, to_instant
 from openpayer.fhir.errors import PreconditionFailed
 from openpayer.fhir.search.index import IndexRows
 from openpayer.fhir.storage import codec
@@ -88,8 +88,10 @@ def _stamp(resource: dict[str, Any], version: int, micros: int) -> dict[str, Any
 
 
 class ResourceRepository:
-    def __init__(self, indexer: Indexer | None = None) -> None:
+    def __init__(self, indexer: Indexer | None = None, clock: Clock | None = None) -> None:
+        """`clock` stamps `meta.lastUpdated`: the composition root's; real time for a lone repository."""
         self._indexer = indexer
+        self.clock = clock or Clock()
 
     # ---- reads -------------------------------------------------------------------------------
     def read(self, conn: Connection, env: str, rtype: str, rid: str) -> StoredVersion | None:
@@ -158,7 +160,7 @@ class ResourceRepository:
         if require_new and current is not None and not current.deleted:
             raise PreconditionFailed(f"{rtype}/{rid} already exists")
         version = 1 if current is None else current.version + 1
-        micros = now_micros()
+        micros = self.clock.now_micros()
         stamped = _stamp(resource, version, micros)
         raw, compressed = codec.encode(stamped)
         if current is None:
@@ -184,7 +186,7 @@ class ResourceRepository:
             last = 0 if current is None else current.last_updated
             return WriteResult(StoredVersion(rtype, rid, version, last, True, None, "DELETE"), False, False)
         version = current.version + 1
-        micros = now_micros()
+        micros = self.clock.now_micros()
         seq = self._append_history(conn, env, rtype, rid, version, micros, "DELETE", True, None)
         conn.execute(
             update(fhir_resource)

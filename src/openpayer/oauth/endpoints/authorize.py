@@ -36,7 +36,6 @@ from openpayer.oauth.grants.authorization_code import create_code
 from openpayer.oauth.scopes import FHIR_USER, OFFLINE, OPENID, PROFILE, describe, parse_scopes
 
 if TYPE_CHECKING:
-    from openpayer.app import Services
     from openpayer.oauth.service import AuthServer
 
 REQUEST_MAX_AGE = 1800
@@ -48,15 +47,15 @@ SIGN_IN_FAILED = "The username or password is incorrect, or the account cannot s
 class _Flow:
     """One authorization request in progress: the validated parameters and the app."""
 
-    def __init__(self, request: Request, services: Services, env: str) -> None:
+    def __init__(self, request: Request, server: AuthServer, env: str) -> None:
         self.request = request
-        self.services = services
-        self.server: AuthServer = services.auth
+        self.server = server
+        self.settings = server.settings
         self.env = env
         self.urls = self.server.urls(request, env)
-        self.signer = Signer(services.settings.resolved_secret_key)
+        self.signer = Signer(server.settings.resolved_secret_key)
         self.action = f"/{env}/auth/authorize"
-        self.secure = cookie_secure(request, services.settings.auth_cookie_secure)
+        self.secure = cookie_secure(request, server.settings.auth_cookie_secure)
 
     @property
     def client_ip(self) -> str:
@@ -104,7 +103,7 @@ class _Flow:
     def consent_page(self) -> Response:
         scopes = parse_scopes(self.req["sc"])
         resources = [{"scope": r.text, "label": describe(r)} for r in scopes.resources]
-        settings = self.services.settings
+        settings = self.settings
         return self._form_page(
             "consent.html",
             client=self.client,
@@ -143,7 +142,7 @@ class _Flow:
             )
         if params.get("aud") not in self.server.fhir_audiences(self.request, self.env):
             return self.fail("invalid_request", "aud must be the FHIR base URL of this environment")
-        scopes = parse_scopes(params.get("scope"), known_types=self.services.resource_types)
+        scopes = parse_scopes(params.get("scope"), known_types=self.server.resource_types)
         if not scopes.granted:
             return self.fail("invalid_scope", "none of the requested scopes can be granted")
         self.req.update({"sc": str(scopes), "cc": challenge, "n": params.get("nonce")})
@@ -161,9 +160,7 @@ class _Flow:
 
     def session_member(self) -> Member | None:
         raw = self.request.cookies.get(SESSION_COOKIE)
-        data = (
-            self.signer.loads("session", raw, self.services.settings.auth_session_lifetime) if raw else None
-        )
+        data = self.signer.loads("session", raw, self.settings.auth_session_lifetime) if raw else None
         if not isinstance(data, dict) or data.get("e") != self.env:
             return None
         member = self.server.members.get(self.env, int(data["m"]))
@@ -239,7 +236,7 @@ class _Flow:
             SESSION_COOKIE,
             session,
             secure=self.secure,
-            max_age=self.services.settings.auth_session_lifetime,
+            max_age=self.settings.auth_session_lifetime,
         )
         return response
 
@@ -258,7 +255,7 @@ class _Flow:
         scope = str(requested)
         if not scope:
             return self.fail("access_denied", "the member shared nothing", after_post=True)
-        settings = self.services.settings
+        settings = self.settings
         now = self.server.clock.now()
         lifetime = (
             settings.auth_refresh_token_days * 86400
@@ -305,10 +302,10 @@ def _single_values(items: list[tuple[str, Any]]) -> tuple[dict[str, str], set[st
 
 
 async def authorize(request: Request) -> Response:
-    services: Services = request.app.state.services
+    server: AuthServer = request.app.state.auth
     env = request.path_params["env"]
-    flow = _Flow(request, services, env)
-    if env not in services.settings.environments:
+    flow = _Flow(request, server, env)
+    if env not in server.settings.environments:
         return flow.error_page("There is no such environment.", 404)
     if request.method == "POST":
         form = await request.form()

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from openpayer.oauth.errors import InvalidRequestError
 
 if TYPE_CHECKING:
-    from openpayer.app import Services
+    from openpayer.oauth.service import AuthServer
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -28,9 +28,10 @@ async def read_form(request: Request) -> dict[str, str]:
     return values
 
 
-def services_for(request: Request) -> tuple[Services, str]:
-    services: Services = request.app.state.services
+def server_for(request: Request) -> tuple[AuthServer, str]:
+    """The authorization server (put on `app.state.auth` by the composition root) and the environment."""
+    server: AuthServer = request.app.state.auth
     env = request.path_params["env"]
-    if env not in services.settings.environments:
+    if env not in server.settings.environments:
         raise InvalidRequestError("there is no such environment")
-    return services, env
+    return server, env

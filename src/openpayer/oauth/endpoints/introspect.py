@@ -12,15 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from openpayer.oauth.endpoints.common import read_form, services_for
+from openpayer.oauth.endpoints.common import read_form, server_for
 from openpayer.oauth.errors import NO_STORE, InvalidRequestError, OAuth2Error, error_json
 
 
 async def introspect(request: Request) -> Response:
     try:
-        services, env = services_for(request)
+        server, env = server_for(request)
         form = await read_form(request)
-        server = services.auth
         urls = server.urls(request, env)
         if not form.get("token"):
             raise InvalidRequestError("token is required")

@@ -6,14 +6,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from openpayer.oauth.endpoints.common import services_for
+from openpayer.oauth.endpoints.common import server_for
 from openpayer.oauth.errors import OAuth2Error, error_json
 
 
 async def jwks(request: Request) -> Response:
     try:
-        services, env = services_for(request)
+        server, env = server_for(request)
     except OAuth2Error as error:
         return error_json(error)
-    keys = await run_in_threadpool(services.auth.keys.jwks, env)
+    keys = await run_in_threadpool(server.keys.jwks, env)
     return JSONResponse(keys, headers={"Cache-Control": "public, max-age=300"})

@@ -11,15 +11,14 @@ from starlette.responses import Response
 
 from openpayer.db import write_transaction
 from openpayer.oauth.audit import AuditEvent
-from openpayer.oauth.endpoints.common import read_form, services_for
+from openpayer.oauth.endpoints.common import read_form, server_for
 from openpayer.oauth.errors import NO_STORE, InvalidRequestError, OAuth2Error, error_json
 
 
 async def revoke(request: Request) -> Response:
     try:
-        services, env = services_for(request)
+        server, env = server_for(request)
         form = await read_form(request)
-        server = services.auth
         urls = server.urls(request, env)
         if not form.get("token"):
             raise InvalidRequestError("token is required")

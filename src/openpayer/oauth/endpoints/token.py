@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from openpayer.oauth.clients import StaleClientError
-from openpayer.oauth.endpoints.common import read_form, services_for
+from openpayer.oauth.endpoints.common import read_form, server_for
 from openpayer.oauth.errors import (
     NO_STORE,
     OAuth2Error,
@@ -32,9 +32,8 @@ GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
 async def token(request: Request) -> Response:
     try:
-        services, env = services_for(request)
+        server, env = server_for(request)
         form = await read_form(request)
-        server = services.auth
         urls = server.urls(request, env)
         grant_type = form.get("grant_type")
         if grant_type not in GRANT_TYPES:
@@ -50,7 +49,7 @@ async def token(request: Request) -> Response:
                         return exchange(server, urls, authenticated, form)
                     if grant_type == "refresh_token":
                         return refresh(server, urls, authenticated, form)
-                    return client_credentials(server, urls, authenticated, form, services.resource_types)
+                    return client_credentials(server, urls, authenticated, form, server.resource_types)
                 except StaleClientError:
                     continue  # changed since this process cached it: once more, from the database
             raise client_error("unknown or inactive client")

@@ -6,18 +6,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from openpayer.oauth.endpoints.common import services_for
+from openpayer.oauth.endpoints.common import server_for
 from openpayer.oauth.errors import NO_STORE, InvalidTokenError, OAuth2Error, error_json
 from openpayer.oauth.scopes import OPENID
 
 
 async def userinfo(request: Request) -> Response:
     try:
-        services, env = services_for(request)
+        server, env = server_for(request)
         header = request.headers.get("authorization", "")
         if not header.lower().startswith("bearer "):
             raise InvalidTokenError("a bearer access token is required")
-        found = await run_in_threadpool(services.auth.tokens.check_access, env, header[7:].strip())
+        found = await run_in_threadpool(server.tokens.check_access, env, header[7:].strip())
         if found is None or found[0].member_id is None or OPENID not in found[0].scope.split():
             raise InvalidTokenError("the access token is not valid for userinfo")
     except OAuth2Error as error:
@@ -25,6 +25,6 @@ async def userinfo(request: Request) -> Response:
         response.headers["WWW-Authenticate"] = f'Bearer error="{error.error}"'
         return response
     info = found[0]
-    urls = services.auth.urls(request, env)
+    urls = server.urls(request, env)
     body = {"sub": str(info.member_id), "fhirUser": f"{urls.fhir}/Patient/{info.patient_id}"}
     return JSONResponse(body, headers=NO_STORE)

@@ -1,0 +1,139 @@
+"""The composition root: every service of the platform is built here, once, from `Settings`.
+
+The application (`openpayer.app`), every CLI command and the tests' fixtures call `build_services` and use
+what it returns; nothing else constructs a store, a sealer or a clock. Each backend is chosen here by a
+setting (sign-in throttling counts in Redis when `OPENPAYER_REDIS_URL` is set, in process otherwise).
+
+Adding a domain's services: build them in `build_services` from what is already built (one clock, one
+engine, one sealer, the audit log) and add them as fields of `Services`; add a CapabilityStatement
+`Contributor` to `services.api.capability_contributors` when the domain adds to it. `docs/architecture.md`
+lists where each capability is wired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+
+from openpayer.api.service import FhirApi
+from openpayer.background import Background, build_background
+from openpayer.clock import Clock
+from openpayer.config import Settings
+from openpayer.conformance.capability import ConformanceContributor
+from openpayer.db import make_engine
+from openpayer.fhir.bundles import BundleProcessor
+from openpayer.fhir.paging import CursorSigner
+from openpayer.fhir.search.bundle import render_searchset
+from openpayer.fhir.search.extract import extract_index
+from openpayer.fhir.search.registry import SearchParamRegistry, default_registry
+from openpayer.fhir.search.service import SearchService
+from openpayer.fhir.services import FhirService, parse_query
+from openpayer.fhir.storage.repository import ResourceRepository
+from openpayer.fhir.validation import known_resource_types, validate_resource
+from openpayer.members.accounts import MemberStore
+from openpayer.members.consent import GrantStore
+from openpayer.members.throttle import SignInThrottle, make_counter
+from openpayer.oauth.audit import AuditLog
+from openpayer.oauth.clients import ClientStore
+from openpayer.oauth.discovery import capability_contributor as smart_capability
+from openpayer.oauth.keys import KeyStore, Sealer
+from openpayer.oauth.service import AuthServer
+from openpayer.oauth.tokens import TokenStore
+from openpayer.portal.services import Portal
+
+
+@dataclass
+class Services:
+    """Every service of one process (server, CLI command or test), sharing one engine and one clock."""
+
+    settings: Settings
+    clock: Clock  # the one clock; tests move it (`services.clock.advance(61)`)
+    engine: Engine
+    sealer: Sealer  # encrypts secrets at rest (signing keys, TOTP secrets)
+    registry: SearchParamRegistry
+    signer: CursorSigner  # signs paging cursors
+    fhir: FhirService
+    search: SearchService
+    bundles: BundleProcessor
+    resource_types: frozenset[str]
+    api: FhirApi  # what the FHIR routes use (`app.state.fhir_api`)
+    auth: AuthServer  # the SMART/OIDC authorization server (`app.state.auth`)
+    background: Background  # job registry, queue, runner and email (openpayer.background)
+    portal: Portal  # the developer portal and app review (openpayer.portal)
+
+    def close(self) -> None:
+        """Release the database pool (CLI commands and tests; the server keeps it until it stops)."""
+        self.engine.dispose()
+
+
+def build_services(
+    settings: Settings, engine: Engine | None = None, *, clock: Clock | None = None
+) -> Services:
+    clock = clock or Clock()
+    engine = engine or make_engine(settings.resolved_database_url, echo=settings.sql_echo)
+    sealer = Sealer(settings.auth_key_encryption_key or settings.resolved_secret_key)
+
+    # ---- the FHIR engine ---------------------------------------------------------------------------
+    registry = default_registry()
+    signer = CursorSigner(settings.resolved_secret_key)
+    search = SearchService(
+        registry,
+        signer,
+        default_count=settings.default_page_size,
+        max_count=settings.max_page_size,
+        include_cap=settings.include_cap,
+        clock=clock,
+    )
+    repository = ResourceRepository(extract_index, clock)
+    fhir = FhirService(engine, validator=validate_resource, repository=repository, matcher=search)
+    types = known_resource_types()
+
+    def bundle_search(conn: Any, env: str, rtype: str, query: str, base_url: str) -> dict[str, Any]:
+        result = search.search(conn, env, rtype, parse_query(query), base_url=base_url)
+        parsed: dict[str, Any] = orjson.loads(render_searchset(result))
+        return parsed
+
+    bundles = BundleProcessor(fhir, bundle_search, types)
+
+    # ---- the SMART authorization server and member accounts ---------------------------------------
+    cache_seconds = settings.auth_token_cache_seconds
+    tokens = TokenStore(engine, clock, cache_seconds)
+    auth = AuthServer(
+        settings=settings,
+        engine=engine,
+        clock=clock,
+        keys=KeyStore(engine, sealer, clock),
+        clients=ClientStore(engine, clock, cache_seconds),
+        tokens=tokens,
+        members=MemberStore(engine, clock, sealer),
+        grants=GrantStore(engine, clock, tokens),
+        audit=AuditLog(engine, clock),
+        sealer=sealer,
+        throttle=SignInThrottle(clock, make_counter(settings.redis_url)),  # Redis when configured
+        resource_types=types,
+    )
+
+    # ---- the FHIR API and its CapabilityStatement --------------------------------------------------
+    api = FhirApi(settings, engine, registry, signer, fhir, search, bundles, types)
+    api.capability_contributors.append(ConformanceContributor(registry))  # IG profiles, instantiates
+    api.capability_contributors.append(smart_capability)  # SMART security, oauth-uris
+
+    return Services(
+        settings=settings,
+        clock=clock,
+        engine=engine,
+        sealer=sealer,
+        registry=registry,
+        signer=signer,
+        fhir=fhir,
+        search=search,
+        bundles=bundles,
+        resource_types=types,
+        api=api,
+        auth=auth,
+        background=build_background(settings, engine, clock),
+        portal=Portal.build(settings, engine, clock, auth.clients),
+    )
