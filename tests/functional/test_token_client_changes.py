@@ -124,3 +124,19 @@ def test_a_confidential_app_suspended_or_given_a_new_secret_elsewhere_stops_at_o
     assert app.refresh(refreshed.json()["refresh_token"]).status_code == 401
     app.client_secret = "a new secret"
     assert app.refresh(refreshed.json()["refresh_token"]).status_code == 200
+
+
+def test_a_new_secret_written_elsewhere_works_at_once_and_the_old_one_stops(
+    client: TestClient, services: Services
+) -> None:
+    client_id, secret = services.auth.clients.register(ENV, name="Portal", redirect_uris=[REDIRECT])
+
+    def answer(secret: str) -> int:
+        # A symmetric client may not use client_credentials: 400 once authenticated, 401 when not.
+        data = {"grant_type": "client_credentials", "scope": "system/*.rs"}
+        return client.post(TOKEN, data=data, auth=(client_id, secret)).status_code
+
+    assert answer(secret or "") == 400  # the client is now cached
+    _change_client(services, client_id, secret_digest=digest("a new secret"))
+    assert answer("a new secret") == 400
+    assert answer(secret or "") == 401

@@ -149,6 +149,8 @@ def test_serve_runs_the_job_runner_unless_turned_off(settings: Settings, engine:
             "--port",
             str(port),
             "--no-migrate",
+            "--workers",
+            "1",  # the job runner runs beside the workers, whatever their number: one starts sooner
         ]
         server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

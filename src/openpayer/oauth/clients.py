@@ -45,7 +45,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from openpayer.clock import Clock
 from openpayer.db import write_transaction
-from openpayer.oauth.errors import client_error
+from openpayer.oauth.errors import InvalidClientError, client_error
 from openpayer.oauth.models import oauth_assertion_jti, oauth_client
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -304,7 +304,35 @@ class ClientStore:
         cached: bool,
     ) -> Authenticated:
         """Authenticate without writing: the caller's transaction must `confirm` the result. With `cached`,
-        the client may come from this process's cache."""
+        the client may come from this process's cache; credentials a cached client refuses are checked
+        again against the stored client (it may have a new secret or new keys)."""
+        if cached:
+            try:
+                return self._credentials(env, form, headers, token_url, cached=True)
+            except InvalidClientError:
+                pass
+        return self._credentials(env, form, headers, token_url, cached=False)
+
+    def still_current(self, authenticated: Authenticated) -> bool:
+        """Whether a cached client is unchanged in the database (checked before a grant's error is
+        answered, so that a client changed elsewhere is never told more than a stored one would be)."""
+        if not authenticated.cached:
+            return True
+        with self.engine.connect() as conn:
+            current = conn.execute(select(literal(1)).where(_unchanged(authenticated.client))).first()
+        if current is None:
+            self.forget(authenticated.client.env, authenticated.client.client_id)
+        return current is not None
+
+    def _credentials(
+        self,
+        env: str,
+        form: Mapping[str, str],
+        headers: Mapping[str, str],
+        token_url: str,
+        *,
+        cached: bool,
+    ) -> Authenticated:
         basic = _basic_credentials(headers.get("authorization"))
         assertion_type = form.get("client_assertion_type")
         if basic is not None:
@@ -347,6 +375,14 @@ class ClientStore:
         if conn.execute(select(literal(1)).where(_unchanged(client))).first() is None:
             self._stale(authenticated)
         raise client_error("this client assertion was already used (jti replay)")
+
+    @staticmethod
+    def unchanged_check(authenticated: Authenticated) -> ColumnElement[bool] | None:
+        """The condition `confirm` checks with a `SELECT`, for a grant to evaluate in a query of its own
+        on the client's row (a `jti` still needs `confirm`)."""
+        if authenticated.cached and authenticated.jti is None:
+            return _unchanged(authenticated.client)
+        return None
 
     def _stale(self, authenticated: Authenticated) -> None:
         client = authenticated.client

@@ -52,6 +52,10 @@ async def token(request: Request) -> Response:
                     return client_credentials(server, urls, authenticated, form, server.resource_types)
                 except StaleClientError:
                     continue  # changed since this process cached it: once more, from the database
+                except OAuth2Error:
+                    if server.clients.still_current(authenticated):
+                        raise
+                    continue  # the grant refused a cached client that has since changed: once more
             raise client_error("unknown or inactive client")
 
         body = await run_in_threadpool(run)

@@ -29,9 +29,12 @@ def refresh(
     now = server.clock.now()
     issued: IssuedTokens | None = None
     with write_transaction(server.engine) as conn:
-        server.clients.confirm(conn, authenticated)
-        info = server.tokens.find(conn, urls.env, token, "refresh")
-        if info is None or info.client_id != client.client_id:
+        check = server.clients.unchanged_check(authenticated)
+        info = server.tokens.find(conn, urls.env, token, "refresh", client_check=check)
+        mine = info is not None and info.client_id == client.client_id
+        if not (mine and check is not None and info is not None and info.client_current):
+            server.clients.confirm(conn, authenticated)  # not checked in `find`, or changed
+        if info is None or not mine:
             raise InvalidGrantError("the refresh token is not valid")
         scope = _narrowed(info.scope, form.get("scope"))
         usable = info.active(now) and info.grant_id is not None and info.patient_id is not None
