@@ -27,6 +27,7 @@ from openpayer.fhir.errors import (
 )
 from openpayer.oauth import routes as oauth_routes
 from openpayer.oauth.guard import SmartGuard
+from openpayer.policy.routes import router as policy_router
 
 log = logging.getLogger("openpayer")
 
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(build_router("directory"))
     _install_operations_routes(app, services)
     app.include_router(docs_router)
+    app.include_router(policy_router)  # the signed "still in use" link of the inactivity notices
     install_openapi(app)
     _install_error_handlers(app)
     if services.settings.auth_enforce:

@@ -1,7 +1,7 @@
 """Wiring of the background work: the job registry with every real job, the runner, and the email service.
 
-Composition code (it may import every domain): the app, `openpayer serve`, `openpayer worker` and the
-`jobs` and `email` commands all build their background services here, from settings.
+Composition code (it may import every domain), called by the composition root (`bootstrap.py`) with its
+engine and clock: which jobs exist and which mail backend the settings choose are decided here.
 """
 
 from __future__ import annotations

@@ -36,12 +36,14 @@ from openpayer.fhir.validation import known_resource_types, validate_resource
 from openpayer.members.accounts import MemberStore
 from openpayer.members.consent import GrantStore
 from openpayer.members.throttle import SignInThrottle, make_counter
+from openpayer.oauth.activity import ActivityLog
 from openpayer.oauth.audit import AuditLog
 from openpayer.oauth.clients import ClientStore
 from openpayer.oauth.discovery import capability_contributor as smart_capability
 from openpayer.oauth.keys import KeyStore, Sealer
 from openpayer.oauth.service import AuthServer
 from openpayer.oauth.tokens import TokenStore
+from openpayer.policy.engine import InactivityPolicy
 from openpayer.portal.services import Portal
 
 
@@ -63,6 +65,7 @@ class Services:
     auth: AuthServer  # the SMART/OIDC authorization server (`app.state.auth`)
     background: Background  # job registry, queue, runner and email (openpayer.background)
     portal: Portal  # the developer portal and app review (openpayer.portal)
+    policy: InactivityPolicy  # the inactivity policy and its daily sweep (openpayer.policy)
 
     def close(self) -> None:
         """Release the database pool (CLI commands and tests; the server keeps it until it stops)."""
@@ -114,12 +117,33 @@ def build_services(
         sealer=sealer,
         throttle=SignInThrottle(clock, make_counter(settings.redis_url)),  # Redis when configured
         resource_types=types,
+        activity=ActivityLog(engine, clock),
     )
 
     # ---- the FHIR API and its CapabilityStatement --------------------------------------------------
     api = FhirApi(settings, engine, registry, signer, fhir, search, bundles, types)
     api.capability_contributors.append(ConformanceContributor(registry))  # IG profiles, instantiates
     api.capability_contributors.append(smart_capability)  # SMART security, oauth-uris
+
+    # ---- background work and the domains above the authorization server ---------------------------
+    background = build_background(settings, engine, clock)
+    policy = InactivityPolicy(
+        settings,
+        engine,
+        clock,
+        auth.activity,
+        auth.clients,
+        tokens,
+        background.email,
+        secret=settings.resolved_secret_key,
+    )
+    background.registry.periodic(
+        "policy.sweep",
+        86400,
+        lambda context: f"{len(policy.sweep())} steps",
+        offset=14 * 3600 + 30 * 60,  # 14:30 UTC: 08:30 in Chicago (CST), a working morning for replies
+        description="The inactivity policy's daily sweep (docs/policy.md)",
+    )
 
     return Services(
         settings=settings,
@@ -134,6 +158,7 @@ def build_services(
         resource_types=types,
         api=api,
         auth=auth,
-        background=build_background(settings, engine, clock),
+        background=background,
         portal=Portal.build(settings, engine, clock, auth.clients),
+        policy=policy,
     )

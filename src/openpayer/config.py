@@ -81,6 +81,15 @@ class Settings(BaseSettings):
         default=True, description="Count US federal holidays (as observed) as non-business days."
     )
 
+    # The inactivity policy (openpayer.policy; docs/policy.md). Days are the plan's local dates.
+    policy_window_days: int = Field(default=60, ge=1, description="Days without activity before notice.")
+    policy_second_notice_days: int = Field(default=14, ge=1, description="Days from first to second notice.")
+    policy_escalation_months: int = Field(
+        default=1, ge=1, description="Calendar months from the second notice to mailing other staff."
+    )
+    policy_removal_days: int = Field(default=7, ge=1, description="Days from escalation to removal.")
+    policy_time_zone: str = Field(default="America/Chicago", description="The zone policy dates are in.")
+
     @field_validator("portal_holidays", mode="before")
     @classmethod
     def _split_holidays(cls, value: object) -> object:

@@ -39,7 +39,8 @@ from sqlalchemy import create_engine, text
 from tests.conftest import BACKEND, _worker_database_url
 from typer.testing import CliRunner
 
-from openpayer.app import Services, build_services, create_app
+from openpayer.app import create_app
+from openpayer.bootstrap import Services, build_services
 from openpayer.cli.main import app as cli_app
 from openpayer.config import Settings
 from openpayer.members.sandbox import SANDBOX_MEMBERS

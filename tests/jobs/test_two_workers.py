@@ -61,7 +61,7 @@ def test_two_worker_processes_handle_each_scheduled_run_and_each_message_once(
     services: Services, smtp_server: SmtpServer
 ) -> None:
     engine: Engine = services.engine
-    smtp_server.relay.delay = 0.05  # long enough that both workers are busy at once
+    smtp_server.relay.delay = 0.1  # long enough that both workers are busy at once
     workers = [start_worker(name, services, smtp_server.port) for name in ("worker-a", "worker-b")]
     try:
         for worker in workers:

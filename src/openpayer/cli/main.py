@@ -9,10 +9,12 @@ from rich.console import Console
 from openpayer.cli import clients as client_commands
 from openpayer.cli import db as db_commands
 from openpayer.cli import email as email_commands
+from openpayer.cli import healthcheck as healthcheck_command
 from openpayer.cli import jobs as job_commands
 from openpayer.cli import keys as key_commands
 from openpayer.cli import load as load_commands
 from openpayer.cli import members as member_commands
+from openpayer.cli import policy as policy_commands
 from openpayer.cli import seed as seed_commands
 from openpayer.cli import serve as serve_commands
 from openpayer.cli import worker as worker_commands
@@ -46,6 +48,8 @@ app.add_typer(member_commands.app, name="members")
 app.add_typer(key_commands.app, name="keys")
 app.add_typer(job_commands.app, name="jobs")
 app.add_typer(email_commands.app, name="email")
+app.add_typer(policy_commands.app, name="policy")
+app.command("healthcheck")(healthcheck_command.healthcheck)
 app.command("serve")(serve_commands.serve)
 app.command("worker")(worker_commands.worker)
 app.command("load")(load_commands.load)

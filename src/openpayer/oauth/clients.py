@@ -219,11 +219,15 @@ class ClientStore:
 
     def set_status(self, env: str, client_id: str, status: str) -> bool:
         with write_transaction(self.engine) as conn:
-            done = conn.execute(
-                oauth_client.update()
-                .where(oauth_client.c.env == env, oauth_client.c.client_id == client_id)
-                .values(status=status)
-            ).rowcount
+            return self.set_status_in(conn, env, client_id, status)
+
+    def set_status_in(self, conn: Connection, env: str, client_id: str, status: str) -> bool:
+        """`set_status` inside the caller's transaction (a removal that must commit with its record)."""
+        done = conn.execute(
+            oauth_client.update()
+            .where(oauth_client.c.env == env, oauth_client.c.client_id == client_id)
+            .values(status=status)
+        ).rowcount
         self.forget(env, client_id)
         return bool(done)
 

@@ -15,6 +15,8 @@ An ASGI middleware, so that the FHIR routes stay as they are:
 - Every request with a token is audited after its response (no token, query or body is recorded). Events
   are written in batches in the background, at least every `AUDIT_MAX_AGE` seconds while the server runs,
   and the rest at shutdown (the ASGI lifespan).
+- Each request with a valid token (and a `/metadata` or `.well-known` request that carries one) marks its
+  client active in `auth.activity` (in memory; written with the audit batches) for the inactivity policy.
 """
 
 from __future__ import annotations
@@ -183,6 +185,7 @@ class SmartGuard:
             )
             await self._with_cors(scope, receive, send, allow)
         elif rest[:1] == [".well-known"] or (area == "fhir" and rest[:1] == ["metadata"]):
+            await self._note_public_call(scope, env)
             await self._with_cors(scope, receive, send, "*")
         elif area == "fhir":
             await self._guard(scope, receive, send, env, rest, self._registered(env, origin))
@@ -211,7 +214,7 @@ class SmartGuard:
         audit = self.auth.audit
         while True:
             await asyncio.sleep(AUDIT_MAX_AGE)
-            if audit.due():
+            if audit.due() or self.auth.activity.due():
                 await self._flush()
 
     def _flush_soon(self) -> None:
@@ -221,10 +224,11 @@ class SmartGuard:
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
-        try:
-            await run_in_threadpool(self.auth.audit.flush)
-        except Exception:  # flush() logged it and kept the events for the next write
-            return
+        for flush in (self.auth.audit.flush, self.auth.activity.flush):
+            try:
+                await run_in_threadpool(flush)
+            except Exception:  # noqa: S112 - flush() logged it and kept the events for the next write
+                continue
 
     # ---- CORS ----------------------------------------------------------------------------------------
     def _registered(self, env: str, origin: str | None) -> str | None:
@@ -283,6 +287,7 @@ class SmartGuard:
             if grant is not None:
                 self._audit(env, grant, target, error.status)
             return
+        self.auth.activity.called(env, grant.info.client_id)
         scope["state"] = {**scope.get("state", {}), "search_restriction": grant.search, "smart_grant": grant}
         status = 500
 
@@ -443,6 +448,22 @@ class SmartGuard:
         if len(self._snapshots) > _SNAPSHOTS:
             self._snapshots.popitem(last=False)
         return snapshot
+
+    async def _note_public_call(self, scope: Scope, env: str) -> None:
+        """`/metadata` and `.well-known` need no token, but one that carries a valid access token of an app
+        is that app's API call (a health check's), so it counts as activity. Anything else is ignored."""
+        header = _header(scope, b"authorization")
+        if not header or header[:7].lower() != "bearer ":
+            return
+        token = header[7:].strip()
+        if not token:
+            return
+        tokens = self.auth.tokens
+        found = tokens.cached_access(env, token)
+        if found is None:
+            found = await run_in_threadpool(tokens.check_access, env, token)
+        if found is not None and found[0] is not None:
+            self.auth.activity.called(env, found[0].client_id)
 
     def _audit(self, env: str, grant: Grant, target: Target | None, status: int) -> None:
         self._record(env, grant, target, status)

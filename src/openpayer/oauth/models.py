@@ -123,3 +123,14 @@ audit_event = Table(
     Index("ix_audit_event_env_at", "env", "at"),
     Index("ix_audit_event_patient_id", "patient_id"),
 )
+
+# Last activity of each client (SMART authorization; FHIR call with one of its tokens), for the inactivity
+# policy. Written by `openpayer.oauth.activity.ActivityLog` in batches, never on the request itself.
+oauth_activity = Table(
+    "oauth_activity",
+    metadata,
+    Column("env", String(32), primary_key=True),
+    Column("client_id", String(64), primary_key=True),
+    Column("last_authorized_at", BigInteger, nullable=True),  # authorization-code or client-credentials grant
+    Column("last_call_at", BigInteger, nullable=True),  # any request with a valid access token (to a minute)
+)

@@ -14,6 +14,7 @@ from openpayer.config import Settings
 from openpayer.members.accounts import MemberStore
 from openpayer.members.consent import GrantStore
 from openpayer.members.throttle import SignInThrottle
+from openpayer.oauth.activity import ActivityLog
 from openpayer.oauth.audit import AuditLog
 from openpayer.oauth.clients import ClientStore
 from openpayer.oauth.keys import ALG, KeyStore, Sealer
@@ -53,6 +54,7 @@ class AuthServer:
     sealer: Sealer
     throttle: SignInThrottle
     resource_types: frozenset[str]  # what scopes may name (the FHIR engine's resource types)
+    activity: ActivityLog  # last authorization and call per client, for the inactivity policy
 
     def urls(self, request: Request, env: str) -> Urls:
         configured = self.settings.public_base_url

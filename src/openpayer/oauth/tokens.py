@@ -239,6 +239,20 @@ class TokenStore:
         conn.execute(update(oauth_token).where(oauth_token.c.grant_id == grant_id).values(revoked=True))
         self.forget_all()
 
+    def revoke_client(self, conn: Connection, env: str, client_id: str) -> None:
+        """Revoke every token and consent grant of a client (its removal): they stop working at once."""
+        conn.execute(
+            update(consent_grant)
+            .where(consent_grant.c.client_id == client_id, consent_grant.c.revoked_at.is_(None))
+            .values(revoked_at=self.clock.now())
+        )
+        conn.execute(
+            update(oauth_token)
+            .where(oauth_token.c.env == env, oauth_token.c.client_id == client_id)
+            .values(revoked=True)
+        )
+        self.forget_all()
+
     def revoke_code_family(self, conn: Connection, code_digest: str, grant_id: int | None) -> None:
         """RFC 6749 §4.1.2 / RFC 9700 §4.2: a reused code revokes every token issued from it."""
         condition = oauth_token.c.code_digest == code_digest

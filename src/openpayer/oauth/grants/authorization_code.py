@@ -126,7 +126,9 @@ def exchange(
         raise InvalidGrantError("the authorization code was already used; its tokens are revoked")
     if failure is not None or issued is None:
         raise failure or InvalidGrantError("the authorization code is not valid")
-    return issued.respond(server, urls)
+    body = issued.respond(server, urls)
+    server.activity.authorized(urls.env, client.client_id)  # for the inactivity policy (oauth/activity.py)
+    return body
 
 
 def _mismatch(row: Any, client: Client, form: dict[str, str], now: int) -> OAuth2Error | None:

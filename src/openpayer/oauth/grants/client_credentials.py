@@ -49,4 +49,5 @@ def client_credentials(
             expires_at=server.clock.now() + lifetime,
         )
     server.audit.record(urls.env, AuditEvent.TOKEN_ISSUED, 200, client_id=client.client_id)
+    server.activity.authorized(urls.env, client.client_id)  # for the inactivity policy (oauth/activity.py)
     return {"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": scope}

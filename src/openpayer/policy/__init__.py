@@ -1,0 +1,1 @@
+"""The inactivity policy: per subscription, notices, escalation and removal after months without use."""
