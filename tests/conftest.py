@@ -7,6 +7,7 @@ in its own database. On PostgreSQL the schema is migrated once per worker and ta
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -40,6 +41,17 @@ def _worker_database_url(worker: str) -> str:
     base = normalise_database_url(PG_URL)
     head, _, name = base.rpartition("/")
     return f"{head}/{name}_{worker}"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Commands run in process (`openpayer serve`, `openpayer worker`) configure logging for the whole
+    process (openpayer.observability.logs); each test starts from the logging pytest set up."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")

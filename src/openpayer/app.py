@@ -4,16 +4,22 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from openpayer import __version__
+from openpayer.api.errors_log import UnhandledErrors
 from openpayer.api.fhir_routes import build_router
+from openpayer.api.input_guard import RejectNul
 from openpayer.api.negotiation import error_response
 from openpayer.bootstrap import Services, build_services
 from openpayer.config import Settings, get_settings
@@ -27,7 +33,13 @@ from openpayer.fhir.errors import (
 )
 from openpayer.oauth import routes as oauth_routes
 from openpayer.oauth.guard import SmartGuard
+from openpayer.observability import metrics
+from openpayer.observability.middleware import RequestObservation
 from openpayer.policy.routes import router as policy_router
+from openpayer.portal import routes as portal_routes
+from openpayer.web.headers import SecurityHeaders
+from openpayer.web.layers import LayeredApp
+from openpayer.web.proxies import TrustedProxies, parse_networks
 
 log = logging.getLogger("openpayer")
 
@@ -38,12 +50,13 @@ __all__ = ["Services", "build_services", "create_app"]
 def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
     settings = settings or get_settings()
     services = services or build_services(settings)
-    app = FastAPI(
+    app = LayeredApp(
         title="OpenPayer",
         version=__version__,
         description="CMS Interoperability APIs: Patient Access, Provider Directory, Formulary (FHIR R4).",
         docs_url=None,  # Swagger UI loads from a CDN: /docs/api is served by openpayer.docs_site instead
         redoc_url=None,
+        lifespan=_refuse_to_start_when_misconfigured(services),
     )
     app.state.services = services
     app.state.fhir_api = services.api
@@ -52,13 +65,90 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(build_router("fhir"))
     app.include_router(build_router("directory"))
     _install_operations_routes(app, services)
+    portal_routes.install(app, services.portal, services.settings, services.clock)
     app.include_router(docs_router)
     app.include_router(policy_router)  # the signed "still in use" link of the inactivity notices
     install_openapi(app)
     _install_error_handlers(app)
     if services.settings.auth_enforce:
         app.add_middleware(SmartGuard, auth=services.auth, registry=services.registry)
+    app.add_middleware(RejectNul, max_body_bytes=settings.max_body_bytes)  # before the guard
+    app.add_middleware(UnhandledErrors)  # outermost: any error below becomes a logged, sanitised 500
+    _declare_path_parameters(app)
+    _install_outer_layers(app, services.settings)  # around everything, Starlette's error handling too
     return app
+
+
+class StartupRefused(RuntimeError):
+    """This host must not serve as configured; the message names the setting to fix."""
+
+
+def startup_problems(services: Services) -> list[str]:
+    """What makes serving wrong rather than merely unready: links built from a client's Host header on a
+    public interface, or signing keys that another host sealed under another secret (every /token and
+    /jwks would answer 500 while the other hosts work)."""
+    problems = []
+    url_problem = services.settings.public_base_url_problem()
+    if url_problem:
+        problems.append(url_problem)
+    try:
+        keys_problem = services.auth.keys.decryption_problem()
+    except Exception:  # the database is unreachable: /readyz says so; it may come back
+        log.warning("startup: the signing keys could not be checked (database unreachable)")
+        keys_problem = None
+    if keys_problem:
+        problems.append(keys_problem)
+    return problems
+
+
+def _refuse_to_start_when_misconfigured(services: Services) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        problems = await run_in_threadpool(startup_problems, services)
+        for problem in problems:
+            log.critical("refusing to start: %s", problem)
+        if problems:
+            raise StartupRefused(" ".join(problems))
+        yield
+
+    return lifespan
+
+
+def _declare_path_parameters(app: FastAPI) -> None:
+    """The routes read `{env}` (and `{rtype}`…) from the path without a typed argument, so FastAPI leaves
+    them out of the OpenAPI document; add every template variable an operation does not declare, so
+    that clients and fuzzers (tests/api/test_fuzz.py) can build valid URLs from it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if getattr(app.state, "openapi_paths_declared", False):
+            return generate()
+        schema = generate()  # openpayer.docs_site.openapi's: unique operationIds
+        for path, operations in schema.get("paths", {}).items():
+            names = re.findall(r"{([^}/]+)}", path)
+            for operation in operations.values():
+                declared = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "path"}
+                missing = [name for name in names if name not in declared]
+                operation.setdefault("parameters", [])
+                for name in missing:
+                    operation["parameters"].append(
+                        {
+                            "name": name,
+                            "in": "path",
+                            "required": True,
+                            "schema": {
+                                "type": "string",
+                                "enum": list(app.state.services.settings.environments),
+                            }
+                            if name == "env"
+                            else {"type": "string"},
+                        }
+                    )
+        app.openapi_schema = schema
+        app.state.openapi_paths_declared = True
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_operations_routes(app: FastAPI, services: Services) -> None:
@@ -66,15 +156,22 @@ def _install_operations_routes(app: FastAPI, services: Services) -> None:
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", include_in_schema=False)
-    def readyz() -> JSONResponse:
-        try:
-            with services.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-        except Exception:
-            log.warning("readiness check: database unreachable")
-            return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+    app.add_route("/readyz", services.readiness.endpoint(), methods=["GET"], include_in_schema=False)
+    metrics.POOL.watch(services.engine)
+    token = services.settings.metrics_token
+    endpoint = metrics.metrics_endpoint(token.get_secret_value() if token else None)
+    app.add_route("/metrics", endpoint, methods=["GET"], include_in_schema=False)
+
+
+def _install_outer_layers(app: LayeredApp, settings: Settings) -> None:
+    """Added innermost first: security headers, then request ids, logs and metrics, then (outermost) the
+    proxy's view of the client address and scheme, which everything inside sees."""
+    https_origin = (settings.public_base_url or "").startswith("https://")
+    app.add_outer_layer(lambda inner: SecurityHeaders(inner, https_origin=https_origin))
+    app.add_outer_layer(lambda inner: RequestObservation(inner, settings.environments))
+    networks = parse_networks(settings.trusted_proxies)
+    if networks:
+        app.add_outer_layer(lambda inner: TrustedProxies(inner, networks))
 
 
 def _is_fhir_path(path: str) -> bool:
@@ -89,6 +186,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if portal_routes.is_page_path(request.url.path):
+            return portal_routes.error_page(request, exc.status_code)
         if _is_fhir_path(request.url.path) or exc.status_code in (404, 405):
             mapped: FHIRError
             if exc.status_code == 404:
@@ -104,11 +203,3 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         return error_response(BadRequest("The request is malformed"))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        # Never a traceback to the client; the log gets the type and path, not the body.
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        error = FHIRError("An unexpected error occurred; it has been logged")
-        error.status = 500
-        return error_response(error)

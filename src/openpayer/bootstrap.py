@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from openpayer.api.service import FhirApi
 from openpayer.background import Background, build_background
@@ -43,6 +43,7 @@ from openpayer.oauth.discovery import capability_contributor as smart_capability
 from openpayer.oauth.keys import KeyStore, Sealer
 from openpayer.oauth.service import AuthServer
 from openpayer.oauth.tokens import TokenStore
+from openpayer.observability.readiness import Readiness
 from openpayer.policy.engine import InactivityPolicy
 from openpayer.portal.services import Portal
 
@@ -66,6 +67,7 @@ class Services:
     background: Background  # job registry, queue, runner and email (openpayer.background)
     portal: Portal  # the developer portal and app review (openpayer.portal)
     policy: InactivityPolicy  # the inactivity policy and its daily sweep (openpayer.policy)
+    readiness: Readiness  # what /readyz checks (openpayer.observability)
 
     def close(self) -> None:
         """Release the database pool (CLI commands and tests; the server keeps it until it stops)."""
@@ -159,6 +161,29 @@ def build_services(
         api=api,
         auth=auth,
         background=background,
-        portal=Portal.build(settings, engine, clock, auth.clients),
+        portal=Portal.build(settings, engine, clock, auth.clients, sealer, background.email),
         policy=policy,
+        readiness=build_readiness(settings, engine, auth.keys),
     )
+
+
+def build_readiness(settings: Settings, engine: Engine, keys: KeyStore) -> Readiness:
+    """/readyz: the database answers, this host decrypts the signing keys, and Redis answers when set."""
+    readiness = Readiness()
+
+    def database() -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    readiness.add("database", database)
+    readiness.add("signing_keys", keys.decryption_problem)
+    if settings.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+
+        def redis_answers() -> None:
+            client.ping()
+
+        readiness.add("redis", redis_answers)
+    return readiness

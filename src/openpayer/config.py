@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import secrets
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -65,6 +66,16 @@ class Settings(BaseSettings):
     smtp_timeout: float = Field(default=30.0, gt=0, description="Seconds to wait for the SMTP relay.")
     mail_from: str = Field(default="OpenPayer <openpayer@localhost>", description="The From address.")
     email_max_attempts: int = Field(default=12, ge=1, description="Delivery attempts before a message fails.")
+    # Deployment and observability (openpayer.observability, openpayer.web); docs/configuration.md.
+    dev: bool = Field(default=False, description="Local development: links may follow the Host header.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Networks (CIDRs) whose X-Forwarded-For/-Proto are believed."
+    )
+    log_level: str = Field(default="info", description="debug, info, warning or error.")
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto", description="JSON lines; console (readable) when auto and stderr is a terminal."
+    )
+    metrics_token: SecretStr | None = Field(default=None, description="Bearer token required on /metrics.")
 
     # Developer portal (openpayer.portal)
     portal_sandbox_env: str = Field(
@@ -79,6 +90,12 @@ class Settings(BaseSettings):
     )
     portal_us_federal_holidays: bool = Field(
         default=True, description="Count US federal holidays (as observed) as non-business days."
+    )
+    portal_session_idle: int = Field(
+        default=1800, description="Portal and console sessions end after this many seconds without a page."
+    )
+    portal_session_max_age: int = Field(
+        default=12 * 3600, description="Portal and console sessions end this long after sign-in."
     )
 
     # The inactivity policy (openpayer.policy; docs/policy.md). Days are the plan's local dates.
@@ -114,6 +131,31 @@ class Settings(BaseSettings):
             raise ValueError("must start with smtp:// or smtps://")
         return value or None
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for network in value:
+                ipaddress.ip_network(str(network).strip(), strict=False)  # ValueError names the bad entry
+        return value
+
+    def public_base_url_problem(self, bind_host: str | None = None) -> str | None:
+        """Why serving on `bind_host` (default `host`) needs OPENPAYER_PUBLIC_BASE_URL, or None.
+
+        Without it, issuer and links follow each request's Host header, which any client can set: acceptable
+        only on a developer's machine, i.e. when the server listens on a loopback address or
+        OPENPAYER_DEV=true says so.
+        """
+        if self.public_base_url or self.dev or is_loopback(bind_host or self.host):
+            return None
+        return (
+            f"OPENPAYER_PUBLIC_BASE_URL must be set when serving on {bind_host or self.host} (not loopback): "
+            "the SMART issuer and every link are built from it (e.g. https://api.example-plan.org). "
+            "Set OPENPAYER_DEV=true to derive them from the Host header on a development machine."
+        )
+
     @cached_property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -128,11 +170,20 @@ class Settings(BaseSettings):
         path = self.home / "secret.key"
         if path.exists():
             return path.read_text().strip()
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
         path.touch(mode=0o600)
         path.write_text(key)
         return key
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def normalise_database_url(url: str) -> str:

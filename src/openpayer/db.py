@@ -7,11 +7,13 @@ on the database lock instead of failing half-way with SQLITE_BUSY. PostgreSQL us
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, make_url
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -25,12 +27,16 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
+    # hide_parameters: an error's message (and the echo log) never carries bound values, which are member
+    # data (patient ids, member numbers searched).
     if url.startswith("sqlite"):
+        prepare_sqlite_file(url)
         # As many pooled connections as the server's worker threads use at once: an overflow connection is
         # closed on return, and reopening one (with its PRAGMAs) on every request costs more than the read.
         engine = create_engine(
             url,
             echo=echo,
+            hide_parameters=True,
             pool_size=20,
             max_overflow=20,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -45,11 +51,27 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(
         url,
         echo=echo,
+        hide_parameters=True,
         pool_size=10,
         max_overflow=20,
         pool_pre_ping=True,
         connect_args={"prepare_threshold": None},
     )
+
+
+def prepare_sqlite_file(url: str) -> None:
+    """Create the SQLite database file 0600 (its -wal and -shm files take the same mode) in a data
+    directory created 0700: it holds member data, like the 0600 `secret.key` beside it. An existing file
+    readable by others is narrowed to 0600; an existing directory is left as its owner set it."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
 
 
 def _configure_sqlite(engine: Engine) -> None:

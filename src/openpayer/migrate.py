@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
 
 from openpayer.config import Settings
-from openpayer.db import make_engine
+from openpayer.db import make_engine, prepare_sqlite_file
 
 
 def alembic_config(url: str) -> Config:
@@ -22,7 +22,8 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(settings: Settings, revision: str = "head", engine: Engine | None = None) -> None:
     if settings.resolved_database_url.startswith("sqlite"):
-        settings.home.mkdir(parents=True, exist_ok=True)
+        settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        prepare_sqlite_file(settings.resolved_database_url)
     config = alembic_config(settings.resolved_database_url)
     if engine is not None:
         with engine.begin() as conn:

@@ -160,3 +160,93 @@ def test_concurrent_creates_of_the_same_id_leave_one_resource(client: TestClient
     assert sorted(statuses) == [200] * 5 + [201]
     history = client.get(f"{FHIR}/Patient/race/_history").json()
     assert sorted(int(e["resource"]["meta"]["versionId"]) for e in history["entry"]) == [1, 2, 3, 4, 5, 6]
+
+
+# ---- If-Match on conditional update, and conditional writes racing (issue 13) ---------------------------
+def test_conditional_update_honours_if_match(client: TestClient) -> None:
+    url = f"{FHIR}/Patient?identifier=http://example.org/member|IM-1"
+    assert client.put(url, json=member("IM-1"), headers={**JSON, "If-Match": 'W/"1"'}).status_code == 412
+    created = client.put(url, json=member("IM-1"), headers=JSON)
+    assert created.status_code == 201
+    stale = client.put(url, json=member("IM-1", gender="male"), headers={**JSON, "If-Match": 'W/"7"'})
+    assert stale.status_code == 412
+    fresh = client.put(url, json=member("IM-1", gender="female"), headers={**JSON, "If-Match": 'W/"1"'})
+    assert fresh.status_code == 200
+    assert fresh.json()["meta"]["versionId"] == "2"
+    again = client.put(url, json=member("IM-1", gender="other"), headers={**JSON, "If-Match": 'W/"1"'})
+    assert again.status_code == 412
+
+
+def test_conditional_update_in_a_bundle_honours_request_if_match(client: TestClient) -> None:
+    query = "Patient?identifier=http://example.org/member|IM-2"
+    client.put(f"{FHIR}/{query}", json=member("IM-2"), headers=JSON)
+
+    def bundle(kind: str, etag: str) -> dict[str, Any]:
+        entry = {"resource": member("IM-2", gender="female"), "request": {"method": "PUT", "url": query}}
+        entry["request"]["ifMatch"] = etag
+        return {"resourceType": "Bundle", "type": kind, "entry": [entry]}
+
+    assert client.post(FHIR, json=bundle("transaction", 'W/"5"'), headers=JSON).status_code == 412
+    batch = client.post(FHIR, json=bundle("batch", 'W/"5"'), headers=JSON).json()
+    assert batch["entry"][0]["response"]["status"].startswith("412")
+    done = client.post(FHIR, json=bundle("transaction", 'W/"1"'), headers=JSON)
+    assert done.status_code == 200
+    assert done.json()["entry"][0]["response"]["etag"] == 'W/"2"'
+
+
+def race(count: int, request: Any) -> list[Any]:
+    """`count` threads sending at once (released together by a barrier); their responses."""
+    barrier = threading.Barrier(count)
+    responses: list[Any] = [None] * count
+
+    def run(index: int) -> None:
+        barrier.wait()
+        responses[index] = request(index)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return responses
+
+
+def test_concurrent_conditional_creates_make_one_resource(client: TestClient) -> None:
+    headers = {**JSON, "If-None-Exist": "identifier=http://example.org/member|RACE-1"}
+    responses = race(20, lambda i: client.post(f"{FHIR}/Patient", json=member("RACE-1"), headers=headers))
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] * 19 + [201], [r.text for r in responses if r.status_code >= 300]
+    assert len({r.json()["id"] for r in responses}) == 1
+    found = client.get(f"{FHIR}/Patient", params={"identifier": "http://example.org/member|RACE-1"}).json()
+    assert found["total"] == 1
+
+
+def test_concurrent_conditional_updates_of_a_new_identifier_make_one_resource(client: TestClient) -> None:
+    url = f"{FHIR}/Patient?identifier=http://example.org/member|RACE-2"
+    responses = race(20, lambda i: client.put(url, json=member("RACE-2", gender="male"), headers=JSON))
+    assert sorted(r.status_code for r in responses) == [200] * 19 + [201]
+    found = client.get(url.replace("Patient?", "Patient?_total=accurate&")).json()
+    assert found["total"] == 1
+    rid = found["entry"][0]["resource"]["id"]
+    history = client.get(f"{FHIR}/Patient/{rid}/_history", params={"_count": 100}).json()
+    assert len(history["entry"]) == 20  # every accepted write is a version: none was lost
+
+
+def test_concurrent_conditional_updates_with_one_etag_have_one_winner(client: TestClient) -> None:
+    url = f"{FHIR}/Patient?identifier=http://example.org/member|RACE-3"
+    created = client.put(url, json=member("RACE-3"), headers=JSON)
+    etag = created.headers["etag"]
+
+    def update(index: int) -> Any:
+        body = member("RACE-3", name=[{"family": f"Writer{index}"}])
+        return client.put(url, json=body, headers={**JSON, "If-Match": etag})
+
+    responses = race(20, update)
+    assert sorted(r.status_code for r in responses) == [200] + [412] * 19
+    winner = next(r for r in responses if r.status_code == 200).json()
+    rid = created.json()["id"]
+    current = client.get(f"{FHIR}/Patient/{rid}").json()
+    assert current["name"] == winner["name"]
+    assert current["meta"]["versionId"] == "2"
+    history = client.get(f"{FHIR}/Patient/{rid}/_history").json()
+    assert sorted(e["resource"]["meta"]["versionId"] for e in history["entry"]) == ["1", "2"]

@@ -88,6 +88,12 @@ def test_directory_console_runs_a_search_at_once(
     assert_accessible(page)
     assert_fits_width(page)
 
+    # Each entry can be read on its own: the form switches to that read and sends it.
+    page.click("button[aria-label='Read InsurancePlan/formulary-commercial']")
+    expect(page.locator("#response-status")).to_contain_text("200 OK: InsurancePlan/formulary-commercial")
+    assert page.input_value("#interaction") == "read"
+    assert page.inner_text("#request-url").endswith("/sandbox/directory/InsurancePlan/formulary-commercial")
+
     # Paging: the Bundle's next link becomes a button that fetches the next page from this origin.
     page.select_option("#type", "Practitioner")
     page.select_option("#param-name", "_count")

@@ -4,6 +4,7 @@ handled exactly once (on PostgreSQL through row claims with SKIP LOCKED; SQLite 
 from __future__ import annotations
 
 import os
+import re
 import select as io_select
 import signal
 import subprocess
@@ -12,8 +13,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx
 from sqlalchemy import Engine, func, select
-from tests.jobs.conftest import SmtpServer
+from tests.jobs.conftest import SmtpServer, free_port
 
 from openpayer.app import Services
 from openpayer.db import write_transaction
@@ -24,7 +26,7 @@ OPENPAYER = str(Path(sys.executable).parent / "openpayer")
 MESSAGES = 30
 
 
-def start_worker(name: str, services: Services, smtp_port: int) -> subprocess.Popen[str]:
+def start_worker(name: str, services: Services, smtp_port: int, *options: str) -> subprocess.Popen[str]:
     env = dict(
         os.environ,
         OPENPAYER_DATABASE_URL=services.settings.resolved_database_url,
@@ -38,7 +40,7 @@ def start_worker(name: str, services: Services, smtp_port: int) -> subprocess.Po
         COLUMNS="200",
     )
     return subprocess.Popen(
-        [OPENPAYER, "worker"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        [OPENPAYER, "worker", *options], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
 
 
@@ -114,3 +116,33 @@ def test_two_worker_processes_handle_each_scheduled_run_and_each_message_once(
     assert len(cleanup_slots) >= 4
     assert len(set(cleanup_slots)) == len(cleanup_slots)  # one run per slot, though both hosts scheduled each
     assert {r.host for r in runs if r.job == "oauth.cleanup"} <= {"worker-a", "worker-b"}
+
+
+def test_a_worker_serves_its_job_and_email_counters_on_its_metrics_port(
+    services: Services, smtp_server: SmtpServer
+) -> None:
+    port = free_port()
+    worker = start_worker("worker-m", services, smtp_server.port, "--metrics-port", str(port))
+    try:
+        wait_ready(worker, time.monotonic() + 60)
+        with write_transaction(services.engine) as conn:
+            services.background.email.send(
+                conn,
+                to="dev@example.org",
+                template="test_message",
+                context={"deployment": "d", "sent_at": "t", "recipient": "r"},
+                cause="test.metrics",
+            )
+        deadline = time.monotonic() + 60
+        text = ""
+        while time.monotonic() < deadline:
+            text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            if 'openpayer_emails_sent_total{backend="smtp"} 1.0' in text:
+                break
+            time.sleep(0.2)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(30)
+    assert 'openpayer_emails_sent_total{backend="smtp"} 1.0' in text
+    assert 'openpayer_job_attempts_total{job="email.deliver",outcome="succeeded"} 1.0' in text
+    assert re.search(r'openpayer_job_attempts_total\{job="oauth.cleanup",outcome="succeeded"\} [1-9]', text)

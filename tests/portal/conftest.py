@@ -82,3 +82,27 @@ def registered(portal: Portal, organization: Organization) -> tuple[Application,
 def admin(portal: Portal) -> int:
     portal.staff.create(None, account_id=ADMIN, email="admin@plan.example", role="admin")
     return ADMIN
+
+
+def mails_to(services: Services, to: str) -> list[str]:
+    """The text of every message recorded for `to` (by the email domain), oldest first."""
+    from email import message_from_string
+    from email.message import EmailMessage
+    from email.policy import default
+
+    from sqlalchemy import select
+
+    from openpayer.email.tables import email_message
+
+    with services.engine.connect() as conn:
+        rows = conn.execute(
+            select(email_message.c.mime).where(email_message.c.recipient == to).order_by(email_message.c.id)
+        ).scalars()
+        texts = []
+        for mime in rows:
+            message = message_from_string(mime, policy=default)
+            assert isinstance(message, EmailMessage)
+            body = message.get_body(("plain",))
+            assert body is not None
+            texts.append(str(body.get_content()))
+    return texts

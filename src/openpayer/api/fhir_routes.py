@@ -101,7 +101,10 @@ def build_router(kind: BaseKind) -> APIRouter:
         check_content_type(request.headers)
         resource = parse_resource(await read_body(request, b))
         query = _criteria(request)
-        outcome = await _run(b.services.fhir.conditional_update, b.env, rtype, query, resource)
+        if_match = parse_if_match(request.headers.get("if-match"))
+        outcome = await _run(
+            b.services.fhir.conditional_update, b.env, rtype, query, resource, if_match=if_match
+        )
         return written_response(request, b, outcome, created_status=201)
 
     @router.delete("/{rtype}")

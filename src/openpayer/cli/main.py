@@ -17,6 +17,7 @@ from openpayer.cli import members as member_commands
 from openpayer.cli import policy as policy_commands
 from openpayer.cli import seed as seed_commands
 from openpayer.cli import serve as serve_commands
+from openpayer.cli import staff as staff_commands
 from openpayer.cli import worker as worker_commands
 from openpayer.config import get_settings
 
@@ -46,6 +47,7 @@ app.add_typer(db_commands.app, name="db")
 app.add_typer(client_commands.app, name="clients")
 app.add_typer(member_commands.app, name="members")
 app.add_typer(key_commands.app, name="keys")
+app.add_typer(staff_commands.app, name="staff")
 app.add_typer(job_commands.app, name="jobs")
 app.add_typer(email_commands.app, name="email")
 app.add_typer(policy_commands.app, name="policy")

@@ -22,6 +22,7 @@ from uvicorn.supervisors import Multiprocess
 from openpayer.cli.worker import start_job_runner
 from openpayer.config import get_settings
 from openpayer.migrate import upgrade
+from openpayer.observability.logs import configure_logging
 
 console = Console()
 
@@ -67,11 +68,16 @@ def serve(
 ) -> None:
     """Serve the platform: /{env}/fhir, /{env}/directory, and the operations endpoints."""
     settings = get_settings()
-    if migrate:
-        upgrade(settings)
+    configure_logging(settings.log_level, settings.log_format)
     bind_host = host or settings.host
     bind_port = port or settings.port
     worker_count = workers or available_cores()
+    problem = settings.public_base_url_problem(bind_host)
+    if problem:
+        console.print(f"[red]Refusing to start:[/red] {problem}", highlight=False)
+        raise typer.Exit(1)
+    if migrate:
+        upgrade(settings)
     for env in settings.environments:
         console.print(
             f"[bold]{env}[/bold]: http://{bind_host}:{bind_port}/{env}/fhir  "
@@ -82,8 +88,12 @@ def serve(
         host=bind_host,
         port=bind_port,
         workers=worker_count,
-        log_level="info",
-        access_log=False,  # URLs of member-data requests carry ids: keep them out of the logs by default
+        log_level=settings.log_level,
+        log_config=None,  # our root handler formats uvicorn's lines too (observability.logs)
+        # One `request` event per request comes from the application (route template, no path: URLs
+        # of member-data requests carry ids); X-Forwarded-* are read per OPENPAYER_TRUSTED_PROXIES.
+        access_log=False,
+        proxy_headers=False,
     )
     sock = config.bind_socket()
     console.print(f"{worker_count} worker process{'es' if worker_count > 1 else ''}")

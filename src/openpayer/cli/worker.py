@@ -7,6 +7,7 @@ import threading
 from types import FrameType
 
 import typer
+from prometheus_client import start_http_server
 from rich.console import Console
 
 from openpayer.bootstrap import build_services
@@ -14,6 +15,7 @@ from openpayer.cli.context import command_services
 from openpayer.config import Settings, get_settings
 from openpayer.jobs import BackgroundRunner
 from openpayer.migrate import upgrade
+from openpayer.observability.logs import configure_logging
 
 console = Console()
 
@@ -21,9 +23,15 @@ console = Console()
 def worker(
     once: bool = typer.Option(False, "--once", help="Run what is due now, then exit."),
     migrate: bool = typer.Option(False, help="Apply pending migrations first (the app hosts usually do)."),
+    metrics_port: int = typer.Option(
+        None,
+        "--metrics-port",
+        help="Serve this worker's Prometheus metrics (job runs, emails) on OPENPAYER_HOST:PORT/metrics.",
+    ),
 ) -> None:
     """Run scheduled and queued jobs until stopped (SIGINT or SIGTERM finishes the current job first)."""
     settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)  # JSON lines, as on the app hosts
     if migrate:
         upgrade(settings)
     with command_services(settings) as services:
@@ -33,6 +41,10 @@ def worker(
             done = runner.run_once()
             console.print(f"{done} run(s) done")
             return
+        if metrics_port:
+            # A worker host serves no HTTP, so /metrics of the app hosts never sees its counters.
+            start_http_server(metrics_port, addr=settings.host)
+            console.print(f"metrics: http://{settings.host}:{metrics_port}/metrics", highlight=False)
         stop = threading.Event()
 
         def request_stop(signum: int, _frame: FrameType | None) -> None:

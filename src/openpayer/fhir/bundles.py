@@ -212,7 +212,9 @@ class BundleProcessor:
         elif entry.method == "PUT":
             resource = _expect_type(entry.resource, rtype)
             if entry.rid is None:
-                outcome = service.conditional_update_in(conn, env, rtype, entry.query, resource)
+                outcome = service.conditional_update_in(
+                    conn, env, rtype, entry.query, resource, entry.if_match
+                )
             else:
                 service.check_update(rtype, entry.rid, resource)
                 outcome = service.update_in(conn, env, resource, entry.if_match)

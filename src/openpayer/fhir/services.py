@@ -6,6 +6,7 @@ and returns stored versions; failures raise `openpayer.fhir.errors` classes that
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ from typing import Any, Protocol
 
 import jsonpatch
 import orjson
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from openpayer.db import read_connection, write_transaction
 from openpayer.fhir.errors import (
@@ -75,9 +76,13 @@ def parse_query(query: str) -> list[tuple[str, str]]:
 
     query = query.split("?", 1)[1] if "?" in query else query
     try:
-        return parse_qsl(query, keep_blank_values=True, strict_parsing=False)
+        params = parse_qsl(query, keep_blank_values=True, strict_parsing=False)
     except ValueError as exc:
         raise BadRequest(f"The query string is malformed: {exc}") from exc
+    # Queries carried in a header (If-None-Exist) or a Bundle entry pass no URL check (api/input_guard.py)
+    if any("\x00" in name or "\x00" in value for name, value in params):
+        raise BadRequest("The query contains a NUL character (U+0000)")
+    return params
 
 
 class FhirService:
@@ -215,13 +220,25 @@ class FhirService:
     ) -> Outcome:
         return self._put(conn, env, resource, "PUT", if_match)
 
-    def conditional_update(self, env: str, rtype: str, query: str, resource: dict[str, Any]) -> Outcome:
+    def conditional_update(
+        self, env: str, rtype: str, query: str, resource: dict[str, Any], *, if_match: int | None = None
+    ) -> Outcome:
         self._expect_type(resource, rtype)
-        return self._retrying(lambda conn: self.conditional_update_in(conn, env, rtype, query, resource))
+        return self._retrying(
+            lambda conn: self.conditional_update_in(conn, env, rtype, query, resource, if_match)
+        )
 
     def conditional_update_in(
-        self, conn: Connection, env: str, rtype: str, query: str, resource: dict[str, Any]
+        self,
+        conn: Connection,
+        env: str,
+        rtype: str,
+        query: str,
+        resource: dict[str, Any],
+        if_match: int | None = None,
     ) -> Outcome:
+        """`PUT Type?criteria`; with `if_match`, the matched resource must be at that version (else 412,
+        and 412 when nothing matches: there is no version to match)."""
         matches = self.match(conn, env, rtype, query)
         if len(matches) > 1:
             raise MultipleMatches(f"The conditional update matched {len(matches)} resources")
@@ -235,7 +252,7 @@ class FhirService:
         elif not is_valid_id(str(body["id"])):
             raise BadRequest(f"'{body['id']}' is not a valid FHIR id")
         self.check(body)
-        return self._put(conn, env, body, "PUT", None)
+        return self._put(conn, env, body, "PUT", if_match)
 
     def patch(
         self, env: str, rtype: str, rid: str, operations: Any, *, if_match: int | None = None
@@ -301,11 +318,21 @@ class FhirService:
         raise AssertionError("unreachable")
 
     def match(self, conn: Connection, env: str, rtype: str, query: str) -> list[str]:
+        """The ids matching a conditional interaction's criteria, inside the caller's write transaction.
+
+        On PostgreSQL two transactions could both find nothing and both create: the match is serialised
+        per (environment, type, criteria) by a transaction-scoped advisory lock, taken before the look-up
+        and held to commit, so the second writer's look-up sees the first one's resource. (SQLite writers
+        are serialised whole by BEGIN IMMEDIATE.)"""
         params = parse_query(query)
         if not params:
             raise BadRequest("A conditional interaction needs search parameters")
         if self.matcher is None:
             raise PreconditionFailed("Conditional interactions need the search engine")
+        if conn.dialect.name == "postgresql":
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": criteria_lock_key(env, rtype, params)}
+            )
         return self.matcher.match_ids(conn, env, rtype, params)
 
     @staticmethod
@@ -314,6 +341,12 @@ class FhirService:
             raise BadRequest(
                 f"The resourceType '{resource.get('resourceType')}' does not match the URL type '{rtype}'"
             )
+
+
+def criteria_lock_key(env: str, rtype: str, params: Sequence[tuple[str, str]]) -> int:
+    """A signed 64-bit key for (env, type, criteria), the criteria in a canonical order."""
+    canonical = orjson.dumps([env, rtype, sorted(params)])
+    return int.from_bytes(hashlib.blake2b(canonical, digest_size=8).digest(), "big", signed=True)
 
 
 def new_id() -> str:

@@ -19,6 +19,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from openpayer.observability.metrics import SIGN_IN_FAILURES
+
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +32,7 @@ class Limit:
 
 
 ACCOUNT = Limit("signin:account", failures=5, window=900.0)
-# Per IP needs the real client address: behind a proxy, run uvicorn with --proxy-headers.
+# Per IP needs the real client address: behind a proxy, set OPENPAYER_TRUSTED_PROXIES (web/proxies.py).
 CLIENT_IP = Limit("signin:ip", failures=100, window=900.0)
 _MAX_KEYS = 100_000
 
@@ -157,6 +159,7 @@ class SignInThrottle:
         )
 
     def failed(self, env: str, username: str, ip: str) -> None:
+        SIGN_IN_FAILURES.labels(env).inc()
         now = self._now()
         self._counter.add(ACCOUNT, self._account(env, username), now)
         self._counter.add(CLIENT_IP, ip, now)

@@ -34,13 +34,19 @@ from starlette.concurrency import run_in_threadpool
 
 from openpayer.api.negotiation import error_response
 from openpayer.fhir.errors import FHIRError, Forbidden, NotFound, Unauthorized
-from openpayer.fhir.search.compartment import AllOf, PatientCompartment, compartment_types
+from openpayer.fhir.search.compartment import (
+    DEFAULT_EXTRA_TYPES,
+    AllOf,
+    PatientCompartment,
+    compartment_types,
+)
 from openpayer.fhir.search.sql import Restriction, restriction_clause
 from openpayer.fhir.storage.tables import fhir_resource
 from openpayer.oauth.audit import AUDIT_MAX_AGE, AuditEvent
 from openpayer.oauth.restrictions import QueryFilter, TypeFilter
 from openpayer.oauth.scopes import Access
 from openpayer.oauth.tokens import TokenInfo
+from openpayer.observability.context import annotate
 
 if TYPE_CHECKING:
     from openpayer.fhir.search.params import Registry
@@ -52,8 +58,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-# Non-patient types a patient's app needs to interpret its records (CMS Patient Access; Coverage's payor).
-EXTRA_TYPES = ("Organization", "Practitioner", "PractitionerRole", "Location", "Medication")
+# Non-patient types a patient's app may read: the search engine's one list (fhir/search/compartment.py).
+EXTRA_TYPES = DEFAULT_EXTRA_TYPES
 _PUBLIC_AUTH = {"jwks", ".well-known"}
 _CORS_AUTH = {"token", "introspect", "revoke", "userinfo"}
 _MEMBERSHIP_CACHE = 20_000
@@ -277,6 +283,7 @@ class SmartGuard:
         target: Target | None = None
         try:
             grant = await self._grant(scope, env)
+            annotate(client_id=grant.info.client_id)  # on this request's log lines
             target = classify(scope["method"], rest)
             if target is None:
                 target = refused(scope["method"], rest)

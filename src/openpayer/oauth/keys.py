@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -96,6 +97,37 @@ class KeyStore:
             jwks = {"keys": [json.loads(row.public_jwk) for row in rows]}
             self._cache[env] = (time.monotonic(), key, jwks)
             return key, jwks
+
+    def undecryptable(self) -> list[str]:
+        """Environments whose current signing key this host cannot decrypt: it was sealed under another
+        host's `auth_key_encryption_key` (or secret key). Such a host would answer 500 on /token and /jwks."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    oauth_signing_key.c.env, oauth_signing_key.c.kid, oauth_signing_key.c.private_enc
+                ).order_by(oauth_signing_key.c.created_at.desc())
+            ).all()
+        newest: dict[str, Any] = {}
+        for row in rows:
+            newest.setdefault(row.env, row)
+        failing = []
+        for env, row in newest.items():
+            try:
+                self.sealer.unseal(row.private_enc, row.kid.encode())
+            except InvalidTag:
+                failing.append(env)
+        return sorted(failing)
+
+    def decryption_problem(self) -> str | None:
+        """What the operator must fix when this host cannot decrypt the signing keys, naming the setting."""
+        failing = self.undecryptable()
+        if not failing:
+            return None
+        return (
+            f"The signing keys of {', '.join(failing)} in the database were encrypted by a host with another "
+            "key: set OPENPAYER_AUTH_KEY_ENCRYPTION_KEY (or, where it is unset, OPENPAYER_SECRET_KEY) to the "
+            "value the other hosts of this deployment use."
+        )
 
     def signing_key(self, env: str) -> RSAKey:
         return self._load(env)[0]

@@ -10,8 +10,10 @@ from openpayer.config import Settings
 from openpayer.oauth.clients import ClientStore
 from openpayer.portal.applications import ApplicationService
 from openpayer.portal.business_days import BusinessCalendar
-from openpayer.portal.interfaces import Clock
+from openpayer.portal.interfaces import Clock, Mailer, Sealer
+from openpayer.portal.notifications import Notifier
 from openpayer.portal.organizations import OrganizationService
+from openpayer.portal.people import PeopleService
 from openpayer.portal.questionnaire import QuestionnaireService, TermsService
 from openpayer.portal.reviews import ReviewService
 from openpayer.portal.staff import StaffService
@@ -26,9 +28,20 @@ class Portal:
     reviews: ReviewService
     staff: StaffService
     calendar: BusinessCalendar
+    people: PeopleService
+    notifier: Notifier
 
     @classmethod
-    def build(cls, settings: Settings, engine: Engine, clock: Clock, clients: ClientStore) -> Portal:
+    def build(
+        cls,
+        settings: Settings,
+        engine: Engine,
+        clock: Clock,
+        clients: ClientStore,
+        sealer: Sealer,
+        mailer: Mailer,
+    ) -> Portal:
+        """`mailer` records and queues mail (the email domain's `EmailService`)."""
         calendar = BusinessCalendar.of(
             settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
         )
@@ -49,4 +62,8 @@ class Portal:
             calendar,
             production_env=settings.portal_production_env,
         )
-        return cls(organizations, applications, questionnaire, terms, reviews, staff, calendar)
+        people = PeopleService(engine, clock, sealer, settings.resolved_secret_key)
+        notifier = Notifier(engine, mailer)
+        return cls(
+            organizations, applications, questionnaire, terms, reviews, staff, calendar, people, notifier
+        )

@@ -19,7 +19,9 @@ from openpayer.fhir.search.extract import extract_index
 from openpayer.fhir.search.sql import Restriction, admits_older_version, restriction_clause
 from openpayer.fhir.storage.tables import fhir_resource, idx_reference, index_key
 
-# Non-patient resource types a patient-facing app may read alongside the compartment (SMART layer default).
+# The one list of non-patient resource types a member's (patient-context) app may read alongside the
+# compartment: what it needs to interpret its records (CMS Patient Access; Coverage's payor; Plan-Net's
+# directory types that its claims and care team refer to). The SMART guard and the search engine use it.
 DEFAULT_EXTRA_TYPES: tuple[str, ...] = (
     "Organization",
     "Practitioner",
@@ -33,13 +35,22 @@ DEFAULT_EXTRA_TYPES: tuple[str, ...] = (
 )
 
 
+# Beyond R4's CompartmentDefinition, which lists Device without a parameter: US Core's Implantable Device
+# profile (and PDex) serve a member's devices to patient apps through `Device.patient`, and HAPI and
+# Medplum treat that reference as compartment membership.
+COMPARTMENT_ADDITIONS: dict[str, tuple[str, ...]] = {"Device": ("patient",)}
+
+
 @cache
 def compartment_params() -> dict[str, tuple[str, ...]]:
     """Resource type -> the reference parameters that put it in a Patient's compartment."""
     definition = load("compartmentdefinition-patient")
-    return {
+    params = {
         entry["code"]: tuple(entry["param"]) for entry in definition.get("resource", ()) if entry.get("param")
     }
+    for rtype, extra in COMPARTMENT_ADDITIONS.items():
+        params[rtype] = tuple(dict.fromkeys((*params.get(rtype, ()), *extra)))
+    return params
 
 
 def compartment_types() -> frozenset[str]:
@@ -50,7 +61,8 @@ def compartment_types() -> frozenset[str]:
 def non_patient_types() -> frozenset[str]:
     """Types the definition lists without parameters: never in any patient's compartment."""
     definition = load("compartmentdefinition-patient")
-    return frozenset(e["code"] for e in definition.get("resource", ()) if not e.get("param")) - {"Patient"}
+    listed = frozenset(e["code"] for e in definition.get("resource", ()) if not e.get("param"))
+    return listed - {"Patient"} - frozenset(COMPARTMENT_ADDITIONS)
 
 
 @cache

@@ -21,6 +21,14 @@ from openpayer.fhir.search.values import split_escaped
 MAX_CHAIN_DEPTH = 3
 MAX_HAS_DEPTH = 2
 MAX_INCLUDE_ITERATIONS = 3
+# Bounds on the work one request may ask for (docs/apis.md, "Limits"); past them the answer is 400. SQLite
+# refuses an expression deeper than 1000 nodes, and about 500 ORed values of one parameter reached it.
+MAX_VALUES_PER_PARAMETER = 100  # comma-separated values of one parameter (ORed)
+MAX_CRITERIA = 20  # search criteria in one request (ANDed), chained and `_has` criteria included
+MAX_VALUES_PER_REQUEST = 200  # the values of all its criteria together
+MAX_IDS = 1000  # `_id` values (one IN list, a page of resources at most): outside the two limits above
+MAX_INCLUDES = 10  # distinct `_include` / `_revinclude` values (a repeated one counts once)
+MAX_SORT_KEYS = 5
 
 SUMMARY_VALUES = ("true", "text", "data", "count", "false")
 TOTAL_VALUES = ("none", "estimate", "accurate")
@@ -187,6 +195,12 @@ def parse_query(
                 continue
             query.criteria.append(resolve(registry, name, value, types, depth=0))
             query.normalized.append((name, value))
+            if len(query.criteria) > MAX_CRITERIA:
+                raise BadRequest(f"A search may have at most {MAX_CRITERIA} criteria")
+            if sum(_value_count(node) for node in query.criteria) > MAX_VALUES_PER_REQUEST:
+                raise BadRequest(
+                    f"A search may have at most {MAX_VALUES_PER_REQUEST} values in all its criteria"
+                )
         except Unsupported as exc:
             problems.append(str(exc))
     if problems:
@@ -223,14 +237,20 @@ def _control(
             raise Unsupported("_type (only on system search)")
         query.normalized.append((name, value))
     elif base == "_sort":
-        query.sort = [_sort_key(registry, query.types, part) for part in value.split(",") if part.strip()]
+        parts = [part for part in value.split(",") if part.strip()]
+        if len(parts) > MAX_SORT_KEYS:
+            raise BadRequest(f"_sort may name at most {MAX_SORT_KEYS} parameters")
+        query.sort = [_sort_key(registry, query.types, part) for part in parts]
         _replace(query, "_sort", value)
     elif base in ("_include", "_revinclude"):
         if modifier not in ("", "iterate", "recurse"):
             raise Unsupported(f"{name} (modifier {modifier!r})")
-        query.includes.append(
-            _include_spec(registry, value, reverse=base == "_revinclude", iterate=bool(modifier))
-        )
+        spec = _include_spec(registry, value, reverse=base == "_revinclude", iterate=bool(modifier))
+        if spec in query.includes:
+            return True  # the same include again adds nothing but work
+        if len(query.includes) >= MAX_INCLUDES:
+            raise BadRequest(f"A search may have at most {MAX_INCLUDES} distinct _include and _revinclude")
+        query.includes.append(spec)
         query.normalized.append((name, value))
     elif base == "_summary":
         if value not in SUMMARY_VALUES:
@@ -257,6 +277,15 @@ def _control(
     else:
         return False
     return True
+
+
+def _value_count(node: Node) -> int:
+    """The values a client sent in one criterion (a chain resolved for several target types counts once)."""
+    if isinstance(node, Leaf):
+        return 0 if node.kind == "id" else len(node.values)
+    if isinstance(node, Chain):
+        return max((_value_count(inner) for _, inner in node.targets), default=0)
+    return _value_count(node.inner)
 
 
 def _replace(query: ParsedQuery, name: str, value: str) -> None:
@@ -323,6 +352,9 @@ def resolve(registry: Registry, name: str, value: str, types: tuple[str, ...], *
     values = tuple(v for v in split_escaped(value, ",") if v != "")
     if not values:
         raise BadRequest(f"Search parameter {name} has no value")
+    limit = MAX_IDS if kind == "id" else MAX_VALUES_PER_PARAMETER
+    if len(values) > limit:
+        raise BadRequest(f"Search parameter {name} may have at most {limit} values")
     if kind == "list" and any(v.startswith("$") for v in values):
         raise Unsupported(f"{name}={value} (functional lists such as $current-allergies)")
     return Leaf(code, kind, types, mod, values, components)

@@ -1,7 +1,7 @@
 """oauth_assertion_jti: an index on expires_at for the purge of expired records
 
 Revision ID: 0011
-Revises: 0013b
+Revises: 0008b
 Create Date: 2026-12-02 08:00:00
 
 The token endpoint deleted expired `jti` records in every client-credentials request, scanning the table
@@ -14,7 +14,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0011"
-down_revision = "0013b"
+down_revision = "0008b"
 branch_labels = None
 depends_on = None
 

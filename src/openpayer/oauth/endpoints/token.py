@@ -26,6 +26,7 @@ from openpayer.oauth.errors import (
 from openpayer.oauth.grants.authorization_code import exchange
 from openpayer.oauth.grants.client_credentials import client_credentials
 from openpayer.oauth.grants.refresh_token import refresh
+from openpayer.observability.context import annotate
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
@@ -44,6 +45,7 @@ async def token(request: Request) -> Response:
                 authenticated = server.clients.check_credentials(
                     env, form, request.headers, urls.auth("token"), cached=cached
                 )
+                annotate(client_id=authenticated.client.client_id)  # on this request's log lines
                 try:
                     if grant_type == "authorization_code":
                         return exchange(server, urls, authenticated, form)

@@ -301,6 +301,15 @@
         const item = document.createElement("li");
         const mode = entry.search && entry.search.mode === "include" ? " (included)" : "";
         item.textContent = `${r.resourceType}/${r.id}${mode} ${label(r)}`.trim();
+        if (state.resources.some((t) => t.type === r.resourceType)) {
+          const open = document.createElement("button");
+          open.type = "button";
+          open.className = "open";
+          open.textContent = "Read";
+          open.setAttribute("aria-label", `Read ${r.resourceType}/${r.id}`);
+          open.addEventListener("click", () => readResource(r.resourceType, r.id));
+          item.append(" ", open);
+        }
         entries.appendChild(item);
       });
       const next = (body.link || []).find((l) => l.relation === "next");
@@ -314,6 +323,15 @@
     if (response.status === 401 && state.kind === "fhir") summary += " Sign a member in first.";
     say("response-status", summary, !response.ok);
     $("next-page").hidden = !state.next;
+  }
+
+  function readResource(type, id) {
+    $("type").value = type;
+    typeChanged();
+    $("interaction").value = "read";
+    $("resource-id").value = id;
+    interactionChanged();
+    send(requestPath()).catch((e) => say("response-status", String(e), true));
   }
 
   function wire() {

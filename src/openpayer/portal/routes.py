@@ -1,0 +1,50 @@
+"""Installs the developer portal (`/portal/`) and the staff console (`/admin/`) on the application."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openpayer.config import Settings
+from openpayer.members.pages import page
+from openpayer.portal.console import ConsolePages
+from openpayer.portal.interfaces import Clock
+from openpayer.portal.pages import DeveloperPages
+from openpayer.portal.services import Portal
+from openpayer.portal.web import Area
+
+AREAS = ("/portal", "/admin")
+
+
+def install(app: FastAPI, portal: Portal, settings: Settings, clock: Clock) -> None:
+    secret = settings.resolved_secret_key
+
+    def area(path: str, cookie: str) -> Area:
+        return Area(
+            path,
+            cookie,
+            secret,
+            idle=settings.portal_session_idle,
+            max_age=settings.portal_session_max_age,
+            secure=settings.auth_cookie_secure,
+        )
+
+    base_url = settings.public_base_url
+    DeveloperPages(
+        portal, portal.people, portal.notifier, area("/portal", "op_portal"), clock, secret, base_url
+    ).install(app)
+    ConsolePages(
+        portal, portal.people, portal.notifier, area("/admin", "op_admin"), clock, secret, base_url
+    ).install(app)
+
+
+def is_page_path(path: str) -> bool:
+    return any(path == a or path.startswith(a + "/") for a in AREAS)
+
+
+def error_page(request: Request, status: int) -> Response:
+    """A readable page for an unknown address or method under /portal or /admin (not FHIR's JSON)."""
+    heading = "Page not found" if status == 404 else "That did not work"
+    area = "/admin" if request.url.path.startswith("/admin") else "/portal"
+    return page("portal/message.html", status, heading=heading, lines=[], area=area, csrf_token="")

@@ -1,0 +1,1 @@
+"""Page and HTTP plumbing shared by every web-facing domain."""
