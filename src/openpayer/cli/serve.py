@@ -94,6 +94,9 @@ def serve(
         # of member-data requests carry ids); X-Forwarded-* are read per OPENPAYER_TRUSTED_PROXIES.
         access_log=False,
         proxy_headers=False,
+        # uvicorn restarts a worker that does not answer its health check in time; a worker still importing
+        # the application on a loaded host cannot, so the default 5 s restarted workers forever.
+        timeout_worker_healthcheck=60,
     )
     sock = config.bind_socket()
     console.print(f"{worker_count} worker process{'es' if worker_count > 1 else ''}")
