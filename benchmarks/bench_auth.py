@@ -11,7 +11,10 @@
    is printed beside the throughput ratio, as it is less sensitive to a stall landing on one server.
 3. The bearer-token guard alone, in process: the same warm read through `SmartGuard` around an ASGI app
    that answers at once, microseconds per request (what the guard adds to every request, without HTTP,
-   the route or the database read).
+   the route or the database read). The guard commits each request's audit record before the response
+   starts, so this includes that write; the write alone is timed too (`durable audit record`).
+4. Searches (`Observation?patient=…&_count=10`) with the token vs. without, alternating as in 2: the
+   audit write is the same per request, a smaller share of a search than of a read.
 
     .venv/bin/python -m benchmarks.bench_auth                       # SQLite in a temporary directory
     .venv/bin/python -m benchmarks.bench_auth --database-url postgresql://postgres@127.0.0.1:5432/openpayer_bench_auth
@@ -97,6 +100,7 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=100, help="code exchanges and refreshes to time")
     parser.add_argument("--guard-requests", type=int, default=20_000, help="in-process guard calls to time")
+    parser.add_argument("--searches", type=int, default=500, help="searches to time per server")
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-auth-"))
@@ -189,8 +193,21 @@ def main() -> None:
             warm_medians = medians[1:] or medians
             print(f"cold ratio {results[0]:.3f}; warm ratio {sum(warm) / len(warm):.3f} (target >= 0.85)")
             print(f"warm ratio of median latencies {sum(warm_medians) / len(warm_medians):.3f}")
+            search = f"/sandbox/fhir/Observation?patient={world['a']}&_count=10"
+            spent = {"plain": [], "auth": []}
+            for i in range(args.searches):
+                for which in ("plain", "auth") if i % 2 == 0 else ("auth", "plain"):
+                    start = time.perf_counter()
+                    _ok((plain if which == "plain" else reader).get(search))
+                    spent[which].append(time.perf_counter() - start)
+            plain_median, auth_median = statistics.median(spent["plain"]), statistics.median(spent["auth"])
+            print(
+                f"search ({args.searches} each): median {1000 * plain_median:.2f} ms unauthenticated,"
+                f" {1000 * auth_median:.2f} ms with the token; ratio {plain_median / auth_median:.3f}"
+            )
             reader.close()
             guard_cost(url, workdir, access, f"/sandbox/fhir/Observation/{ids[0]}", args.guard_requests)
+            audit_cost(url, workdir, min(args.guard_requests, 2000))
     finally:
         guarded.terminate()
         open_server.terminate()
@@ -241,6 +258,29 @@ def guard_cost(url: str, workdir: Path, token: str, path: str, n: int) -> None:
     services.auth.audit.flush()
     services.auth.activity.flush()
     services.engine.dispose()
+
+
+def audit_cost(url: str, workdir: Path, n: int) -> None:
+    """Microseconds one durable audit record costs (its own committed transaction), in process."""
+    from openpayer.oauth.audit import AuditEvent
+
+    services = build_services(Settings(database_url=url, home=workdir, secret_key="bench"))
+    start = time.perf_counter()
+    for i in range(n):
+        services.auth.audit.record(
+            "sandbox",
+            AuditEvent.FHIR_ACCESS,
+            200,
+            client_id="bench",
+            patient_id="p",
+            interaction="read",
+            resource_type="Observation",
+            resource_id=str(i),
+            durable=True,
+        )
+    spent = (time.perf_counter() - start) / n
+    services.engine.dispose()
+    print(f"durable audit record alone (committed, in process): {1e6 * spent:.1f} us per request")
 
 
 def _ok(response: httpx.Response) -> None:

@@ -4,11 +4,12 @@ handled exactly once (on PostgreSQL through row claims with SKIP LOCKED; SQLite 
 from __future__ import annotations
 
 import os
+import queue
 import re
-import select as io_select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -45,17 +46,23 @@ def start_worker(name: str, services: Services, smtp_port: int, *options: str) -
 
 
 def wait_ready(worker: subprocess.Popen[str], deadline: float) -> None:
+    """Read the worker's output on a thread (a line may sit in the pipe's text buffer, where select() on
+    the file descriptor no longer sees it) until it says it is ready."""
     assert worker.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    stdout = worker.stdout
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
     output = []
     while time.monotonic() < deadline:
-        readable, _, _ = io_select.select([worker.stdout], [], [], 0.5)
-        if readable:
-            line = worker.stdout.readline()
-            output.append(line)
-            if "ready" in line:
-                return
-            if not line:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            if worker.poll() is not None:
                 break
+            continue
+        output.append(line)
+        if "ready" in line:
+            return
     raise AssertionError(f"worker did not start: {''.join(output)}")
 
 

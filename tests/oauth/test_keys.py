@@ -38,7 +38,10 @@ def test_rotation_publishes_both_and_signs_with_the_new(services: Services) -> N
     assert jwt.decode(token, keyset).claims["sub"] == "x"
 
 
-def test_cli_registers_clients_members_and_rotates_keys(settings: Settings, monkeypatch: object) -> None:
+def test_cli_registers_clients_members_and_rotates_keys(
+    settings: Settings, services: Services, monkeypatch: object
+) -> None:
+    services.fhir.update("sandbox", "Patient", "p1", {"resourceType": "Patient", "id": "p1"})  # the login's
     env = {
         "OPENPAYER_DATABASE_URL": settings.resolved_database_url,
         "OPENPAYER_HOME": str(settings.home),

@@ -65,6 +65,7 @@ def test_silence_runs_the_whole_outreach_then_removes_the_organization(world: Wo
         org = conn.execute(select(portal_organization.c.status)).scalar_one()
     assert statuses == ["removed", "removed"]
     assert org == "removed"
+    assert world.state(world.production) == "removed"  # removed with its organization
     history = world.services.policy.transitions(world.sandbox)
     assert [t["to_state"] for t in history] == ["first_notice", "second_notice", "escalated", "removed"]
     assert history[0]["last_authorized_at"] is not None

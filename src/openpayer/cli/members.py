@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from openpayer.cli.context import check_env, command_services
 from openpayer.config import get_settings
+from openpayer.db import read_connection
 
 app = typer.Typer(help="Manage member logins.", no_args_is_help=True)
 console = Console()
@@ -30,10 +31,18 @@ def create(
     check_env(settings, env)
     try:
         with command_services(settings) as services:
+            # A login whose Patient is missing could sign in and then find every read a 404.
+            with read_connection(services.engine) as conn:
+                if not services.fhir.repository.exists(conn, env, "Patient", patient):
+                    raise typer.BadParameter(
+                        f"there is no Patient/{patient} in {env}: load the member's records first"
+                    )
             member = services.auth.members.create(env, username, password, patient)
             secret = services.auth.members.enroll_totp(env, username) if totp else None
-    except (ValueError, IntegrityError) as exc:
-        raise typer.BadParameter("the username is taken or the password is too short") from exc
+    except ValueError as exc:  # the password rule it broke, with the minimum (never the password)
+        raise typer.BadParameter(str(exc)) from exc
+    except IntegrityError as exc:
+        raise typer.BadParameter(f"the username {username!r} is taken in {env}") from exc
     console.print(f"member {member.username} (id {member.id}) -> Patient/{patient} in {env}")
     if secret:
         console.print(f"TOTP secret (shown once): {secret}")

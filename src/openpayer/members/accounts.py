@@ -40,7 +40,10 @@ class MemberStore:
 
     def create(self, env: str, username: str, password: str, patient_id: str) -> Member:
         if len(password) < MIN_PASSWORD:
-            raise ValueError(f"passwords have at least {MIN_PASSWORD} characters")
+            raise ValueError(
+                f"the password is too short: {len(password)} characters, and passwords have at least "
+                f"{MIN_PASSWORD}"
+            )
         with write_transaction(self.engine) as conn:
             member_id = conn.execute(
                 member_account.insert().values(

@@ -1,7 +1,11 @@
 """Access audit: who (member), which app (client), whose data (patient), what, when, outcome.
 
-Never the token, the query string or the resource body. Events are buffered and written in batches (at most
-`_BATCH` events or `AUDIT_MAX_AGE` seconds old) so that auditing does not add a write to every FHIR read.
+Never the token, the query string or the resource body. An access to member data (`FHIR_ACCESS`) is written
+`durable`: committed before the response that served it leaves (the SMART guard waits for it), so a crash or
+`kill -9` never leaves a served request without its record (HIPAA audit controls, 45 CFR 164.312(b)); its
+cost is measured in benchmarks/bench_auth.py (docs/performance.md). The authorization server's own events
+(sign-in, consent, tokens) are buffered and written in batches (at most `_BATCH` events or `AUDIT_MAX_AGE`
+seconds old).
 """
 
 from __future__ import annotations
@@ -56,7 +60,9 @@ class AuditLog:
         interaction: str | None = None,
         resource_type: str | None = None,
         resource_id: str | None = None,
+        durable: bool = False,
     ) -> None:
+        """Buffer the event; with `durable`, write it now and return only once it is committed."""
         entry = {
             "at": self.clock.now_micros(),
             "env": env,
@@ -69,6 +75,16 @@ class AuditLog:
             "resource_id": resource_id[:64] if resource_id else None,
             "status": status,
         }
+        if durable:
+            with write_transaction(self.engine) as conn:
+                if conn.dialect.name == "postgresql":
+                    # Committed into PostgreSQL before the response, without waiting for the WAL flush
+                    # (40 ms per request on a busy disk): our process dying loses nothing; only a crash of
+                    # the database server itself could lose its last fraction of a second (as SQLite's
+                    # synchronous=NORMAL, which the SQLite engine uses for every write).
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                conn.execute(audit_event.insert(), [entry])
+            return
         with self._lock:
             if not self._pending:
                 self._oldest = time.monotonic()

@@ -12,9 +12,10 @@ An ASGI middleware, so that the FHIR routes stay as they are:
 - Type-level operations: `$validate` (stores and reads nothing) for any token; `Patient/$member-match`
   (Da Vinci HRex) only for backend (`system/`) tokens that may read Patient: a member's app may not match
   members.
-- Every request with a token is audited after its response (no token, query or body is recorded). Events
-  are written in batches in the background, at least every `AUDIT_MAX_AGE` seconds while the server runs,
-  and the rest at shutdown (the ASGI lifespan).
+- Every request with a token is audited (no token, query or body is recorded), and the record is committed
+  before the response starts: a request answered is a request on record, even if the process is killed
+  the next instant. (The authorization server's buffered events are written at least every
+  `AUDIT_MAX_AGE` seconds while the server runs, and the rest at shutdown: the ASGI lifespan.)
 - Each request with a valid token (and a `/metadata` or `.well-known` request that carries one) marks its
   client active in `auth.activity` (in memory; written with the audit batches) for the inactivity policy.
 """
@@ -290,27 +291,30 @@ class SmartGuard:
                 raise Forbidden("This access token can only read and search; this interaction is not allowed")
             await self._authorize(env, grant, target)
         except FHIRError as error:
-            await self._reply(scope, receive, send, error, cors)
             if grant is not None:
-                self._audit(env, grant, target, error.status)
+                await self._audit(env, grant, target, error.status)
+            await self._reply(scope, receive, send, error, cors)
             return
         self.auth.activity.called(env, grant.info.client_id)
         scope["state"] = {**scope.get("state", {}), "search_restriction": grant.search, "smart_grant": grant}
-        status = 500
+        recorded = False
 
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
+        async def record_then_send(message: Message) -> None:
+            nonlocal recorded
+            if message["type"] == "http.response.start" and not recorded:
+                recorded = True
+                await self._audit(env, grant, target, message["status"])  # committed before it leaves
             await send(message)
 
         try:
             if cors is None:
-                await self.app(scope, receive, capture)
+                await self.app(scope, receive, record_then_send)
             else:
-                await self._with_cors(scope, receive, capture, cors)
+                await self._with_cors(scope, receive, record_then_send, cors)
         finally:
-            self._audit(env, grant, target, status)
+            if not recorded:  # an error below: the 500 that follows is on record first
+                recorded = True
+                await self._audit(env, grant, target, 500)
 
     async def _reply(
         self, scope: Scope, receive: Receive, send: Send, error: FHIRError, cors: str | None
@@ -472,8 +476,8 @@ class SmartGuard:
         if found is not None and found[0] is not None:
             self.auth.activity.called(env, found[0].client_id)
 
-    def _audit(self, env: str, grant: Grant, target: Target | None, status: int) -> None:
-        self._record(env, grant, target, status)
+    async def _audit(self, env: str, grant: Grant, target: Target | None, status: int) -> None:
+        await run_in_threadpool(self._record, env, grant, target, status)
         if self.auth.audit.due():
             self._flush_soon()
 
@@ -489,6 +493,7 @@ class SmartGuard:
             interaction=target.interaction if target else "refused",
             resource_type=(target.search_type or target.resource_type) if target else None,
             resource_id=target.resource_id if target else None,
+            durable=True,
         )
 
 

@@ -75,8 +75,10 @@ class AuthServer:
         patient_id: str,
         nonce: str | None,
         auth_time: int,
+        extra: dict[str, str] | None = None,
     ) -> str:
-        """OpenID Connect Core §2 ID token, RS256, with SMART's `fhirUser` (absolute Patient URL)."""
+        """OpenID Connect Core §2 ID token, RS256, with SMART's `fhirUser` (absolute Patient URL);
+        `extra`: the `profile` claims when that scope was granted."""
         key = self.keys.signing_key(urls.env)
         now = self.clock.now()
         claims: dict[str, Any] = {
@@ -90,4 +92,5 @@ class AuthServer:
         }
         if nonce:
             claims["nonce"] = nonce
+        claims.update(extra or {})
         return jwt.encode({"alg": ALG, "kid": key.kid, "typ": "JWT"}, claims, key)

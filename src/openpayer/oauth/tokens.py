@@ -263,6 +263,13 @@ class TokenStore:
             self.revoke_grant(conn, grant_id)
         self.forget_all()
 
+    def issued_from_code(self, conn: Connection, code_digest: str) -> bool:
+        """Whether any token was issued from the authorization code (a redeemed code, not a spent one)."""
+        found = conn.execute(
+            select(oauth_token.c.id).where(oauth_token.c.code_digest == code_digest).limit(1)
+        ).first()
+        return found is not None
+
     def mark_rotated(self, conn: Connection, token_id: int) -> bool:
         """Consume a refresh token; False if it was already rotated (a reuse)."""
         done = conn.execute(

@@ -193,7 +193,7 @@ class InactivityPolicy:
                     technical_email=r.technical_contact_email,
                     security_email=r.security_contact_email,
                     support_email=r.support_email,
-                    state=r.state or ("removed" if r.status == "removed" else "active"),
+                    state="removed" if r.status == "removed" else (r.state or "active"),
                     cycle=r.cycle or 0,
                     entered_at=r.entered_at or r.created_at,
                     entered_on=date.fromisoformat(r.entered_on)

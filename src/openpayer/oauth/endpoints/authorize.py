@@ -23,13 +23,13 @@ from openpayer.db import write_transaction
 from openpayer.members.accounts import Member
 from openpayer.members.pages import page
 from openpayer.members.sessions import (
-    CSRF_COOKIE,
     SESSION_COOKIE,
     Signer,
     cookie_secure,
     csrf_ok,
     csrf_token,
     set_cookie,
+    set_csrf_cookie,
 )
 from openpayer.oauth.audit import AuditEvent
 from openpayer.oauth.grants.authorization_code import create_code
@@ -78,7 +78,7 @@ class _Flow:
         )
 
     def _form_page(self, template: str, status: int = 200, **context: Any) -> Response:
-        token = csrf_token(self.request)
+        token = csrf_token(self.request, secure=self.secure)
         targets = tuple(self.client.origins) if template == "consent.html" else ()
         response = page(
             template,
@@ -92,7 +92,7 @@ class _Flow:
             client_name=self.client.name,
             **context,
         )
-        set_cookie(response, self.request, self.env, CSRF_COOKIE, token, secure=self.secure)
+        set_csrf_cookie(response, self.env, token, secure=self.secure)
         return response
 
     def signin_page(
@@ -177,7 +177,7 @@ class _Flow:
         if client is None or not client.active or req["r"] not in client.redirect_uris:
             return self.error_page("The app that sent you here is not registered with this health plan.")
         self.client, self.req, self.carrier = client, req, str(form["auth_request"])
-        if not csrf_ok(self.request, str(form.get("csrf_token", ""))):
+        if not csrf_ok(self.request, str(form.get("csrf_token", "")), secure=self.secure):
             return self.error_page("The form could not be verified. Return to the app and start again.", 403)
         step = form.get("step")
         if step == "signin":
@@ -251,10 +251,13 @@ class _Flow:
             return self.fail("access_denied", "the member denied access", after_post=True)
         requested = parse_scopes(self.req["sc"])
         ticked = {str(v) for v in form.getlist("scope")}
+        asked_for_records = bool(requested.resources)
         requested.resources = [r for r in requested.resources if r.text in ticked]
         scope = str(requested)
-        if not scope:
-            return self.fail("access_denied", "the member shared nothing", after_post=True)
+        # Unticking every record type shares nothing: no token for identity or offline access alone.
+        if not scope or (asked_for_records and not requested.resources):
+            audit.record(self.env, AuditEvent.CONSENT_DENY, 200, **base)  # type: ignore[arg-type]
+            return self.fail("access_denied", "the member shared no records", after_post=True)
         settings = self.settings
         now = self.server.clock.now()
         lifetime = (

@@ -1,11 +1,13 @@
 """Token introspection (RFC 7662 §2). Callers authenticate as clients of the environment.
 
-Confidential clients (resource servers, apps with credentials) may introspect any token of the environment;
-public clients only their own. Anything else is simply `{"active": false}`.
+A client may introspect only the tokens issued to it: any other token, however valid, answers
+`{"active": false}`, so that one app cannot learn another app's patient, member or scopes from a token it
+came by. (No resource server outside this one needs to introspect; the FHIR API checks tokens itself.)
 """
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -31,7 +33,7 @@ async def introspect(request: Request) -> Response:
             now = server.clock.now()
             if info is None or not info.active(now) or info.rotated_at is not None:
                 return {"active": False}
-            if client.public and info.client_id != client.client_id:
+            if not hmac.compare_digest(info.client_id, client.client_id):
                 return {"active": False}
             body: dict[str, Any] = {
                 "active": True,

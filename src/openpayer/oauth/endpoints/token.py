@@ -41,16 +41,18 @@ async def token(request: Request) -> Response:
             raise UnsupportedGrantTypeError(f"grant_type must be one of {', '.join(GRANT_TYPES)}")
 
         def run() -> dict[str, object]:
+            if grant_type != "client_credentials":
+                client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
+                annotate(client_id=client.client_id)  # on this request's log lines
+                if grant_type == "authorization_code":
+                    return exchange(server, urls, client, form)
+                return refresh(server, urls, client, form)
             for cached in (True, False):
                 authenticated = server.clients.check_credentials(
                     env, form, request.headers, urls.auth("token"), cached=cached
                 )
                 annotate(client_id=authenticated.client.client_id)  # on this request's log lines
                 try:
-                    if grant_type == "authorization_code":
-                        return exchange(server, urls, authenticated, form)
-                    if grant_type == "refresh_token":
-                        return refresh(server, urls, authenticated, form)
                     return client_credentials(server, urls, authenticated, form, server.resource_types)
                 except StaleClientError:
                     continue  # changed since this process cached it: once more, from the database

@@ -1,4 +1,5 @@
-"""The UserInfo endpoint (OpenID Connect Core §5.3): `sub` and SMART's `fhirUser` for an `openid` token."""
+"""The UserInfo endpoint (OpenID Connect Core §5.3): `sub` and SMART's `fhirUser` for an `openid` token, and
+the member's name (`name`, `given_name`, `family_name`) when `profile` was granted."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from starlette.responses import JSONResponse, Response
 
 from openpayer.oauth.endpoints.common import server_for
 from openpayer.oauth.errors import NO_STORE, InvalidTokenError, OAuth2Error, error_json
-from openpayer.oauth.scopes import OPENID
+from openpayer.oauth.profile import profile_claims
+from openpayer.oauth.scopes import OPENID, PROFILE
 
 
 async def userinfo(request: Request) -> Response:
@@ -27,4 +29,6 @@ async def userinfo(request: Request) -> Response:
     info = found[0]
     urls = server.urls(request, env)
     body = {"sub": str(info.member_id), "fhirUser": f"{urls.fhir}/Patient/{info.patient_id}"}
+    if PROFILE in info.scope.split() and info.patient_id is not None:
+        body.update(await run_in_threadpool(profile_claims, server.engine, env, info.patient_id))
     return JSONResponse(body, headers=NO_STORE)

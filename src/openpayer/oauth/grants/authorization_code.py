@@ -1,9 +1,9 @@
 """Authorization code grant (RFC 6749 §4.1.3; RFC 7636 PKCE; RFC 9700 §4.2.4, §2.1.1).
 
 Codes are 256-bit random values kept as digests, valid `auth_code_lifetime` seconds (60) and single use:
-presenting a used code fails with `invalid_grant` and revokes every token issued from it and its grant.
+presenting a used code fails with `invalid_grant` and revokes every token issued from it and its grant. A code
+is spent by any attempt, a failed one too; presenting it again then says so, rather than "already used".
 The verifier must hash (S256) to the challenge for every client; `plain` was refused at authorization.
-Consuming the code and writing the tokens are one transaction; a failed attempt still commits the burnt code.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from sqlalchemy import Connection, select, update
 
 from openpayer.db import write_transaction
 from openpayer.oauth.audit import AuditEvent
-from openpayer.oauth.clients import Authenticated, Client
-from openpayer.oauth.errors import InvalidGrantError, InvalidRequestError, OAuth2Error
-from openpayer.oauth.grants.issue import IssuedTokens, issue_tokens
+from openpayer.oauth.clients import Client
+from openpayer.oauth.errors import InvalidGrantError, InvalidRequestError
+from openpayer.oauth.grants.issue import issue_tokens
 from openpayer.oauth.models import oauth_code
 from openpayer.oauth.tokens import token_digest
 
@@ -66,54 +66,30 @@ def create_code(
     return code
 
 
-def exchange(
-    server: AuthServer, urls: Urls, authenticated: Authenticated, form: dict[str, str]
-) -> dict[str, Any]:
+def exchange(server: AuthServer, urls: Urls, client: Client, form: dict[str, str]) -> dict[str, Any]:
     """Redeem a code for tokens (RFC 6749 §4.1.3–4.1.4)."""
     code = form.get("code")
     if not code:
         raise InvalidRequestError("code is required")
-    client = authenticated.client
     digest = token_digest(code)
     now = server.clock.now()
-    failure: OAuth2Error | None = None
-    issued: IssuedTokens | None = None
     with write_transaction(server.engine) as conn:
-        server.clients.confirm(conn, authenticated)
         row = conn.execute(
             select(oauth_code).where(oauth_code.c.digest == digest, oauth_code.c.env == urls.env)
         ).first()
         if row is None:
             raise InvalidGrantError("the authorization code is not valid")
-        # Consume first, so a code is burnt by any attempt, right or wrong (single use): the failures
-        # below are raised after this transaction commits.
+        # Consume first, so a code is burnt by any attempt, right or wrong (single use).
         consumed = conn.execute(
             update(oauth_code)
             .where(oauth_code.c.digest == digest, oauth_code.c.used_at.is_(None))
             .values(used_at=now)
         ).rowcount
         reused = not consumed
+        redeemed = False
         if reused:
+            redeemed = server.tokens.issued_from_code(conn, digest)
             server.tokens.revoke_code_family(conn, digest, row.grant_id)
-        else:
-            failure = _mismatch(row, client, form, now)
-            if failure is None:
-                try:
-                    issued = issue_tokens(
-                        conn,
-                        server,
-                        urls,
-                        client,
-                        grant_id=row.grant_id,
-                        member_id=row.member_id,
-                        patient_id=row.patient_id,
-                        scope=row.scope,
-                        nonce=row.nonce,
-                        auth_time=row.auth_time,
-                        code_digest=digest,
-                    )
-                except InvalidGrantError as error:
-                    failure = error
     if reused:
         server.audit.record(
             urls.env,
@@ -123,25 +99,37 @@ def exchange(
             member_id=row.member_id,
             patient_id=row.patient_id,
         )
+        if not redeemed:
+            # The earlier attempt failed (wrong redirect_uri or verifier, another client) and spent the code.
+            raise InvalidGrantError(
+                "the authorization code was spent by an earlier token request that failed (a code is single "
+                "use, whatever the outcome); authorize again"
+            )
         raise InvalidGrantError("the authorization code was already used; its tokens are revoked")
-    if failure is not None or issued is None:
-        raise failure or InvalidGrantError("the authorization code is not valid")
-    body = issued.respond(server, urls)
-    server.activity.authorized(urls.env, client.client_id)  # for the inactivity policy (oauth/activity.py)
-    return body
-
-
-def _mismatch(row: Any, client: Client, form: dict[str, str], now: int) -> OAuth2Error | None:
-    """Why the code cannot be redeemed by this request, or None."""
     if row.expires_at <= now:
-        return InvalidGrantError("the authorization code has expired")
+        raise InvalidGrantError("the authorization code has expired")
     if row.client_id != client.client_id:
-        return InvalidGrantError("the authorization code was issued to another client")
+        raise InvalidGrantError("the authorization code was issued to another client")
     if form.get("redirect_uri") != row.redirect_uri:
-        return InvalidGrantError("redirect_uri does not match the authorization request")
+        raise InvalidGrantError(
+            "redirect_uri does not match the authorization request; the code is now spent, authorize again"
+        )
     verifier = form.get("code_verifier") or ""
     if not _VERIFIER.match(verifier):
-        return InvalidGrantError("code_verifier is missing or malformed (RFC 7636 section 4.1)")
+        raise InvalidGrantError("code_verifier is missing or malformed (RFC 7636 section 4.1)")
     if not hmac.compare_digest(create_s256_code_challenge(verifier), row.code_challenge):
-        return InvalidGrantError("code_verifier does not match the code_challenge")
-    return None
+        raise InvalidGrantError("code_verifier does not match the code_challenge")
+    body = issue_tokens(
+        server,
+        urls,
+        client,
+        grant_id=row.grant_id,
+        member_id=row.member_id,
+        patient_id=row.patient_id,
+        scope=row.scope,
+        nonce=row.nonce,
+        auth_time=row.auth_time,
+        code_digest=digest,
+    )
+    server.activity.authorized(urls.env, client.client_id)  # for the inactivity policy (oauth/activity.py)
+    return body
