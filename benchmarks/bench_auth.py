@@ -38,6 +38,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import prepare_database
+from openpayer.api.negotiation import error_response
 from openpayer.bootstrap import build_services
 from openpayer.config import Settings
 from openpayer.oauth.guard import SmartGuard
@@ -229,7 +230,13 @@ def guard_cost(url: str, workdir: Path, token: str, path: str, n: int) -> None:
     async def send(message: dict[str, Any]) -> None:
         assert message["type"] != "http.response.start" or message["status"] == 200, message
 
-    guard = SmartGuard(answer, auth=services.auth, registry=services.registry)
+    guard = SmartGuard(
+        answer,
+        auth=services.auth,
+        registry=services.registry,
+        operations=services.api.operations,
+        render_error=error_response,
+    )
     headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())]
 
     async def run(app: Any, count: int) -> float:
@@ -262,7 +269,7 @@ def guard_cost(url: str, workdir: Path, token: str, path: str, n: int) -> None:
 
 def audit_cost(url: str, workdir: Path, n: int) -> None:
     """Microseconds one durable audit record costs (its own committed transaction), in process."""
-    from openpayer.oauth.audit import AuditEvent
+    from openpayer.security.audit import AuditEvent
 
     services = build_services(Settings(database_url=url, home=workdir, secret_key="bench"))
     start = time.perf_counter()

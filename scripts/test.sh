@@ -10,6 +10,8 @@ echo "== lint and types"
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/mypy
+echo "== import contracts (imports point down; docs/architecture.md)"
+.venv/bin/lint-imports --no-cache
 
 echo "== test suite on SQLite"
 OPENPAYER_TEST_BACKEND=sqlite "$PY" -m pytest -n 2 -q "$@"

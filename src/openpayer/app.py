@@ -32,11 +32,14 @@ from openpayer.fhir.errors import (
     NotFound,
 )
 from openpayer.oauth import routes as oauth_routes
+from openpayer.oauth.cors import smart_cors_policy
 from openpayer.oauth.guard import SmartGuard
 from openpayer.observability import metrics
 from openpayer.observability.middleware import RequestObservation
 from openpayer.policy.routes import router as policy_router
 from openpayer.portal import routes as portal_routes
+from openpayer.security.audit_writer import AuditWriter
+from openpayer.web.cors import CorsMiddleware
 from openpayer.web.headers import SecurityHeaders
 from openpayer.web.layers import LayeredApp
 from openpayer.web.proxies import TrustedProxies, parse_networks
@@ -70,13 +73,31 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(policy_router)  # the signed "still in use" link of the inactivity notices
     install_openapi(app)
     _install_error_handlers(app)
-    if services.settings.auth_enforce:
-        app.add_middleware(SmartGuard, auth=services.auth, registry=services.registry)
-    app.add_middleware(RejectNul, max_body_bytes=settings.max_body_bytes)  # before the guard
-    app.add_middleware(UnhandledErrors)  # outermost: any error below becomes a logged, sanitised 500
+    _install_middleware(app, services)
     _declare_path_parameters(app)
     _install_outer_layers(app, services.settings)  # around everything, Starlette's error handling too
     return app
+
+
+def _install_middleware(app: FastAPI, services: Services) -> None:
+    """Innermost first: the bearer-token guard, the audit writer, CORS, the NUL check, and outermost the
+    handler that turns any error below into a logged, sanitised 500."""
+    settings = services.settings
+    if settings.auth_enforce:
+        app.add_middleware(
+            SmartGuard,
+            auth=services.auth,
+            registry=services.registry,
+            operations=services.api.operations,
+            render_error=error_response,
+        )
+    app.add_middleware(AuditWriter, buffers=[services.auth.audit, services.auth.activity])
+    if settings.auth_enforce:
+        app.add_middleware(
+            CorsMiddleware, policy=smart_cors_policy(settings.environments, services.auth.clients)
+        )
+    app.add_middleware(RejectNul, max_body_bytes=settings.max_body_bytes)  # before the guard
+    app.add_middleware(UnhandledErrors)  # outermost: any error below becomes a logged, sanitised 500
 
 
 class StartupRefused(RuntimeError):

@@ -18,6 +18,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
+from openpayer.accounts.sessions import Signer
+from openpayer.accounts.signin import SignIn
+from openpayer.api.operations import fhir_operations
 from openpayer.api.service import FhirApi
 from openpayer.background import Background, build_background
 from openpayer.clock import Clock
@@ -35,17 +38,19 @@ from openpayer.fhir.storage.repository import ResourceRepository
 from openpayer.fhir.validation import known_resource_types, validate_resource
 from openpayer.members.accounts import MemberStore
 from openpayer.members.consent import GrantStore
-from openpayer.members.throttle import SignInThrottle, make_counter
 from openpayer.oauth.activity import ActivityLog
-from openpayer.oauth.audit import AuditLog
 from openpayer.oauth.clients import ClientStore
 from openpayer.oauth.discovery import capability_contributor as smart_capability
-from openpayer.oauth.keys import KeyStore, Sealer
+from openpayer.oauth.keys import KeyStore
+from openpayer.oauth.reach import Reach
 from openpayer.oauth.service import AuthServer
 from openpayer.oauth.tokens import TokenStore
 from openpayer.observability.readiness import Readiness
 from openpayer.policy.engine import InactivityPolicy
 from openpayer.portal.services import Portal
+from openpayer.security.audit import AuditLog
+from openpayer.security.sealing import Sealer
+from openpayer.security.throttle import SignInThrottle, make_counter
 
 
 @dataclass
@@ -106,6 +111,19 @@ def build_services(
     # ---- the SMART authorization server and member accounts ---------------------------------------
     cache_seconds = settings.auth_token_cache_seconds
     tokens = TokenStore(engine, clock, cache_seconds)
+    grants = GrantStore(engine, clock)
+    grants.revoked_listeners.append(tokens.revoke_grant_tokens)  # a revoked consent revokes its tokens
+    audit = AuditLog(engine, clock)
+    throttle = SignInThrottle(clock, make_counter(settings.redis_url))  # Redis when configured
+    members = MemberStore(engine, clock, sealer)
+    signin = SignIn(
+        members,
+        throttle=throttle,
+        audit=audit,
+        clock=clock,
+        signer=Signer(settings.resolved_secret_key),
+        session_lifetime=settings.auth_session_lifetime,
+    )
     auth = AuthServer(
         settings=settings,
         engine=engine,
@@ -113,17 +131,19 @@ def build_services(
         keys=KeyStore(engine, sealer, clock),
         clients=ClientStore(engine, clock, cache_seconds),
         tokens=tokens,
-        members=MemberStore(engine, clock, sealer),
-        grants=GrantStore(engine, clock, tokens),
-        audit=AuditLog(engine, clock),
+        members=members,
+        grants=grants,
+        audit=audit,
         sealer=sealer,
-        throttle=SignInThrottle(clock, make_counter(settings.redis_url)),  # Redis when configured
+        throttle=throttle,
+        signin=signin,
+        reach=Reach(fhir, cache_seconds),
         resource_types=types,
         activity=ActivityLog(engine, clock),
     )
 
     # ---- the FHIR API and its CapabilityStatement --------------------------------------------------
-    api = FhirApi(settings, engine, registry, signer, fhir, search, bundles, types)
+    api = FhirApi(settings, engine, registry, signer, fhir, search, bundles, types, fhir_operations())
     api.capability_contributors.append(ConformanceContributor(registry))  # IG profiles, instantiates
     api.capability_contributors.append(smart_capability)  # SMART security, oauth-uris
 

@@ -6,5 +6,14 @@ from openpayer.jobs import tables as job_tables
 from openpayer.members import models as member_tables
 from openpayer.oauth import models as oauth_tables
 from openpayer.portal import models as portal_tables
+from openpayer.security import models as security_tables
 
-__all__ = ["email_tables", "fhir_tables", "job_tables", "member_tables", "oauth_tables", "portal_tables"]
+__all__ = [
+    "email_tables",
+    "fhir_tables",
+    "job_tables",
+    "member_tables",
+    "oauth_tables",
+    "portal_tables",
+    "security_tables",
+]

@@ -17,7 +17,7 @@ from openpayer.clock import Clock
 from openpayer.members.accounts import MemberStore
 from openpayer.members.models import member_account
 from openpayer.members.sandbox import SANDBOX_MEMBERS
-from openpayer.oauth.keys import Sealer
+from openpayer.security.sealing import Sealer
 
 
 def invoke(cli: CliRunner, *args: str) -> tuple[int, str, str]:

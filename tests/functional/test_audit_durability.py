@@ -17,8 +17,8 @@ from sqlalchemy import func, select
 
 from openpayer.app import Services
 from openpayer.config import Settings
-from openpayer.oauth.models import audit_event
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
+from openpayer.security.models import audit_event
 
 ENV = "sandbox"
 REDIRECT = "https://app.example.com/callback"

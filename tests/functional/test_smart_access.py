@@ -12,9 +12,9 @@ from sqlalchemy import select
 from openpayer.app import create_app
 from openpayer.bootstrap import Services
 from openpayer.config import Settings
-from openpayer.oauth.audit import AUDIT_MAX_AGE
-from openpayer.oauth.models import audit_event
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
+from openpayer.security.audit import AUDIT_MAX_AGE
+from openpayer.security.models import audit_event
 
 ENV = "sandbox"
 FHIR = f"/{ENV}/fhir"

@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from openpayer.app import Services, build_services, create_app
 from openpayer.config import Settings
-from openpayer.members.throttle import CLIENT_IP
 from openpayer.oauth.testing import SmartApp, hidden, two_member_world
+from openpayer.security.throttle import CLIENT_IP
 from openpayer.web.headers import API_CSP, PAGE_CSP
 
 ALWAYS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer", "x-frame-options": "DENY"}

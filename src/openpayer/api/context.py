@@ -3,31 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from starlette.requests import Request
 
+from openpayer.api.service import DIRECTORY_TYPES, FhirApi
 from openpayer.fhir.errors import MethodNotAllowed, NotFound
-
-if TYPE_CHECKING:
-    from openpayer.api.service import FhirApi
-
-# Plan-Net 1.1.0 and US Drug Formulary 2.0.1 resource types: public, read-only (45 CFR §156.221 provider
-# directory and formulary requirements), served at /{env}/directory.
-DIRECTORY_TYPES = frozenset(
-    {
-        "Endpoint",
-        "HealthcareService",
-        "InsurancePlan",
-        "Location",
-        "Organization",
-        "OrganizationAffiliation",
-        "Practitioner",
-        "PractitionerRole",
-        "Basic",
-        "MedicationKnowledge",
-    }
-)
 
 BaseKind = Literal["fhir", "directory"]
 

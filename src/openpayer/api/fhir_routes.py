@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from openpayer.api.context import BaseKind, FhirBase, fhir_base
 from openpayer.api.negotiation import check_acceptable, check_content_type, fhir_response, pretty
+from openpayer.api.operations import run_operation
 from openpayer.api.rendering import (
     history_bundle,
     parse_if_match,
@@ -30,6 +31,7 @@ from openpayer.fhir.outcome import operation_outcome
 from openpayer.fhir.services import parse_json, parse_resource
 
 T = TypeVar("T")
+_SEARCH = SearchRoutes()
 
 
 async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -54,12 +56,12 @@ def build_router(kind: BaseKind) -> APIRouter:
     @router.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def system_search(request: Request) -> Response:
         b = base(request)
-        return await b.services.search_routes.search(request, b, None)
+        return await _SEARCH.search(request, b, None)
 
     @router.post("/_search")
     async def system_search_post(request: Request) -> Response:
         b = base(request)
-        return await b.services.search_routes.search(request, b, None, post=True)
+        return await _SEARCH.search(request, b, None, post=True)
 
     @router.post("")
     @router.post("/", include_in_schema=False)
@@ -80,7 +82,7 @@ def build_router(kind: BaseKind) -> APIRouter:
     async def type_search(request: Request, rtype: str) -> Response:
         b = base(request)
         b.check_type(rtype)
-        return await b.services.search_routes.search(request, b, rtype)
+        return await _SEARCH.search(request, b, rtype)
 
     @router.post("/{rtype}")
     async def create(request: Request, rtype: str) -> Response:
@@ -123,7 +125,7 @@ def build_router(kind: BaseKind) -> APIRouter:
     async def type_search_post(request: Request, rtype: str) -> Response:
         b = base(request)
         b.check_type(rtype)
-        return await b.services.search_routes.search(request, b, rtype, post=True)
+        return await _SEARCH.search(request, b, rtype, post=True)
 
     @router.get("/{rtype}/_history")
     async def type_history(request: Request, rtype: str) -> Response:
@@ -136,7 +138,7 @@ def build_router(kind: BaseKind) -> APIRouter:
         b = base(request)
         b.check_type(rtype)
         if rid.startswith("$"):
-            return await b.services.operations.run(request, b, rtype, None, rid[1:])
+            return await run_operation(request, b, rtype, None, rid[1:])
         stored = await _run(b.services.fhir.read, b.env, rtype, rid)
         return render_stored(request, stored, b, conditional=True)
 
@@ -145,7 +147,7 @@ def build_router(kind: BaseKind) -> APIRouter:
         b = base(request)
         b.check_type(rtype)
         if rid.startswith("$"):
-            return await b.services.operations.run(request, b, rtype, None, rid[1:])
+            return await run_operation(request, b, rtype, None, rid[1:])
         raise MethodNotAllowed("POST to a resource instance is not allowed; use PUT to update it")
 
     @router.put("/{rtype}/{rid}")
@@ -202,11 +204,11 @@ def build_router(kind: BaseKind) -> APIRouter:
         b = base(request)
         b.check_type(rtype)
         if tail.startswith("$"):
-            return await b.services.operations.run(request, b, rtype, rid, tail[1:])
+            return await run_operation(request, b, rtype, rid, tail[1:])
         if request.method == "POST":
             raise MethodNotAllowed(f"POST is not allowed on {rtype}/{rid}/{tail}")
         b.check_type(tail)
-        return await b.services.search_routes.search(request, b, tail, compartment=(rtype, rid))
+        return await _SEARCH.search(request, b, tail, compartment=(rtype, rid))
 
     return router
 

@@ -15,8 +15,8 @@ from openpayer.api.negotiation import fhir_response, pretty
 from openpayer.clock import from_http_date, to_instant
 from openpayer.fhir.errors import BadRequest, PayloadTooLarge
 from openpayer.fhir.outcome import operation_outcome
+from openpayer.fhir.search.history import HistoryPage
 from openpayer.fhir.services import Outcome
-from openpayer.fhir.storage.history import HistoryPage
 from openpayer.fhir.storage.repository import StoredVersion
 from openpayer.fhir.subsetting import select_elements, summarize
 

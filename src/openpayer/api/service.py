@@ -11,19 +11,32 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from openpayer.api.context import DIRECTORY_TYPES
-from openpayer.api.operations import OperationRoutes
-from openpayer.api.search_routes import SearchRoutes
 from openpayer.config import Settings
 from openpayer.fhir.bundles import BundleProcessor
 from openpayer.fhir.capabilities import Contributor, OperationInfo, capability_statement
 from openpayer.fhir.errors import BadRequest
-from openpayer.fhir.operations import member_match as member_match_op
-from openpayer.fhir.operations import validate as validate_op
+from openpayer.fhir.operations.registry import OperationRegistry
 from openpayer.fhir.paging import CursorSigner
 from openpayer.fhir.search.registry import SearchParamRegistry
 from openpayer.fhir.search.service import SearchService
 from openpayer.fhir.services import FhirService
+
+# Plan-Net 1.1.0 and US Drug Formulary 2.0.1 resource types: public, read-only (45 CFR §156.221 provider
+# directory and formulary requirements), served at /{env}/directory.
+DIRECTORY_TYPES = frozenset(
+    {
+        "Endpoint",
+        "HealthcareService",
+        "InsurancePlan",
+        "Location",
+        "Organization",
+        "OrganizationAffiliation",
+        "Practitioner",
+        "PractitionerRole",
+        "Basic",
+        "MedicationKnowledge",
+    }
+)
 
 
 @dataclass
@@ -38,9 +51,8 @@ class FhirApi:
     search: SearchService
     bundles: BundleProcessor
     resource_types: frozenset[str]
+    operations: OperationRegistry[Any]  # the $operations (`api/operations.py` `fhir_operations()`)
     capability_contributors: list[Contributor] = field(default_factory=list)
-    search_routes: SearchRoutes = field(default_factory=SearchRoutes)
-    operations: OperationRoutes = field(default_factory=OperationRoutes)
     _capabilities: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def page_size(self, raw: str | None) -> int:
@@ -51,16 +63,7 @@ class FhirApi:
         return max(1, min(int(raw), self.settings.max_page_size))
 
     def operations_for(self, kind: str) -> list[OperationInfo]:
-        types = tuple(sorted(self.types_for(kind)))
-        ops = [validate_op.info(types)]
-        if kind == "fhir":
-            ops.append(
-                OperationInfo(
-                    "everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything", ("Patient",)
-                )
-            )
-            ops.append(member_match_op.info())
-        return ops
+        return self.operations.infos(kind, self.types_for(kind))
 
     def types_for(self, kind: str) -> frozenset[str]:
         return DIRECTORY_TYPES if kind == "directory" else self.resource_types

@@ -7,14 +7,16 @@ and returns stored versions; failures raise `openpayer.fhir.errors` classes that
 from __future__ import annotations
 
 import hashlib
+import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jsonpatch
 import orjson
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, Select, bindparam, literal, select, text
 
 from openpayer.db import read_connection, write_transaction
 from openpayer.fhir.errors import (
@@ -28,11 +30,13 @@ from openpayer.fhir.errors import (
 )
 from openpayer.fhir.ids import is_valid_id
 from openpayer.fhir.outcome import Issue, has_errors
-from openpayer.fhir.search.sql import Restriction, admits_older_version
-from openpayer.fhir.storage.history import HistoryPage, history_page
+from openpayer.fhir.search.history import HistoryPage, history_page
+from openpayer.fhir.search.sql import Restriction, admits_older_version, restriction_clause
 from openpayer.fhir.storage.repository import ConcurrentCreate, ResourceRepository, StoredVersion, WriteResult
+from openpayer.fhir.storage.tables import fhir_resource
 
 Validator = Callable[[Any], list[Issue]]
+_VISIBLE_QUERIES = 4096  # (env, restriction, type) whose membership query is kept compiled
 
 
 class ConditionalMatcher(Protocol):
@@ -98,6 +102,8 @@ class FhirService:
         self.validator = validator
         self.repository = repository
         self.matcher = matcher
+        self._visible: OrderedDict[tuple[str, str, str], Select[Any]] = OrderedDict()
+        self._visible_lock = threading.Lock()
 
     # ---- validation --------------------------------------------------------------------------
     def check(self, resource: Any) -> list[Issue]:
@@ -167,6 +173,59 @@ class FhirService:
                 count=count,
                 restriction=restriction,
             )
+
+    # ---- membership of a restriction (for an authorization layer checking reads one by one) ----------
+    def visible(self, env: str, rtype: str, rid: str, restriction: Restriction) -> bool:
+        """`rtype/rid` exists, is not deleted and is inside `restriction`; the restriction decides in SQL."""
+        query = self._visible_query(env, rtype, restriction)
+        with self.engine.connect() as conn:
+            return conn.execute(query, {"rid": rid}).first() is not None
+
+    def visible_ids(
+        self, env: str, types: Collection[str], restriction: Restriction, limit: int
+    ) -> frozenset[tuple[str, str]] | None:
+        """The (type, id) of every current resource of `types` inside `restriction`, or None when there are
+        more than `limit` (the caller then asks resource by resource)."""
+        wanted = sorted(types)
+        r = fhir_resource.alias("r")
+        query = (
+            select(r.c.type, r.c.id)
+            .where(
+                r.c.env == env,
+                r.c.type.in_(wanted),
+                r.c.deleted.is_(False),
+                restriction_clause(restriction, r, wanted),
+            )
+            .limit(limit + 1)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return None if len(rows) > limit else frozenset((row.type, row.id) for row in rows)
+
+    def _visible_query(self, env: str, rtype: str, restriction: Restriction) -> Select[Any]:
+        """`SELECT 1` when `rtype`/:rid is inside the restriction; built once per restriction and type, so
+        SQLAlchemy's compiled cache serves every later check."""
+        key = (env, restriction.key, rtype)
+        cached = self._visible.get(key)
+        if cached is not None:
+            return cached
+        r = fhir_resource.alias("r")
+        query = (
+            select(literal(1))
+            .where(
+                r.c.env == env,
+                r.c.type == rtype,
+                r.c.id == bindparam("rid"),
+                r.c.deleted.is_(False),
+                restriction_clause(restriction, r, (rtype,)),
+            )
+            .limit(1)
+        )
+        with self._visible_lock:
+            self._visible[key] = query
+            if len(self._visible) > _VISIBLE_QUERIES:
+                self._visible.popitem(last=False)
+        return query
 
     # ---- writes ------------------------------------------------------------------------------
     def create(

@@ -1,26 +1,22 @@
-"""Member accounts: a login linked to one Patient per environment; argon2id passwords; optional TOTP.
+"""Member accounts: a login linked to one Patient per environment, with an optional TOTP second factor.
 
-Sign-in answers the same way whether the username is unknown, the password is wrong or the account is
-disabled (no account enumeration), and spends the same argon2 work in each case.
+The identity machinery (argon2id hashing, TOTP, throttled sign-in, sessions) is `openpayer.accounts`; this
+store keeps the member's row. Sign-in answers the same way whether the username is unknown, the password is
+wrong or the account is disabled (no account enumeration), and spends the same argon2 work in each case.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyotp
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Engine, select, update
 
+from openpayer.accounts import passwords
+from openpayer.accounts.totp import TotpFactor
 from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.members.models import member_account
-from openpayer.oauth.keys import Sealer
-
-_HASHER = PasswordHasher()  # argon2id, RFC 9106 second recommended parameters
-_DUMMY_HASH = _HASHER.hash("openpayer-no-such-member")
-MIN_PASSWORD = 8
+from openpayer.security.sealing import Sealer
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,24 +28,26 @@ class Member:
     has_totp: bool
 
 
+def _owner(env: str, username: str) -> str:
+    return f"totp:{env}:{username}"
+
+
 class MemberStore:
+    """The member directory the sign-in flow (`openpayer.accounts.signin`) authenticates against."""
+
     def __init__(self, engine: Engine, clock: Clock, sealer: Sealer) -> None:
         self.engine = engine
         self.clock = clock
-        self.sealer = sealer
+        self.totp = TotpFactor(sealer, clock)
 
     def create(self, env: str, username: str, password: str, patient_id: str) -> Member:
-        if len(password) < MIN_PASSWORD:
-            raise ValueError(
-                f"the password is too short: {len(password)} characters, and passwords have at least "
-                f"{MIN_PASSWORD}"
-            )
+        password_hash = passwords.hash_password(password)
         with write_transaction(self.engine) as conn:
             member_id = conn.execute(
                 member_account.insert().values(
                     env=env,
                     username=username,
-                    password_hash=_HASHER.hash(password),
+                    password_hash=password_hash,
                     patient_id=patient_id,
                     disabled=False,
                     created_at=self.clock.now(),
@@ -59,8 +57,7 @@ class MemberStore:
 
     def enroll_totp(self, env: str, username: str) -> str:
         """Enrol a TOTP second factor (RFC 6238); returns the base32 secret to put in an authenticator."""
-        secret = pyotp.random_base32()
-        sealed = self.sealer.seal(secret.encode(), f"totp:{env}:{username}".encode()).hex()
+        secret, sealed = self.totp.enroll(_owner(env, username))
         with write_transaction(self.engine) as conn:
             done = conn.execute(
                 update(member_account)
@@ -87,18 +84,16 @@ class MemberStore:
                     member_account.c.env == env, member_account.c.username == username
                 )
             ).first()
-        try:
-            _HASHER.verify(row.password_hash if row is not None else _DUMMY_HASH, password)
-        except (VerifyMismatchError, VerificationError, InvalidHashError):
+        if not passwords.verify(row.password_hash if row is not None else None, password):
             return None
         if row is None or row.disabled:
             return None
-        if _HASHER.check_needs_rehash(row.password_hash):
+        if passwords.needs_rehash(row.password_hash):
             with write_transaction(self.engine) as conn:
                 conn.execute(
                     update(member_account)
                     .where(member_account.c.id == row.id)
-                    .values(password_hash=_HASHER.hash(password))
+                    .values(password_hash=passwords.hash_password(password))
                 )
         return Member(row.id, row.env, row.username, row.patient_id, row.totp_secret is not None)
 
@@ -107,7 +102,4 @@ class MemberStore:
             sealed = conn.execute(
                 select(member_account.c.totp_secret).where(member_account.c.id == member.id)
             ).scalar_one_or_none()
-        if not sealed:
-            return False
-        secret = self.sealer.unseal(bytes.fromhex(sealed), f"totp:{member.env}:{member.username}".encode())
-        return pyotp.TOTP(secret.decode()).verify(code.strip(), for_time=self.clock.now(), valid_window=1)
+        return self.totp.verify(sealed, _owner(member.env, member.username), code)

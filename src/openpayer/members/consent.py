@@ -1,19 +1,20 @@
 """Consent grants: the member's decision (member, app, scopes, time, expiry), kept apart from tokens.
 
 Tokens point at their grant; revoking the grant (by the member, or on refresh-token or code reuse) revokes
-every token issued under it.
+every token issued under it: the authorization server's token store listens (`revoked_listeners`, wired by
+the composition root), so this domain needs nothing of OAuth.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, update
 
 from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.members.models import consent_grant
-from openpayer.oauth.tokens import TokenStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +34,11 @@ class Grant:
 
 
 class GrantStore:
-    def __init__(self, engine: Engine, clock: Clock, tokens: TokenStore) -> None:
+    def __init__(self, engine: Engine, clock: Clock) -> None:
         self.engine = engine
         self.clock = clock
-        self.tokens = tokens
+        # Called in the revoking transaction with (conn, grant_id): what else ends with the grant (tokens).
+        self.revoked_listeners: list[Callable[[Connection, int], None]] = []
 
     def create(
         self,
@@ -79,4 +81,14 @@ class GrantStore:
         with write_transaction(self.engine) as conn:
             grant = self.get(conn, grant_id)
             if grant is not None and grant.env == env:
-                self.tokens.revoke_grant(conn, grant_id)
+                self.revoke_in(conn, grant_id)
+
+    def revoke_in(self, conn: Connection, grant_id: int) -> None:
+        """Revoke the grant in the caller's transaction, and everything issued under it."""
+        conn.execute(
+            update(consent_grant)
+            .where(consent_grant.c.id == grant_id, consent_grant.c.revoked_at.is_(None))
+            .values(revoked_at=self.clock.now())
+        )
+        for listener in self.revoked_listeners:
+            listener(conn, grant_id)

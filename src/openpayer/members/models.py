@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, String, Table, Text, UniqueConstraint
 
-from openpayer.db import metadata
-from openpayer.fhir.storage.tables import BigId
+from openpayer.db import BigId, metadata
 
 member_account = Table(
     "member_account",

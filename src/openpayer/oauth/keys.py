@@ -3,47 +3,28 @@
 Keys are generated on first use and published at `/{env}/auth/jwks`; `openpayer keys rotate ENV` adds a
 new key that signs from then on while older keys stay published so that tokens they signed still verify
 (OpenID Connect Core §10.1.1). Private keys are sealed with AES-256-GCM under a key derived (HKDF) from
-`auth_key_encryption_key`, or from the deployment secret when that is unset.
+`auth_key_encryption_key`, or from the deployment secret when that is unset (`openpayer.security.sealing`).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import threading
 import time
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc.jwk import RSAKey
 from sqlalchemy import Engine, select
 
 from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.oauth.models import oauth_signing_key
+from openpayer.security.sealing import Sealer
 
 ALG = "RS256"
 _CACHE_SECONDS = 60.0
-
-
-class Sealer:
-    """AES-256-GCM under a key derived from a configured secret; associated data binds each blob to a use."""
-
-    def __init__(self, secret: str) -> None:
-        self._aead = AESGCM(
-            HKDF(hashes.SHA256(), 32, salt=None, info=b"openpayer/oauth/sealing").derive(secret.encode())
-        )
-
-    def seal(self, data: bytes, aad: bytes) -> bytes:
-        nonce = os.urandom(12)
-        return nonce + self._aead.encrypt(nonce, data, aad)
-
-    def unseal(self, blob: bytes, aad: bytes) -> bytes:
-        return self._aead.decrypt(blob[:12], blob[12:], aad)
 
 
 class KeyStore:

@@ -11,7 +11,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Index,
-    Integer,
     LargeBinary,
     String,
     Table,
@@ -19,8 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from openpayer.db import metadata
-from openpayer.fhir.storage.tables import BigId
+from openpayer.db import BigId, metadata
 
 oauth_client = Table(
     "oauth_client",
@@ -104,24 +102,6 @@ oauth_assertion_jti = Table(
     Column("expires_at", BigInteger, nullable=False),
     UniqueConstraint("env", "client_id", "jti"),
     Index("ix_oauth_assertion_jti_expires_at", "expires_at"),  # the purge of expired records
-)
-
-audit_event = Table(
-    "audit_event",
-    metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("at", BigInteger, nullable=False),  # microseconds
-    Column("env", String(32), nullable=False),
-    Column("event", String(64), nullable=False),
-    Column("client_id", String(64), nullable=True),
-    Column("member_id", BigInteger, nullable=True),
-    Column("patient_id", String(64), nullable=True),
-    Column("interaction", String(32), nullable=True),
-    Column("resource_type", String(64), nullable=True),
-    Column("resource_id", String(64), nullable=True),
-    Column("status", Integer, nullable=False),
-    Index("ix_audit_event_env_at", "env", "at"),
-    Index("ix_audit_event_patient_id", "patient_id"),
 )
 
 # Last activity of each client (SMART authorization; FHIR call with one of its tokens), for the inactivity

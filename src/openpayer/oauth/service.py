@@ -9,16 +9,19 @@ from joserfc import jwt
 from sqlalchemy import Engine
 from starlette.requests import Request
 
+from openpayer.accounts.signin import SignIn
 from openpayer.clock import Clock
 from openpayer.config import Settings
-from openpayer.members.accounts import MemberStore
+from openpayer.members.accounts import Member, MemberStore
 from openpayer.members.consent import GrantStore
-from openpayer.members.throttle import SignInThrottle
 from openpayer.oauth.activity import ActivityLog
-from openpayer.oauth.audit import AuditLog
 from openpayer.oauth.clients import ClientStore
-from openpayer.oauth.keys import ALG, KeyStore, Sealer
+from openpayer.oauth.keys import ALG, KeyStore
+from openpayer.oauth.reach import Reach
 from openpayer.oauth.tokens import TokenStore
+from openpayer.security.audit import AuditLog
+from openpayer.security.sealing import Sealer
+from openpayer.security.throttle import SignInThrottle
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,8 @@ class AuthServer:
     audit: AuditLog
     sealer: Sealer
     throttle: SignInThrottle
+    signin: SignIn[Member]  # member sign-in and second factor (openpayer.accounts.signin)
+    reach: Reach  # whether a read is inside a token's restriction (cached; the guard's)
     resource_types: frozenset[str]  # what scopes may name (the FHIR engine's resource types)
     activity: ActivityLog  # last authorization and call per client, for the inactivity policy
 

@@ -229,13 +229,9 @@ class TokenStore:
             conn.execute(update(oauth_token).where(oauth_token.c.id.in_(ids)).values(revoked=True))
         self.forget_all()
 
-    def revoke_grant(self, conn: Connection, grant_id: int) -> None:
-        """Revoke a consent grant and every token issued under it (SMART: revoking access revokes tokens)."""
-        conn.execute(
-            update(consent_grant)
-            .where(consent_grant.c.id == grant_id, consent_grant.c.revoked_at.is_(None))
-            .values(revoked_at=self.clock.now())
-        )
+    def revoke_grant_tokens(self, conn: Connection, grant_id: int) -> None:
+        """Every token issued under a consent grant (SMART: revoking access revokes its tokens). Called by
+        `GrantStore.revoke_in` when the grant is revoked (the composition root registers it)."""
         conn.execute(update(oauth_token).where(oauth_token.c.grant_id == grant_id).values(revoked=True))
         self.forget_all()
 
@@ -254,13 +250,12 @@ class TokenStore:
         self.forget_all()
 
     def revoke_code_family(self, conn: Connection, code_digest: str, grant_id: int | None) -> None:
-        """RFC 6749 §4.1.2 / RFC 9700 §4.2: a reused code revokes every token issued from it."""
+        """RFC 6749 §4.1.2 / RFC 9700 §4.2: a reused code revokes every token issued from it (the caller
+        revokes its consent grant too)."""
         condition = oauth_token.c.code_digest == code_digest
         if grant_id is not None:
             condition = or_(condition, and_(oauth_token.c.grant_id == grant_id))
         conn.execute(update(oauth_token).where(condition).values(revoked=True))
-        if grant_id is not None:
-            self.revoke_grant(conn, grant_id)
         self.forget_all()
 
     def issued_from_code(self, conn: Connection, code_digest: str) -> bool:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
 
-from openpayer.db import metadata
-from openpayer.fhir.storage.tables import BigId
+from openpayer.db import BigId, metadata
 
 policy_state = Table(
     "policy_state",

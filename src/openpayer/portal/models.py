@@ -22,8 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from openpayer.db import metadata
-from openpayer.fhir.storage.tables import BigId
+from openpayer.db import BigId, metadata
 
 portal_organization = Table(
     "portal_organization",

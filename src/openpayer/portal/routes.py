@@ -7,12 +7,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openpayer.config import Settings
-from openpayer.members.pages import page
 from openpayer.portal.console import ConsolePages
 from openpayer.portal.interfaces import Clock
 from openpayer.portal.pages import DeveloperPages
 from openpayer.portal.services import Portal
 from openpayer.portal.web import Area
+from openpayer.web.pages import page
 
 AREAS = ("/portal", "/admin")
 

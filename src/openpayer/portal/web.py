@@ -22,7 +22,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from openpayer.members.pages import page
+from openpayer.web.pages import page
 
 CSRF_COOKIE = "op_csrf"
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "testserver")

@@ -1,1 +1,1 @@
-"""Page and HTTP plumbing shared by every web-facing domain."""
+"""Page and HTTP plumbing shared by every web-facing domain: templates, CSRF, cookies, CORS, headers."""

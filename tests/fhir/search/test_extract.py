@@ -20,7 +20,8 @@ from openpayer.fhir.search.extract import (
     is_compiled,
     normalize_string,
 )
-from openpayer.fhir.search.index import (
+from openpayer.fhir.search.registry import default_registry
+from openpayer.fhir.storage.index import (
     DateValue,
     IndexRows,
     NumberValue,
@@ -30,7 +31,6 @@ from openpayer.fhir.search.index import (
     StringValue,
     TokenValue,
 )
-from openpayer.fhir.search.registry import default_registry
 
 SHARED = (Path(__file__).resolve().parents[3] / ".." / "shared").resolve()
 ENGINES = [pytest.param(False, id="compiled"), pytest.param(True, id="fhirpathpy")]

@@ -2,7 +2,7 @@
 
 The expressions are evaluated by :mod:`openpayer.fhir.search.fhirpath` (compiled extractors, fhirpathpy
 for the rest); each item comes with its FHIR type and is converted by parameter type following FHIR R4
-§3.1.1.5. See :mod:`openpayer.fhir.search.index` for the row conventions. Rows are de-duplicated per
+§3.1.1.5. See :mod:`openpayer.fhir.storage.index` for the row conventions. Rows are de-duplicated per
 resource. Any error in one parameter is logged at debug level and that parameter yields no rows;
 extraction never raises.
 """
@@ -30,7 +30,12 @@ from openpayer.fhir.search.fhirpath import (
     rooted,
     top_keys,
 )
-from openpayer.fhir.search.index import (
+from openpayer.fhir.search.registry import (
+    SearchParamRegistry,
+    concrete_resource_types,
+    default_registry,
+)
+from openpayer.fhir.storage.index import (
     DateValue,
     IndexRows,
     NumberValue,
@@ -40,11 +45,6 @@ from openpayer.fhir.search.index import (
     StringValue,
     TokenValue,
     UriValue,
-)
-from openpayer.fhir.search.registry import (
-    SearchParamRegistry,
-    concrete_resource_types,
-    default_registry,
 )
 
 __all__ = ["compile_expression", "date_range", "extract_index", "is_compiled", "normalize_string"]

@@ -32,8 +32,8 @@ from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, sel
 from sqlalchemy.exc import SQLAlchemyError
 
 from openpayer.db import write_transaction
-from openpayer.fhir.search.index import IndexRows
 from openpayer.fhir.storage import codec
+from openpayer.fhir.storage.index import IndexRows
 from openpayer.fhir.storage.repository import stamp
 from openpayer.fhir.storage.tables import INDEX_TABLES, fhir_history, fhir_resource, index_key
 

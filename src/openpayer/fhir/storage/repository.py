@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 
 from openpayer.clock import Clock, to_http_date, to_instant
 from openpayer.fhir.errors import PreconditionFailed
-from openpayer.fhir.search.index import IndexRows
 from openpayer.fhir.storage import codec
+from openpayer.fhir.storage.index import IndexRows
 from openpayer.fhir.storage.tables import (
     INDEX_TABLES,
     fhir_history,

@@ -28,10 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from openpayer.db import metadata
-
-# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT identities.
-BigId = BigInteger().with_variant(Integer(), "sqlite")
+from openpayer.db import BigId, metadata
 
 
 def index_key(env: str, resource_type: str, param: str) -> int:

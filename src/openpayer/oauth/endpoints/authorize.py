@@ -19,29 +19,22 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from openpayer.accounts.sessions import SESSION_COOKIE, Signer
+from openpayer.accounts.signin import NeedsSecondFactor, Refused
 from openpayer.db import write_transaction
 from openpayer.members.accounts import Member
-from openpayer.members.pages import page
-from openpayer.members.sessions import (
-    SESSION_COOKIE,
-    Signer,
-    cookie_secure,
-    csrf_ok,
-    csrf_token,
-    set_cookie,
-    set_csrf_cookie,
-)
-from openpayer.oauth.audit import AuditEvent
 from openpayer.oauth.grants.authorization_code import create_code
 from openpayer.oauth.scopes import FHIR_USER, OFFLINE, OPENID, PROFILE, describe, parse_scopes
+from openpayer.security.audit import AuditEvent
+from openpayer.web.cookies import cookie_secure, set_cookie
+from openpayer.web.csrf import csrf_ok, csrf_token, set_csrf_cookie
+from openpayer.web.pages import page
 
 if TYPE_CHECKING:
     from openpayer.oauth.service import AuthServer
 
 REQUEST_MAX_AGE = 1800
-MFA_MAX_AGE = 300
 _PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
-SIGN_IN_FAILED = "The username or password is incorrect, or the account cannot sign in."
 
 
 class _Flow:
@@ -159,13 +152,10 @@ class _Flow:
         return self.consent_page()
 
     def session_member(self) -> Member | None:
-        raw = self.request.cookies.get(SESSION_COOKIE)
-        data = self.signer.loads("session", raw, self.settings.auth_session_lifetime) if raw else None
-        if not isinstance(data, dict) or data.get("e") != self.env:
+        found = self.server.signin.session(self.env, self.request.cookies.get(SESSION_COOKIE))
+        if found is None:
             return None
-        member = self.server.members.get(self.env, int(data["m"]))
-        if member is not None:
-            self.auth_time = int(data["t"])
+        member, self.auth_time = found
         return member
 
     # ---- the forms -----------------------------------------------------------------------------------
@@ -188,53 +178,35 @@ class _Flow:
             return self.decide(form)
         return self.error_page("The form could not be understood.")
 
+    # ---- sign-in: the steps are openpayer.accounts.signin's; this flow renders them -------------------
     def sign_in(self, username: str, password: str) -> Response:
-        # Throttled per account and per IP (members.throttle); a lockout answers like a wrong password.
-        throttle, ip = self.server.throttle, self.client_ip
-        member = None
-        if username and password and throttle.allowed(self.env, username, ip):
-            member = self.server.members.authenticate(self.env, username, password)
-        if member is None:
-            throttle.failed(self.env, username, ip)
-            self.server.audit.record(self.env, AuditEvent.LOGIN_FAILURE, 401, client_id=self.client.client_id)
-            return self.signin_page(SIGN_IN_FAILED, username=username, status=401)
-        if member.has_totp:
-            pending = self.signer.dumps("mfa", {"m": member.id, "e": self.env})
-            return self._form_page("mfa.html", pending=pending)
-        throttle.succeeded(self.env, username)
-        return self.signed_in(member)
+        result = self.server.signin.with_password(
+            self.env, username, password, ip=self.client_ip, client_id=self.client.client_id
+        )
+        if isinstance(result, Refused):
+            return self.signin_page(result.message, username=username, status=401)
+        if isinstance(result, NeedsSecondFactor):
+            return self._form_page("mfa.html", pending=result.pending)
+        return self.signed_in(result.session)
 
     def second_factor(self, pending: str, otp: str) -> Response:
-        data = self.signer.loads("mfa", pending, MFA_MAX_AGE)
-        member = self.server.members.get(self.env, int(data["m"])) if isinstance(data, dict) else None
-        if member is None or data.get("e") != self.env:  # type: ignore[union-attr]
-            return self.signin_page("Your sign-in took too long. Please sign in again.", status=401)
-        throttle = self.server.throttle
-        allowed = throttle.allowed(self.env, member.username, self.client_ip)
-        if not allowed or not self.server.members.verify_totp(member, otp):
-            throttle.failed(self.env, member.username, self.client_ip)
-            self.server.audit.record(
-                self.env, AuditEvent.MFA_FAILURE, 401, client_id=self.client.client_id, member_id=member.id
-            )
-            return self._form_page(
-                "mfa.html", 401, pending=pending, error="That code is not valid. Try again."
-            )
-        throttle.succeeded(self.env, member.username)
-        return self.signed_in(member)
-
-    def signed_in(self, member: Member) -> Response:
-        now = self.server.clock.now()
-        self.server.audit.record(
-            self.env, AuditEvent.LOGIN_SUCCESS, 200, client_id=self.client.client_id, member_id=member.id
+        result = self.server.signin.with_second_factor(
+            self.env, pending, otp, ip=self.client_ip, client_id=self.client.client_id
         )
+        if isinstance(result, Refused):
+            if result.retry_second_factor:
+                return self._form_page("mfa.html", 401, pending=pending, error=result.message)
+            return self.signin_page(result.message, status=401)
+        return self.signed_in(result.session)
+
+    def signed_in(self, session: str) -> Response:
+        """The consent page, setting the new sign-in session cookie."""
         response = self.consent_page()
-        session = self.signer.dumps("session", {"m": member.id, "e": self.env, "t": now})
         set_cookie(
             response,
-            self.request,
-            self.env,
             SESSION_COOKIE,
             session,
+            path=f"/{self.env}/auth",
             secure=self.secure,
             max_age=self.settings.auth_session_lifetime,
         )

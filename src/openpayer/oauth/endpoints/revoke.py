@@ -10,9 +10,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openpayer.db import write_transaction
-from openpayer.oauth.audit import AuditEvent
 from openpayer.oauth.endpoints.common import read_form, server_for
 from openpayer.oauth.errors import NO_STORE, InvalidRequestError, OAuth2Error, error_json
+from openpayer.security.audit import AuditEvent
 
 
 async def revoke(request: Request) -> Response:
@@ -30,7 +30,7 @@ async def revoke(request: Request) -> Response:
                 if info is None or info.client_id != client.client_id:
                     return
                 if info.kind == "refresh" and info.grant_id is not None:
-                    server.tokens.revoke_grant(conn, info.grant_id)
+                    server.grants.revoke_in(conn, info.grant_id)
                 else:
                     server.tokens.revoke_ids(conn, [info.id])
             server.audit.record(

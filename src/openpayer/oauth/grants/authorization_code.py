@@ -17,12 +17,12 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import Connection, select, update
 
 from openpayer.db import write_transaction
-from openpayer.oauth.audit import AuditEvent
 from openpayer.oauth.clients import Client
 from openpayer.oauth.errors import InvalidGrantError, InvalidRequestError
 from openpayer.oauth.grants.issue import issue_tokens
 from openpayer.oauth.models import oauth_code
 from openpayer.oauth.tokens import token_digest
+from openpayer.security.audit import AuditEvent
 
 if TYPE_CHECKING:
     from openpayer.members.accounts import Member
@@ -90,6 +90,8 @@ def exchange(server: AuthServer, urls: Urls, client: Client, form: dict[str, str
         if reused:
             redeemed = server.tokens.issued_from_code(conn, digest)
             server.tokens.revoke_code_family(conn, digest, row.grant_id)
+            if row.grant_id is not None:
+                server.grants.revoke_in(conn, row.grant_id)  # and, through it, every token of the grant
     if reused:
         server.audit.record(
             urls.env,

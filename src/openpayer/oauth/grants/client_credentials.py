@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from openpayer.db import write_transaction
-from openpayer.oauth.audit import AuditEvent
 from openpayer.oauth.clients import Authenticated
 from openpayer.oauth.errors import InvalidScopeError, UnauthorizedClientError
 from openpayer.oauth.scopes import parse_scopes
+from openpayer.security.audit import AuditEvent
 
 if TYPE_CHECKING:
     from openpayer.oauth.service import AuthServer, Urls

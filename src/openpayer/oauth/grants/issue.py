@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from openpayer.db import write_transaction
-from openpayer.oauth.audit import AuditEvent
 from openpayer.oauth.clients import Client
 from openpayer.oauth.errors import InvalidGrantError
 from openpayer.oauth.profile import profile_claims
 from openpayer.oauth.scopes import OFFLINE, OPENID, PROFILE
+from openpayer.security.audit import AuditEvent
 
 if TYPE_CHECKING:
     from openpayer.oauth.service import AuthServer, Urls

@@ -15,11 +15,11 @@ import hmac
 from typing import TYPE_CHECKING, Any
 
 from openpayer.db import write_transaction
-from openpayer.oauth.audit import AuditEvent
 from openpayer.oauth.clients import Client
 from openpayer.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from openpayer.oauth.grants.issue import issue_tokens
 from openpayer.oauth.scopes import parse_resource_scope
+from openpayer.security.audit import AuditEvent
 
 if TYPE_CHECKING:
     from openpayer.oauth.service import AuthServer, Urls
@@ -41,7 +41,7 @@ def refresh(server: AuthServer, urls: Urls, client: Client, form: dict[str, str]
         in_grace = info.rotated_at is not None and now - info.rotated_at <= REFRESH_REUSE_GRACE
         reused = info.rotated_at is not None and not (own and usable and in_grace)
         if reused and info.grant_id is not None:
-            server.tokens.revoke_grant(conn, info.grant_id)
+            server.grants.revoke_in(conn, info.grant_id)
         if not reused:
             # Nothing is written before these checks: a refused request leaves the token as it was.
             if not own:

@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select
 
 from openpayer.clock import Clock
 from openpayer.db import write_transaction
-from openpayer.oauth.models import audit_event
+from openpayer.security.models import audit_event
 
 log = logging.getLogger("openpayer.audit")
 _BATCH = 500

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 from openpayer.app import create_app
 from openpayer.bootstrap import build_services
 from openpayer.config import Settings
-from openpayer.members.throttle import (
+from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, two_member_world
+from openpayer.security.throttle import (
     ACCOUNT,
     CLIENT_IP,
     MemoryCounter,
@@ -19,7 +20,6 @@ from openpayer.members.throttle import (
     SignInThrottle,
     make_counter,
 )
-from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, two_member_world
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 REDIRECT = "https://app.example.com/callback"

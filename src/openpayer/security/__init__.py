@@ -1,0 +1,1 @@
+"""Security: sign-in throttling, the access audit log, secrets sealed at rest (grown by monitoring)."""
