@@ -79,6 +79,24 @@ print(sum(counts) / {seconds})
     return float(out.strip())
 
 
+def pgbench_ceiling(url: str, count: int, seconds: int, connections: int) -> float | None:
+    """What PostgreSQL itself serves for the read's primary-key SELECT (`pgbench`, a custom script over the
+    same rows, simple protocol like the server's unprepared statements); None without pgbench."""
+    if not url.startswith("postgres") or not shutil.which("pgbench"):
+        return None
+    script = Path(tempfile.mkstemp(suffix=".sql")[1])
+    script.write_text(
+        f"\\set n random(0, {count - 1})\n"
+        "SELECT content FROM fhir_resource WHERE env = 'sandbox' AND type = 'Patient'"
+        " AND id = 'bench-' || lpad(:n::text, 7, '0');\n"
+    )
+    dsn = url.replace("postgresql+psycopg://", "postgresql://")
+    command = ["pgbench", "-n", "-f", str(script), "-c", str(connections), "-j", "1", "-T", str(seconds), dsn]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    script.unlink()
+    return next(float(line.split("=")[1].split()[0]) for line in out.splitlines() if line.startswith("tps"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -110,6 +128,13 @@ def main() -> None:
             print(f"  raw baseline (1 SQL fetch, same server): {raw:10.0f} req/s")
             print(f"  FHIR read  GET /sandbox/fhir/Patient/id: {fhir:10.0f} req/s")
             print(f"  ratio: {fhir / raw:.2f} (target >= 0.70)")
+            ceiling = pgbench_ceiling(url, len(ids), args.seconds, args.connections)
+            if ceiling is not None:
+                print(f"  PostgreSQL alone (pgbench, same SELECT): {ceiling:10.0f} req/s")
+                print(
+                    f"  FHIR read / PostgreSQL alone: {fhir / ceiling:.2f},"
+                    f" raw / PostgreSQL alone: {raw / ceiling:.2f}"
+                )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -153,6 +153,8 @@ def test_serve_runs_the_job_runner_unless_turned_off(services: Services) -> None
             "--port",
             str(port),
             "--no-migrate",
+            "--workers",
+            "1",  # the job runner runs beside the workers, whatever their number: one starts sooner
         ]
         server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

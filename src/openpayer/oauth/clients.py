@@ -8,6 +8,16 @@ replay rejected, `exp` at most five minutes ahead). Every failure is `invalid_cl
 A secret can be rotated (`rotate_secret`): the new one is shown once; the old one stops working at once, or
 after an overlap the developer chooses of at most `MAX_SECRET_OVERLAP` (24 hours), so that a deployed app can
 switch without an outage.
+
+The token endpoint authenticates against clients (and their parsed keys) cached in the process, and then
+`confirm`s inside the grant's own transaction that the stored client is still the one it authenticated
+against: active, with the same method, secrets, keys and scopes. That check is folded into the `jti` insert
+for `private_key_jwt` (an `INSERT ... SELECT ... WHERE EXISTS`), or is one `SELECT` for the others, so a
+client suspended, given new keys or a new secret by any process stops at once, at no extra commit. A failed
+confirmation drops the cached client and the endpoint authenticates again from the database.
+
+A `jti` is recorded with an upsert that replaces only an expired record of the same `jti`: the replay check
+is one unique-index probe, never a scan (expired records are purged by the `oauth.cleanup` job).
 """
 
 from __future__ import annotations
@@ -29,12 +39,13 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import Connection, Engine, delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Engine, and_, exists, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.elements import ColumnElement
 
 from openpayer.clock import Clock
 from openpayer.db import write_transaction
-from openpayer.oauth.errors import client_error
+from openpayer.oauth.errors import InvalidClientError, client_error
 from openpayer.oauth.models import oauth_assertion_jti, oauth_client
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -42,6 +53,8 @@ ASSERTION_ALGS = ["RS384", "ES384"]
 MAX_ASSERTION_LIFETIME = 300
 _JWKS_URL_CACHE_SECONDS = 300.0
 MAX_SECRET_OVERLAP = 24 * 3600
+_CLIENT_CACHE_SECONDS = 60.0  # bounds memory only: `confirm` checks every use against the stored client
+_CLIENT_CACHE_SIZE = 10_000
 
 
 def digest(secret: str) -> str:
@@ -83,6 +96,21 @@ class Client:
         return frozenset(found)
 
 
+class StaleClientError(Exception):
+    """The stored client is no longer the one a request authenticated against (suspended, new keys...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """A client that passed authentication, and what the grant's transaction must still record: the
+    assertion's `jti` (private_key_jwt) and whether the client came from this process's cache."""
+
+    client: Client
+    jti: str | None = None
+    jti_expires_at: int = 0
+    cached: bool = False
+
+
 def _row_to_client(row: Any) -> Client:
     return Client(
         client_id=row.client_id,
@@ -109,6 +137,8 @@ class ClientStore:
         self.cache_seconds = cache_seconds
         self._origins: dict[str, tuple[float, frozenset[str]]] = {}
         self._jwks_urls: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._clients: dict[tuple[str, str], tuple[float, Client]] = {}
+        self._keysets: dict[str, KeySet] = {}  # parsed JWKS by its text
         self._lock = threading.Lock()
 
     # ---- registration ---------------------------------------------------------------------------------
@@ -198,7 +228,13 @@ class ClientStore:
             .where(oauth_client.c.env == env, oauth_client.c.client_id == client_id)
             .values(status=status)
         ).rowcount
+        self.forget(env, client_id)
         return bool(done)
+
+    def forget(self, env: str, client_id: str) -> None:
+        """Drop a cached client (other processes find out through `confirm`)."""
+        with self._lock:
+            self._clients.pop((env, client_id), None)
 
     def rotate_secret(self, env: str, client_id: str, overlap_seconds: int = 0) -> str:
         """A new secret for a `client_secret` client, shown once. The current one keeps working for
@@ -254,35 +290,128 @@ class ClientStore:
     def authenticate(
         self, env: str, form: Mapping[str, str], headers: Mapping[str, str], token_url: str
     ) -> Client:
-        """The client a token/introspection/revocation request comes from, or `invalid_client` (401)."""
+        """The client a token/introspection/revocation request comes from, or `invalid_client` (401).
+        Reads the client from the database and records an assertion's `jti` in a transaction of its own."""
+        authenticated = self.check_credentials(env, form, headers, token_url, cached=False)
+        if authenticated.jti is not None:
+            with write_transaction(self.engine) as conn:
+                self.confirm(conn, authenticated)
+        return authenticated.client
+
+    def check_credentials(
+        self,
+        env: str,
+        form: Mapping[str, str],
+        headers: Mapping[str, str],
+        token_url: str,
+        *,
+        cached: bool,
+    ) -> Authenticated:
+        """Authenticate without writing: the caller's transaction must `confirm` the result. With `cached`,
+        the client may come from this process's cache; credentials a cached client refuses are checked
+        again against the stored client (it may have a new secret or new keys)."""
+        if cached:
+            try:
+                return self._credentials(env, form, headers, token_url, cached=True)
+            except InvalidClientError:
+                pass
+        return self._credentials(env, form, headers, token_url, cached=False)
+
+    def still_current(self, authenticated: Authenticated) -> bool:
+        """Whether a cached client is unchanged in the database (checked before a grant's error is
+        answered, so that a client changed elsewhere is never told more than a stored one would be)."""
+        if not authenticated.cached:
+            return True
+        with self.engine.connect() as conn:
+            current = conn.execute(select(literal(1)).where(_unchanged(authenticated.client))).first()
+        if current is None:
+            self.forget(authenticated.client.env, authenticated.client.client_id)
+        return current is not None
+
+    def _credentials(
+        self,
+        env: str,
+        form: Mapping[str, str],
+        headers: Mapping[str, str],
+        token_url: str,
+        *,
+        cached: bool,
+    ) -> Authenticated:
         basic = _basic_credentials(headers.get("authorization"))
         assertion_type = form.get("client_assertion_type")
         if basic is not None:
             client_id, secret = basic
-            client = self._active(env, client_id)
+            client, hit = self._active(env, client_id, cached)
             self._check_secret(client, secret)
             if form.get("client_id") not in (None, client_id):
                 raise client_error("client_id does not match the authenticated client")
-            return client
+            return Authenticated(client, cached=hit)
         if assertion_type is not None:
             if assertion_type != ASSERTION_TYPE:
                 raise client_error("unsupported client_assertion_type")
             return self._check_assertion(
-                env, form.get("client_assertion", ""), form.get("client_id"), token_url
+                env, form.get("client_assertion", ""), form.get("client_id"), token_url, cached
             )
-        client = self._active(env, form.get("client_id"))
+        client, hit = self._active(env, form.get("client_id"), cached)
         if "client_secret" in form:
             self._check_secret(client, form["client_secret"])
-            return client
+            return Authenticated(client, cached=hit)
         if not client.public:
             raise client_error("this client must authenticate")
-        return client
+        return Authenticated(client, cached=hit)
 
-    def _active(self, env: str, client_id: str | None) -> Client:
+    def confirm(self, conn: Connection, authenticated: Authenticated) -> None:
+        """In the grant's transaction: record the assertion's `jti` (refusing a replay) and check that the
+        stored client is unchanged since it was read; `StaleClientError` if it is not and it came from the
+        cache, `invalid_client` if it was read from the database for this request."""
+        client = authenticated.client
+        if authenticated.jti is None:
+            if not authenticated.cached:
+                return  # read from the database in this request: nothing to re-check
+            if conn.execute(select(literal(1)).where(_unchanged(client))).first() is None:
+                self._stale(authenticated)
+            return
+        recorded = conn.execute(
+            _record_jti(conn, client, authenticated.jti, authenticated.jti_expires_at, self.clock.now())
+        ).first()
+        if recorded is not None:
+            return
+        if conn.execute(select(literal(1)).where(_unchanged(client))).first() is None:
+            self._stale(authenticated)
+        raise client_error("this client assertion was already used (jti replay)")
+
+    @staticmethod
+    def unchanged_check(authenticated: Authenticated) -> ColumnElement[bool] | None:
+        """The condition `confirm` checks with a `SELECT`, for a grant to evaluate in a query of its own
+        on the client's row (a `jti` still needs `confirm`)."""
+        if authenticated.cached and authenticated.jti is None:
+            return _unchanged(authenticated.client)
+        return None
+
+    def _stale(self, authenticated: Authenticated) -> None:
+        client = authenticated.client
+        self.forget(client.env, client.client_id)
+        if authenticated.cached:
+            raise StaleClientError(client.client_id)
+        raise client_error("unknown or inactive client")
+
+    def _active(self, env: str, client_id: str | None, cached: bool) -> tuple[Client, bool]:
+        """The active client and whether it came from the cache."""
+        if not client_id:
+            raise client_error("unknown or inactive client")
+        if cached:
+            hit = self._clients.get((env, client_id))
+            if hit is not None and time.monotonic() - hit[0] < _CLIENT_CACHE_SECONDS:
+                return hit[1], True
         client = self.get(env, client_id)
         if client is None or not client.active:
+            self.forget(env, client_id)
             raise client_error("unknown or inactive client")
-        return client
+        with self._lock:
+            if len(self._clients) >= _CLIENT_CACHE_SIZE:
+                self._clients.clear()
+            self._clients[(env, client_id)] = (time.monotonic(), client)
+        return client, False
 
     def _check_secret(self, client: Client, secret: str) -> None:
         expected = client.secret_digest or ""
@@ -295,11 +424,13 @@ class ClientStore:
         if not (ok or (ok_previous and in_overlap and previous)) or client.auth_method != "client_secret":
             raise client_error("client authentication failed")
 
-    def _check_assertion(self, env: str, assertion: str, claimed_id: str | None, token_url: str) -> Client:
+    def _check_assertion(
+        self, env: str, assertion: str, claimed_id: str | None, token_url: str, cached: bool
+    ) -> Authenticated:
         """RFC 7523 §3 / SMART Backend Services "Authenticating to the Token endpoint"."""
         # Read `iss` without trusting it, only to find the keys the signature must verify with.
         issuer = _peek_claim(assertion, "iss")
-        client = self._active(env, issuer if isinstance(issuer, str) else None)
+        client, hit = self._active(env, issuer if isinstance(issuer, str) else None, cached)
         if claimed_id not in (None, client.client_id) or client.auth_method != "private_key_jwt":
             raise client_error("client authentication failed")
         try:
@@ -320,21 +451,18 @@ class ClientStore:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti:
             raise client_error("jti is required")
-        try:
-            with write_transaction(self.engine) as conn:
-                conn.execute(delete(oauth_assertion_jti).where(oauth_assertion_jti.c.expires_at < now))
-                conn.execute(
-                    oauth_assertion_jti.insert().values(
-                        env=env, client_id=client.client_id, jti=jti, expires_at=exp
-                    )
-                )
-        except IntegrityError as exc:
-            raise client_error("this client assertion was already used (jti replay)") from exc
-        return client
+        return Authenticated(client, jti=jti, jti_expires_at=exp, cached=hit)
 
     def _keyset(self, client: Client) -> KeySet:
         if client.jwks:
-            return KeySet.import_key_set(json.loads(client.jwks))
+            keyset = self._keysets.get(client.jwks)
+            if keyset is None:
+                keyset = KeySet.import_key_set(json.loads(client.jwks))
+                with self._lock:
+                    if len(self._keysets) >= _CLIENT_CACHE_SIZE:
+                        self._keysets.clear()
+                    self._keysets[client.jwks] = keyset
+            return keyset
         url = client.jwks_url or ""
         cached = self._jwks_urls.get(url)
         if cached is None or time.monotonic() - cached[0] > _JWKS_URL_CACHE_SECONDS:
@@ -355,6 +483,41 @@ def _check_urls(redirect_uris: Sequence[str], privacy_policy_url: str | None) ->
             raise ValueError(f"redirect URI {uri!r} must be absolute and without a fragment")
     if privacy_policy_url and urlsplit(privacy_policy_url).scheme not in ("https", "http"):
         raise ValueError("the privacy policy must be an http(s) URL")  # it becomes a link on the consent page
+
+
+def _unchanged(client: Client) -> ColumnElement[bool]:
+    """The stored row is still `client` as it was authenticated: active, same method, secrets, keys and
+    scopes (the values as stored, so a change by any process, through any code path, is seen)."""
+    c = oauth_client.c
+    return and_(
+        c.client_id == client.client_id,
+        c.env == client.env,
+        c.status == "active",
+        c.auth_method == client.auth_method,
+        c.secret_digest.is_not_distinct_from(client.secret_digest),
+        c.previous_secret_digest.is_not_distinct_from(client.previous_secret_digest),
+        c.previous_secret_expires_at.is_not_distinct_from(client.previous_secret_expires_at),
+        c.jwks.is_not_distinct_from(client.jwks),
+        c.jwks_url.is_not_distinct_from(client.jwks_url),
+        c.scopes == client.scopes,
+    )
+
+
+def _record_jti(conn: Connection, client: Client, jti: str, expires_at: int, now: int) -> Any:
+    """Insert the `jti` if the client is unchanged; over an expired record of the same `jti`, replace it.
+    Returns no row for a replay (an unexpired record exists) or a changed client."""
+    j = oauth_assertion_jti
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    values = select(literal(client.env), literal(client.client_id), literal(jti), literal(expires_at)).where(
+        exists().where(_unchanged(client))
+    )
+    statement = dialect.insert(j).from_select(["env", "client_id", "jti", "expires_at"], values)
+    # RETURNING, not the row count: psycopg reports -1 for an INSERT ... SELECT ... ON CONFLICT.
+    return statement.on_conflict_do_update(
+        index_elements=[j.c.env, j.c.client_id, j.c.jti],
+        set_={"expires_at": statement.excluded.expires_at},
+        where=j.c.expires_at < now,
+    ).returning(j.c.jti)
 
 
 def _peek_claim(assertion: str, name: str) -> object:

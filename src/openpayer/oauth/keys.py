@@ -60,6 +60,9 @@ class KeyStore:
         if cached and time.monotonic() - cached[0] < _CACHE_SECONDS:
             return cached[1], cached[2]
         with self._lock:
+            cached = self._cache.get(env)  # loaded by another thread while this one waited for the lock
+            if cached and time.monotonic() - cached[0] < _CACHE_SECONDS:
+                return cached[1], cached[2]
             with self.engine.connect() as conn:
                 rows = conn.execute(
                     select(oauth_signing_key)

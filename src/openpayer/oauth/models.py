@@ -101,6 +101,7 @@ oauth_assertion_jti = Table(
     Column("jti", String(255), nullable=False),
     Column("expires_at", BigInteger, nullable=False),
     UniqueConstraint("env", "client_id", "jti"),
+    Index("ix_oauth_assertion_jti_expires_at", "expires_at"),  # the purge of expired records
 )
 
 # Last activity of each client (SMART authorization; FHIR call with one of its tokens), for the inactivity

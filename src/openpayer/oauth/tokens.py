@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, update
+from sqlalchemy import Connection, Engine, and_, literal, or_, select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 from openpayer.clock import Clock
 from openpayer.members.models import consent_grant
@@ -48,6 +49,7 @@ class TokenInfo:
     client_active: bool
     grant_expires_at: int | None
     grant_revoked: bool
+    client_current: bool = True  # the `client_check` given to `find`, evaluated on the token's client
 
     def active(self, now: int) -> bool:
         return (
@@ -81,34 +83,77 @@ class TokenStore:
         patient_id: str | None = None,
         code_digest: str | None = None,
     ) -> str:
-        token = secrets.token_urlsafe(32)
-        conn.execute(
+        return self.issue_many(
+            conn,
+            env=env,
+            kinds=[(kind, expires_at)],
+            client_id=client_id,
+            scope=scope,
+            grant_id=grant_id,
+            member_id=member_id,
+            patient_id=patient_id,
+            code_digest=code_digest,
+        )[0]
+
+    def issue_many(
+        self,
+        conn: Connection,
+        *,
+        env: str,
+        kinds: list[tuple[str, int]],
+        client_id: str,
+        scope: str,
+        grant_id: int | None = None,
+        member_id: int | None = None,
+        patient_id: str | None = None,
+        code_digest: str | None = None,
+    ) -> list[str]:
+        """New tokens of the given (kind, expires_at), in one statement; returns them in that order."""
+        tokens = [secrets.token_urlsafe(32) for _ in kinds]
+        now = self.clock.now()
+        conn.execute(  # one multi-row INSERT: one round trip, no executemany pipeline
             oauth_token.insert().values(
-                digest=token_digest(token),
-                env=env,
-                kind=kind,
-                client_id=client_id,
-                grant_id=grant_id,
-                code_digest=code_digest,
-                member_id=member_id,
-                patient_id=patient_id,
-                scope=scope,
-                issued_at=self.clock.now(),
-                expires_at=expires_at,
-                revoked=False,
+                [
+                    {
+                        "digest": token_digest(token),
+                        "env": env,
+                        "kind": kind,
+                        "client_id": client_id,
+                        "grant_id": grant_id,
+                        "code_digest": code_digest,
+                        "member_id": member_id,
+                        "patient_id": patient_id,
+                        "scope": scope,
+                        "issued_at": now,
+                        "expires_at": expires_at,
+                        "revoked": False,
+                        "rotated_at": None,
+                    }
+                    for token, (kind, expires_at) in zip(tokens, kinds, strict=True)
+                ]
             )
         )
-        return token
+        return tokens
 
-    def find(self, conn: Connection, env: str, token: str, kind: str | None = None) -> TokenInfo | None:
-        """The token's record in `env` (active or not), or None."""
+    def find(
+        self,
+        conn: Connection,
+        env: str,
+        token: str,
+        kind: str | None = None,
+        client_check: ColumnElement[bool] | None = None,
+    ) -> TokenInfo | None:
+        """The token's record in `env` (active or not), or None. `client_check`, a condition on the
+        token's client row, is evaluated in the same query (`TokenInfo.client_current`)."""
         t, c, g = oauth_token, oauth_client, consent_grant
+        current = (client_check if client_check is not None else literal(True)).label("client_current")
         query = (
             select(
                 t,
                 (c.c.status == "active").label("client_active"),
                 g.c.expires_at.label("grant_expires_at"),
                 g.c.revoked_at.label("grant_revoked_at"),
+                current,
             )
             .select_from(t.join(c, c.c.client_id == t.c.client_id).outerjoin(g, g.c.id == t.c.grant_id))
             .where(t.c.digest == token_digest(token), t.c.env == env)
@@ -136,6 +181,7 @@ class TokenStore:
             client_active=bool(row.client_active),
             grant_expires_at=row.grant_expires_at,
             grant_revoked=row.grant_revoked_at is not None,
+            client_current=bool(row.client_current),
         )
 
     def cached_access(self, env: str, token: str) -> tuple[TokenInfo | None, Any] | None:

@@ -2,6 +2,10 @@
 
 Responses carry `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1); errors are RFC 6749 §5.2
 JSON bodies, `invalid_client` with 401.
+
+Clients are authenticated against this process's cache, and each grant confirms in its transaction that
+the stored client has not changed (`ClientStore.confirm`); when it has, the request is authenticated again
+from the database.
 """
 
 from __future__ import annotations
@@ -10,8 +14,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from openpayer.oauth.clients import StaleClientError
 from openpayer.oauth.endpoints.common import read_form, server_for
-from openpayer.oauth.errors import NO_STORE, OAuth2Error, UnsupportedGrantTypeError, error_json
+from openpayer.oauth.errors import (
+    NO_STORE,
+    OAuth2Error,
+    UnsupportedGrantTypeError,
+    client_error,
+    error_json,
+)
 from openpayer.oauth.grants.authorization_code import exchange
 from openpayer.oauth.grants.client_credentials import client_credentials
 from openpayer.oauth.grants.refresh_token import refresh
@@ -30,13 +41,26 @@ async def token(request: Request) -> Response:
             raise UnsupportedGrantTypeError(f"grant_type must be one of {', '.join(GRANT_TYPES)}")
 
         def run() -> dict[str, object]:
-            client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
-            annotate(client_id=client.client_id)  # on this request's log lines
-            if grant_type == "authorization_code":
-                return exchange(server, urls, client, form)
-            if grant_type == "refresh_token":
+            if grant_type != "client_credentials":
+                client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
+                annotate(client_id=client.client_id)  # on this request's log lines
+                if grant_type == "authorization_code":
+                    return exchange(server, urls, client, form)
                 return refresh(server, urls, client, form)
-            return client_credentials(server, urls, client, form, server.resource_types)
+            for cached in (True, False):
+                authenticated = server.clients.check_credentials(
+                    env, form, request.headers, urls.auth("token"), cached=cached
+                )
+                annotate(client_id=authenticated.client.client_id)  # on this request's log lines
+                try:
+                    return client_credentials(server, urls, authenticated, form, server.resource_types)
+                except StaleClientError:
+                    continue  # changed since this process cached it: once more, from the database
+                except OAuth2Error:
+                    if server.clients.still_current(authenticated):
+                        raise
+                    continue  # the grant refused a cached client that has since changed: once more
+            raise client_error("unknown or inactive client")
 
         body = await run_in_threadpool(run)
     except OAuth2Error as error:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from openpayer.db import write_transaction
-from openpayer.oauth.clients import Client
+from openpayer.oauth.clients import Authenticated
 from openpayer.oauth.errors import InvalidScopeError, UnauthorizedClientError
 from openpayer.oauth.scopes import parse_scopes
 from openpayer.security.audit import AuditEvent
@@ -19,8 +19,14 @@ if TYPE_CHECKING:
 
 
 def client_credentials(
-    server: AuthServer, urls: Urls, client: Client, form: dict[str, str], known_types: frozenset[str]
+    server: AuthServer,
+    urls: Urls,
+    authenticated: Authenticated,
+    form: dict[str, str],
+    known_types: frozenset[str],
 ) -> dict[str, Any]:
+    """One transaction: the assertion's `jti` (and the client's confirmation) with the new token."""
+    client = authenticated.client
     if client.auth_method != "private_key_jwt":
         raise UnauthorizedClientError(
             "client_credentials is for clients that authenticate with private_key_jwt"
@@ -33,6 +39,7 @@ def client_credentials(
     scope = " ".join(dict.fromkeys(r.text for r in granted))
     lifetime = min(server.settings.auth_backend_token_lifetime, 300)
     with write_transaction(server.engine) as conn:
+        server.clients.confirm(conn, authenticated)
         token = server.tokens.issue(
             conn,
             env=urls.env,

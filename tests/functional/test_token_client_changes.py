@@ -1,0 +1,142 @@
+"""The token endpoint caches clients in the process; a change to a client made by any process (another
+worker, another host, the CLI) still takes effect on the next request. The changes here are written to the
+database directly, as another process would: the serving process's cache is not told."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+from fastapi.testclient import TestClient
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+from sqlalchemy import select, update
+
+from openpayer.app import Services
+from openpayer.oauth.clients import digest
+from openpayer.oauth.models import oauth_assertion_jti, oauth_client
+from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
+
+ENV = "sandbox"
+TOKEN = f"/{ENV}/auth/token"
+ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+REDIRECT = "https://portal.example/callback"
+SCOPE = "launch/patient openid fhirUser offline_access patient/*.read"
+
+
+def _key() -> RSAKey:
+    return RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(4)})
+
+
+def _backend(services: Services, key: RSAKey) -> str:
+    client_id, _ = services.auth.clients.register(
+        ENV,
+        name="Analytics",
+        redirect_uris=[],
+        jwks={"keys": [key.as_dict(private=False)]},
+        scopes=["system/*.rs"],
+    )
+    return client_id
+
+
+def _token(
+    client: TestClient, client_id: str, key: RSAKey, *, jti: str | None = None, now: int | None = None
+) -> Any:
+    issued = now if now is not None else int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": f"http://testserver{TOKEN}",
+        "exp": issued + 240,
+        "jti": jti or secrets.token_hex(8),
+    }
+    signed = jwt.encode({"alg": "RS384", "kid": key.kid, "typ": "JWT"}, claims, key, algorithms=["RS384"])
+    return client.post(
+        TOKEN,
+        data={
+            "grant_type": "client_credentials",
+            "scope": "system/Patient.rs",
+            "client_assertion_type": ASSERTION,
+            "client_assertion": signed,
+        },
+    )
+
+
+def _change_client(services: Services, client_id: str, **values: Any) -> None:
+    with services.engine.begin() as conn:
+        conn.execute(update(oauth_client).where(oauth_client.c.client_id == client_id).values(**values))
+
+
+def test_a_backend_client_suspended_elsewhere_is_refused_at_once(
+    client: TestClient, services: Services
+) -> None:
+    key = _key()
+    client_id = _backend(services, key)
+    assert _token(client, client_id, key).status_code == 200  # the client is now cached
+    _change_client(services, client_id, status="suspended")
+    refused = _token(client, client_id, key)
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "invalid_client"
+    _change_client(services, client_id, status="active")
+    assert _token(client, client_id, key).status_code == 200
+
+
+def test_new_keys_written_elsewhere_take_effect_at_once(client: TestClient, services: Services) -> None:
+    old, new = _key(), _key()
+    client_id = _backend(services, old)
+    assert _token(client, client_id, old).status_code == 200
+    _change_client(services, client_id, jwks=json.dumps({"keys": [new.as_dict(private=False)]}))
+    assert _token(client, client_id, old).status_code == 401
+    assert _token(client, client_id, new).status_code == 200
+
+
+def test_a_replay_is_refused_until_the_assertion_expires(client: TestClient, services: Services) -> None:
+    key = _key()
+    client_id = _backend(services, key)
+    assert _token(client, client_id, key, jti="once").status_code == 200
+    assert _token(client, client_id, key, jti="once").json()["error"] == "invalid_client"
+    services.auth.clock.advance(600)  # the first assertion (exp + 240 s) has expired, its record not purged
+    later = services.auth.clock.now()
+    # A `jti` whose record has expired is no longer a replay: the record is replaced, not duplicated.
+    assert _token(client, client_id, key, jti="once", now=later).status_code == 200
+    assert _token(client, client_id, key, jti="once", now=later).json()["error"] == "invalid_client"
+    with services.engine.connect() as conn:
+        rows = conn.execute(select(oauth_assertion_jti.c.jti, oauth_assertion_jti.c.expires_at)).all()
+    assert rows == [("once", later + 240)]
+
+
+def test_a_confidential_app_suspended_or_given_a_new_secret_elsewhere_stops_at_once(
+    client: TestClient, services: Services, world: dict[str, str]
+) -> None:
+    client_id, secret = services.auth.clients.register(ENV, name="Portal", redirect_uris=[REDIRECT])
+    app = SmartApp(client, client_id, REDIRECT, client_secret=secret)
+    tokens = app.launch(SCOPE, "member-a", TEST_PASSWORD)
+    refreshed = app.refresh(tokens["refresh_token"])  # the client is now cached
+    assert refreshed.status_code == 200
+    _change_client(services, client_id, status="suspended")
+    assert app.refresh(refreshed.json()["refresh_token"]).status_code == 401
+    _change_client(services, client_id, status="active")
+    refreshed = app.refresh(refreshed.json()["refresh_token"])
+    assert refreshed.status_code == 200
+    _change_client(services, client_id, secret_digest=digest("a new secret"))
+    assert app.refresh(refreshed.json()["refresh_token"]).status_code == 401
+    app.client_secret = "a new secret"
+    assert app.refresh(refreshed.json()["refresh_token"]).status_code == 200
+
+
+def test_a_new_secret_written_elsewhere_works_at_once_and_the_old_one_stops(
+    client: TestClient, services: Services
+) -> None:
+    client_id, secret = services.auth.clients.register(ENV, name="Portal", redirect_uris=[REDIRECT])
+
+    def answer(secret: str) -> int:
+        # A symmetric client may not use client_credentials: 400 once authenticated, 401 when not.
+        data = {"grant_type": "client_credentials", "scope": "system/*.rs"}
+        return client.post(TOKEN, data=data, auth=(client_id, secret)).status_code
+
+    assert answer(secret or "") == 400  # the client is now cached
+    _change_client(services, client_id, secret_digest=digest("a new secret"))
+    assert answer("a new secret") == 400
+    assert answer(secret or "") == 401
