@@ -11,56 +11,24 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature
 from starlette.requests import Request
 from starlette.responses import Response
 
 from openpayer.portal.errors import Forbidden, Invalid, PortalError
-from openpayer.portal.interfaces import Clock
-from openpayer.portal.notifications import Notifier
-from openpayer.portal.pages import Handler, due_text
-from openpayer.portal.people import PeopleService, Person
+from openpayer.portal.pages import AreaPages, Handler
+from openpayer.portal.people import Person
 from openpayer.portal.questionnaire import VERSIONS
-from openpayer.portal.services import Portal
 from openpayer.portal.staff import Permission, StaffMember
-from openpayer.portal.web import Area, Session, client_address, csrf_ok, redirect
+from openpayer.portal.web import Session, client_address, csrf_ok, redirect
 
 Staff = tuple[Session, Person, StaffMember]
 
 
-class ConsolePages:
-    def __init__(
-        self,
-        portal: Portal,
-        people: PeopleService,
-        notifier: Notifier,
-        area: Area,
-        clock: Clock,
-        secret_key: str,
-        public_base_url: str | None,
-    ) -> None:
-        self.portal = portal
-        self.people = people
-        self.notifier = notifier
-        self.area = area
-        self.clock = clock
-        self.public_base_url = public_base_url
-        self._enrolment = URLSafeSerializer(secret_key, salt="openpayer.admin.totp-enrolment")
+class ConsolePages(AreaPages):
+    """Console templates are named in full (`portal/...`, `admin/...`)."""
 
-    def origin(self, request: Request) -> str:
-        if self.public_base_url:
-            return self.public_base_url.rstrip("/")
-        return f"{request.url.scheme}://{request.url.netloc}"
-
-    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
-        return self.area.render(request, template, status, due=due_text, **context)
-
-    def message(
-        self, request: Request, heading: str, *lines: str, status: int = 200, **context: Any
-    ) -> Response:
-        return self.render(
-            request, "portal/message.html", status, heading=heading, lines=list(lines), **context
-        )
+    enrolment_salt = "openpayer.admin.totp-enrolment"
 
     def install(self, app: FastAPI) -> None:
         router = APIRouter(include_in_schema=False)

@@ -57,7 +57,13 @@ def due_text(ts: int) -> str:
     return last.strftime("%A %-d %B %Y, end of day (Central time)")
 
 
-class DeveloperPages:
+class AreaPages:
+    """What the developer portal and the staff console share: their services, the TOTP enrolment signer,
+    absolute links and rendering. `template_prefix` is where an area's templates live."""
+
+    template_prefix = ""
+    enrolment_salt = ""
+
     def __init__(
         self,
         portal: Portal,
@@ -74,13 +80,33 @@ class DeveloperPages:
         self.area = area
         self.clock = clock
         self.public_base_url = public_base_url
-        self._enrolment = URLSafeSerializer(secret_key, salt="openpayer.portal.totp-enrolment")
+        self._enrolment = URLSafeSerializer(secret_key, salt=self.enrolment_salt)
 
-    # ---- helpers -----------------------------------------------------------------------------------
     def origin(self, request: Request) -> str:
         if self.public_base_url:
             return self.public_base_url.rstrip("/")
         return f"{request.url.scheme}://{request.url.netloc}"
+
+    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
+        return self.area.render(request, self.template_prefix + template, status, due=due_text, **context)
+
+    def message(
+        self, request: Request, heading: str, *lines: str, status: int = 200, **context: Any
+    ) -> Response:
+        return self.area.render(
+            request,
+            "portal/message.html",
+            status,
+            due=due_text,
+            heading=heading,
+            lines=list(lines),
+            **context,
+        )
+
+
+class DeveloperPages(AreaPages):
+    template_prefix = "portal/"
+    enrolment_salt = "openpayer.portal.totp-enrolment"
 
     def signed_in(self, request: Request) -> tuple[Session, Person] | None:
         session = self.area.session(request, self.clock.now())
@@ -90,14 +116,6 @@ class DeveloperPages:
         if person is None or person.disabled or (person.has_totp and not session.mfa):
             return None
         return session, person
-
-    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
-        return self.area.render(request, f"portal/{template}", status, due=due_text, **context)
-
-    def message(
-        self, request: Request, heading: str, *lines: str, status: int = 200, **context: Any
-    ) -> Response:
-        return self.render(request, "message.html", status, heading=heading, lines=list(lines), **context)
 
     def refuse(self, request: Request, error: PortalError, **context: Any) -> Response:
         return self.message(request, "That did not work", error.message, status=error.status, **context)
