@@ -10,6 +10,7 @@ on accepted connections in any case.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import sys
@@ -19,12 +20,15 @@ import uvicorn
 from rich.console import Console
 from uvicorn.supervisors import Multiprocess
 
+from openpayer.app import startup_problems
+from openpayer.cli.context import command_services
 from openpayer.cli.worker import start_job_runner
 from openpayer.config import get_settings
 from openpayer.migrate import upgrade
 from openpayer.observability.logs import configure_logging
 
 console = Console()
+log = logging.getLogger("openpayer")
 
 
 def available_cores() -> int:
@@ -78,6 +82,14 @@ def serve(
         raise typer.Exit(1)
     if migrate:
         upgrade(settings)
+    # Checked here, before any worker starts: with several workers uvicorn's supervisor would only see its
+    # workers fail their start-up and go on, and the command would not say why or fail.
+    with command_services(settings) as services:
+        problems = startup_problems(services)
+    for problem in problems:
+        log.critical("refusing to start: %s", problem)  # as the application itself says it
+    if problems:
+        raise typer.Exit(1)
     for env in settings.environments:
         console.print(
             f"[bold]{env}[/bold]: http://{bind_host}:{bind_port}/{env}/fhir  "
