@@ -46,6 +46,9 @@ class ActivityLog:
         self._calls: dict[Key, int] = {}
         self._authorizations: dict[Key, int] = {}
         self._lock = threading.Lock()
+        # Held for a whole flush, so that a reader's flush waits for one already writing in the background
+        # (otherwise `last_seen` could find nothing pending and read before that write commits).
+        self._flushing = threading.Lock()
 
     # ---- recording (hot path) ------------------------------------------------------------------------
     def called(self, env: str, client_id: str) -> None:
@@ -70,6 +73,10 @@ class ActivityLog:
     # ---- writing ---------------------------------------------------------------------------------------
     def flush(self) -> None:
         """Write the pending marks (one upsert per key); on failure they are kept for the next flush."""
+        with self._flushing:
+            self._flush()
+
+    def _flush(self) -> None:
         with self._lock:
             calls, self._calls = self._calls, {}
             auths, self._authorizations = self._authorizations, {}
