@@ -18,7 +18,7 @@ answer refresh with an access token, a new refresh token and an ID token (scope 
     .venv/bin/python -m benchmarks.bench_token --database-url postgresql://postgres@127.0.0.1:5432/openpayer_perf_token
     .venv/bin/python -m benchmarks.bench_token            # OpenPayer on SQLite in a temporary directory
 
-Needs node (>= 20), npm, wrk, taskset and a Redis server.
+Needs node (>= 20), npm, wrk, taskset and a Redis server; `--profile DIR` also py-spy.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ HERE = Path(__file__).resolve().parent
 SCOPES = ["system/Patient.read", "system/Coverage.read"]
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 FORM = "application/x-www-form-urlencoded"
+PY_SPY = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")  # --profile only
 
 LUA_COMMON = """
 statuses = {}
@@ -270,14 +271,41 @@ def cpu_ms(pid: int) -> float:
 
 
 def run_wrk(
-    base: str, script: str, seconds: int, connections: int, pid: int, workdir: Path
+    base: str,
+    script: str,
+    seconds: int,
+    connections: int,
+    pid: int,
+    workdir: Path,
+    profile: Path | None = None,
 ) -> dict[str, Any]:
+    """One wrk run; with `profile`, py-spy samples the server meanwhile into that file (collapsed stacks)."""
     path = workdir / f"bench-{secrets.token_hex(4)}.lua"
     path.write_text(script)
     core = max(os.sched_getaffinity(0))
     command = ["taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(path)]
+    spy = None
+    if profile is not None:
+        spy = subprocess.Popen(
+            [
+                PY_SPY,
+                "record",
+                "--subprocesses",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(seconds),
+                "--format",
+                "raw",
+            ]
+            + ["--rate", "200", "--gil", "--nonblocking", "--output", str(profile)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     before = cpu_ms(pid)
     run = subprocess.run([*command, base], capture_output=True, text=True, check=False)
+    if spy is not None:
+        spy.wait(timeout=60)
     if run.returncode != 0:
         raise SystemExit(f"wrk failed: {run.stdout}{run.stderr}")
     out = run.stdout
@@ -349,8 +377,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best of each is kept")
     parser.add_argument("--assertions", type=int, default=12_000, help="signed per server and round")
     parser.add_argument("--grants", nargs="+", default=["client_credentials", "refresh_token"])
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="a folder: py-spy samples OpenPayer (threads holding the GIL) in each measured run, as collapsed stacks",
+    )
     args = parser.parse_args()
-    for tool in ("node", "npm", "wrk", "taskset"):
+    for tool in ("node", "npm", "wrk", "taskset", *((PY_SPY,) if args.profile else ())):
         if not shutil.which(tool):
             raise SystemExit(f"needs {tool}")
     ensure_oidc_provider()
@@ -363,7 +397,7 @@ def main() -> None:
     theirs = OidcProvider(workdir, args.redis, signer.jwks, pool)
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     try:
-        for _ in range(args.rounds):
+        for round_number in range(args.rounds):
             for name, server in (("OpenPayer", ours), ("oidc-provider", theirs)):
                 with server.running() as (base, pid):
                     token_path = "/sandbox/auth/token" if server is ours else "/token"
@@ -373,7 +407,11 @@ def main() -> None:
                         for seconds, count in ((2, args.assertions // 4), (args.seconds, args.assertions)):
                             # a 2 s warm-up (connections, caches, the signing key), then the measured run
                             script = make_script(grant, server, target, signer, workdir, count)
-                            result = run_wrk(base, script, seconds, args.connections, pid, workdir)
+                            profile = None
+                            if args.profile and server is ours and seconds == args.seconds:
+                                args.profile.mkdir(parents=True, exist_ok=True)
+                                profile = args.profile / f"{grant}-{round_number + 1}.txt"
+                            result = run_wrk(base, script, seconds, args.connections, pid, workdir, profile)
                             if grant == "refresh_token":
                                 server.refresh_tokens = result["tokens"]  # the rotated pool, for later runs
                         results.setdefault((grant, name), []).append(result)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import text
 
-from openpayer.db import make_engine
+from openpayer.db import PING_AFTER_IDLE, make_engine
 
 
 def test_postgresql_plans_every_search_with_its_parameter_values(database_url: str) -> None:
@@ -34,3 +36,24 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(database_url: str) -> None:
             assert conn.execute(text("PRAGMA foreign_keys")).scalar_one() == 1
     finally:
         engine.dispose()
+
+
+def test_postgresql_replaces_a_rested_connection_the_server_dropped(database_url: str) -> None:
+    """The pool pings only connections that rested `PING_AFTER_IDLE` (not every checkout, which cost a
+    round trip per request); a rested connection that the server dropped is replaced before use."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL pool setting")
+    engine, other = make_engine(database_url), make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            first = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with engine.connect() as conn:  # checked out again at once: not pinged, the same connection
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == first
+        with other.connect() as conn:  # the server drops it, as a restart would
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        time.sleep(PING_AFTER_IDLE + 0.1)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
+    finally:
+        engine.dispose()
+        other.dispose()

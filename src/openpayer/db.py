@@ -8,12 +8,23 @@ on the database lock instead of failing half-way with SQLITE_BUSY. PostgreSQL us
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, Integer, MetaData, create_engine, event, make_url
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    create_engine,
+    event,
+    exc,
+    make_url,
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -51,15 +62,45 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     # can be 20x slower (measured: 14 ms -> 260 ms on Observation?patient&category&date). So statements
     # are never prepared: each is planned with its values. (`plan_cache_mode=force_custom_plan` would do
     # the same but also re-plan every foreign-key check inside PostgreSQL, doubling the cost of writes.)
-    return create_engine(
+    engine = create_engine(
         url,
         echo=echo,
         hide_parameters=True,
         pool_size=10,
         max_overflow=20,
-        pool_pre_ping=True,
         connect_args={"prepare_threshold": None},
     )
+    _ping_when_idle(engine)
+    return engine
+
+
+PING_AFTER_IDLE = 1.0  # seconds a pooled PostgreSQL connection may rest before its checkout pings it
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection on checkout only when it has rested `PING_AFTER_IDLE` seconds.
+
+    `pool_pre_ping` pinged on every checkout: one round trip per request, a fifth of a token request's
+    (docs/performance.md, Token endpoint). A connection used within the last second was alive then; one
+    that the server dropped since (a restart) fails its statement, and SQLAlchemy then discards every
+    connection of the pool opened before it, as it does for any disconnect. A rested connection, or one
+    the driver already knows is broken, is pinged (or replaced) before use, as before."""
+
+    @event.listens_for(engine, "checkin")
+    def _rested(_dbapi_connection: Any, record: Any) -> None:
+        record.info["rested_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        rested_at = record.info.pop("rested_at", None)
+        if dbapi_connection.closed:
+            raise exc.DisconnectionError("the connection is closed")
+        if rested_at is not None and time.monotonic() - rested_at < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:  # the pool replaces it (up to three tries)
+            raise exc.DisconnectionError("the connection did not answer a ping") from error
 
 
 def prepare_sqlite_file(url: str) -> None:

@@ -39,7 +39,7 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from sqlalchemy import Connection, Engine, and_, exists, literal, select
+from sqlalchemy import BigInteger, Connection, Engine, String, Text, and_, bindparam, exists, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -98,6 +98,15 @@ class Client:
 
 class StaleClientError(Exception):
     """The stored client is no longer the one a request authenticated against (suspended, new keys...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCheck:
+    """A condition on the client's row (always the same statement fragment, so statements built with it
+    are compiled once) and the bind parameters that give it the cached client's values."""
+
+    condition: ColumnElement[bool]
+    params: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +332,7 @@ class ClientStore:
         if not authenticated.cached:
             return True
         with self.engine.connect() as conn:
-            current = conn.execute(select(literal(1)).where(_unchanged(authenticated.client))).first()
+            current = conn.execute(_IS_UNCHANGED, _unchanged_params(authenticated.client)).first()
         if current is None:
             self.forget(authenticated.client.env, authenticated.client.client_id)
         return current is not None
@@ -368,24 +377,32 @@ class ClientStore:
         if authenticated.jti is None:
             if not authenticated.cached:
                 return  # read from the database in this request: nothing to re-check
-            if conn.execute(select(literal(1)).where(_unchanged(client))).first() is None:
+            if conn.execute(_IS_UNCHANGED, _unchanged_params(client)).first() is None:
                 self._stale(authenticated)
             return
         recorded = conn.execute(
-            _record_jti(conn, client, authenticated.jti, authenticated.jti_expires_at, self.clock.now())
+            _RECORD_JTI[conn.dialect.name],
+            {
+                **_unchanged_params(client),
+                "jti_env": client.env,
+                "jti_client_id": client.client_id,
+                "jti": authenticated.jti,
+                "jti_expires_at": authenticated.jti_expires_at,
+                "jti_now": self.clock.now(),
+            },
         ).first()
         if recorded is not None:
             return
-        if conn.execute(select(literal(1)).where(_unchanged(client))).first() is None:
+        if conn.execute(_IS_UNCHANGED, _unchanged_params(client)).first() is None:
             self._stale(authenticated)
         raise client_error("this client assertion was already used (jti replay)")
 
     @staticmethod
-    def unchanged_check(authenticated: Authenticated) -> ColumnElement[bool] | None:
+    def unchanged_check(authenticated: Authenticated) -> ClientCheck | None:
         """The condition `confirm` checks with a `SELECT`, for a grant to evaluate in a query of its own
         on the client's row (a `jti` still needs `confirm`)."""
         if authenticated.cached and authenticated.jti is None:
-            return _unchanged(authenticated.client)
+            return ClientCheck(_UNCHANGED, _unchanged_params(authenticated.client))
         return None
 
     def _stale(self, authenticated: Authenticated) -> None:
@@ -485,39 +502,61 @@ def _check_urls(redirect_uris: Sequence[str], privacy_policy_url: str | None) ->
         raise ValueError("the privacy policy must be an http(s) URL")  # it becomes a link on the consent page
 
 
-def _unchanged(client: Client) -> ColumnElement[bool]:
-    """The stored row is still `client` as it was authenticated: active, same method, secrets, keys and
-    scopes (the values as stored, so a change by any process, through any code path, is seen)."""
-    c = oauth_client.c
-    return and_(
-        c.client_id == client.client_id,
-        c.env == client.env,
-        c.status == "active",
-        c.auth_method == client.auth_method,
-        c.secret_digest.is_not_distinct_from(client.secret_digest),
-        c.previous_secret_digest.is_not_distinct_from(client.previous_secret_digest),
-        c.previous_secret_expires_at.is_not_distinct_from(client.previous_secret_expires_at),
-        c.jwks.is_not_distinct_from(client.jwks),
-        c.jwks_url.is_not_distinct_from(client.jwks_url),
-        c.scopes == client.scopes,
-    )
+# The stored row is still the client as it was authenticated: active, same method, secrets, keys and
+# scopes (the values as stored, so a change by any process, through any code path, is seen). Built once with
+# bind parameters (`_unchanged_params`), so that the statements using it are compiled once per process.
+_c = oauth_client.c
+_UNCHANGED: ColumnElement[bool] = and_(
+    _c.client_id == bindparam("uc_client_id", type_=String()),
+    _c.env == bindparam("uc_env", type_=String()),
+    _c.status == "active",
+    _c.auth_method == bindparam("uc_auth_method", type_=String()),
+    _c.secret_digest.is_not_distinct_from(bindparam("uc_secret_digest", type_=String())),
+    _c.previous_secret_digest.is_not_distinct_from(bindparam("uc_previous_secret_digest", type_=String())),
+    _c.previous_secret_expires_at.is_not_distinct_from(
+        bindparam("uc_previous_secret_expires_at", type_=BigInteger())
+    ),
+    _c.jwks.is_not_distinct_from(bindparam("uc_jwks", type_=Text())),
+    _c.jwks_url.is_not_distinct_from(bindparam("uc_jwks_url", type_=String())),
+    _c.scopes == bindparam("uc_scopes", type_=Text()),
+)
+_IS_UNCHANGED = select(literal(1)).where(_UNCHANGED)
 
 
-def _record_jti(conn: Connection, client: Client, jti: str, expires_at: int, now: int) -> Any:
+def _unchanged_params(client: Client) -> dict[str, Any]:
+    return {
+        "uc_client_id": client.client_id,
+        "uc_env": client.env,
+        "uc_auth_method": client.auth_method,
+        "uc_secret_digest": client.secret_digest,
+        "uc_previous_secret_digest": client.previous_secret_digest,
+        "uc_previous_secret_expires_at": client.previous_secret_expires_at,
+        "uc_jwks": client.jwks,
+        "uc_jwks_url": client.jwks_url,
+        "uc_scopes": client.scopes,
+    }
+
+
+def _record_jti(dialect: Any) -> Any:
     """Insert the `jti` if the client is unchanged; over an expired record of the same `jti`, replace it.
     Returns no row for a replay (an unexpired record exists) or a changed client."""
     j = oauth_assertion_jti
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    values = select(literal(client.env), literal(client.client_id), literal(jti), literal(expires_at)).where(
-        exists().where(_unchanged(client))
-    )
+    values = select(
+        bindparam("jti_env", type_=String()),
+        bindparam("jti_client_id", type_=String()),
+        bindparam("jti", type_=String()),
+        bindparam("jti_expires_at", type_=BigInteger()),
+    ).where(exists().where(_UNCHANGED))
     statement = dialect.insert(j).from_select(["env", "client_id", "jti", "expires_at"], values)
     # RETURNING, not the row count: psycopg reports -1 for an INSERT ... SELECT ... ON CONFLICT.
     return statement.on_conflict_do_update(
         index_elements=[j.c.env, j.c.client_id, j.c.jti],
         set_={"expires_at": statement.excluded.expires_at},
-        where=j.c.expires_at < now,
+        where=j.c.expires_at < bindparam("jti_now", type_=BigInteger()),
     ).returning(j.c.jti)
+
+
+_RECORD_JTI = {"postgresql": _record_jti(postgresql), "sqlite": _record_jti(sqlite)}
 
 
 def _peek_claim(assertion: str, name: str) -> object:

@@ -3,9 +3,9 @@
 Responses carry `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1); errors are RFC 6749 §5.2
 JSON bodies, `invalid_client` with 401.
 
-Clients are authenticated against this process's cache, and each grant confirms in its transaction that
-the stored client has not changed (`ClientStore.confirm`); when it has, the request is authenticated again
-from the database.
+Clients are authenticated against this process's cache, and each grant confirms in its own (single)
+transaction that the stored client has not changed (`ClientStore.confirm`, or the same condition folded into
+the grant's first query); when it has, the request is authenticated again from the database.
 """
 
 from __future__ import annotations
@@ -41,18 +41,16 @@ async def token(request: Request) -> Response:
             raise UnsupportedGrantTypeError(f"grant_type must be one of {', '.join(GRANT_TYPES)}")
 
         def run() -> dict[str, object]:
-            if grant_type != "client_credentials":
-                client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
-                annotate(client_id=client.client_id)  # on this request's log lines
-                if grant_type == "authorization_code":
-                    return exchange(server, urls, client, form)
-                return refresh(server, urls, client, form)
             for cached in (True, False):
                 authenticated = server.clients.check_credentials(
                     env, form, request.headers, urls.auth("token"), cached=cached
                 )
                 annotate(client_id=authenticated.client.client_id)  # on this request's log lines
                 try:
+                    if grant_type == "authorization_code":
+                        return exchange(server, urls, authenticated, form)
+                    if grant_type == "refresh_token":
+                        return refresh(server, urls, authenticated, form)
                     return client_credentials(server, urls, authenticated, form, server.resource_types)
                 except StaleClientError:
                     continue  # changed since this process cached it: once more, from the database

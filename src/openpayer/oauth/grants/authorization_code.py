@@ -14,12 +14,12 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, exists, literal, select, update
 
 from openpayer.db import write_transaction
-from openpayer.oauth.clients import Client
-from openpayer.oauth.errors import InvalidGrantError, InvalidRequestError
-from openpayer.oauth.grants.issue import issue_tokens
+from openpayer.oauth.clients import Authenticated, Client, StaleClientError
+from openpayer.oauth.errors import InvalidGrantError, InvalidRequestError, OAuth2Error
+from openpayer.oauth.grants.issue import Issued, issue_in, token_response
 from openpayer.oauth.models import oauth_code
 from openpayer.oauth.tokens import token_digest
 from openpayer.security.audit import AuditEvent
@@ -66,33 +66,53 @@ def create_code(
     return code
 
 
-def exchange(server: AuthServer, urls: Urls, client: Client, form: dict[str, str]) -> dict[str, Any]:
-    """Redeem a code for tokens (RFC 6749 §4.1.3–4.1.4)."""
+def exchange(
+    server: AuthServer, urls: Urls, authenticated: Authenticated, form: dict[str, str]
+) -> dict[str, Any]:
+    """Redeem a code for tokens (RFC 6749 §4.1.3–4.1.4). One transaction, one commit: the client's
+    confirmation, the code's consumption and the tokens; a refused request commits the consumption (and
+    a reuse's revocations) and nothing else."""
     code = form.get("code")
     if not code:
         raise InvalidRequestError("code is required")
+    client = authenticated.client
     digest = token_digest(code)
     now = server.clock.now()
+    check = server.clients.unchanged_check(authenticated)
+    error: OAuth2Error | None = None
+    issued: Issued | None = None
     with write_transaction(server.engine) as conn:
+        if check is None:
+            server.clients.confirm(conn, authenticated)  # an assertion's `jti` (else nothing to check)
+        current = exists().where(check.condition) if check is not None else literal(True)
         row = conn.execute(
-            select(oauth_code).where(oauth_code.c.digest == digest, oauth_code.c.env == urls.env)
+            select(oauth_code, current.label("client_current")).where(
+                oauth_code.c.digest == digest, oauth_code.c.env == urls.env
+            ),
+            check.params if check is not None else {},
         ).first()
+        if row is not None and not row.client_current:  # the cached client changed: nothing written
+            raise StaleClientError(client.client_id)
+        reused = redeemed = False
         if row is None:
-            raise InvalidGrantError("the authorization code is not valid")
+            error = InvalidGrantError("the authorization code is not valid")  # after the `jti`'s commit
         # Consume first, so a code is burnt by any attempt, right or wrong (single use).
-        consumed = conn.execute(
+        elif not conn.execute(
             update(oauth_code)
             .where(oauth_code.c.digest == digest, oauth_code.c.used_at.is_(None))
             .values(used_at=now)
-        ).rowcount
-        reused = not consumed
-        redeemed = False
-        if reused:
+        ).rowcount:
+            reused = True
             redeemed = server.tokens.issued_from_code(conn, digest)
             server.tokens.revoke_code_family(conn, digest, row.grant_id)
             if row.grant_id is not None:
                 server.grants.revoke_in(conn, row.grant_id)  # and, through it, every token of the grant
-    if reused:
+        else:
+            try:
+                issued = _redeem(conn, server, urls, authenticated, row, form, digest, now)
+            except OAuth2Error as refused:
+                error = refused  # raised after the commit: the code stays spent
+    if reused and row is not None:
         server.audit.record(
             urls.env,
             AuditEvent.CODE_REUSE,
@@ -108,6 +128,25 @@ def exchange(server: AuthServer, urls: Urls, client: Client, form: dict[str, str
                 "use, whatever the outcome); authorize again"
             )
         raise InvalidGrantError("the authorization code was already used; its tokens are revoked")
+    if error is not None or issued is None:
+        raise error or InvalidGrantError("the authorization code is not valid")
+    body = token_response(server, urls, client, issued)
+    server.activity.authorized(urls.env, client.client_id)  # for the inactivity policy (oauth/activity.py)
+    return body
+
+
+def _redeem(
+    conn: Connection,
+    server: AuthServer,
+    urls: Urls,
+    authenticated: Authenticated,
+    row: Any,
+    form: dict[str, str],
+    digest: str,
+    now: int,
+) -> Issued:
+    """The checks of a code just consumed, then its tokens, in the exchange's transaction."""
+    client = authenticated.client
     if row.expires_at <= now:
         raise InvalidGrantError("the authorization code has expired")
     if row.client_id != client.client_id:
@@ -121,11 +160,16 @@ def exchange(server: AuthServer, urls: Urls, client: Client, form: dict[str, str
         raise InvalidGrantError("code_verifier is missing or malformed (RFC 7636 section 4.1)")
     if not hmac.compare_digest(create_s256_code_challenge(verifier), row.code_challenge):
         raise InvalidGrantError("code_verifier does not match the code_challenge")
-    body = issue_tokens(
+    grant = server.grants.get(conn, row.grant_id)
+    if grant is None or not grant.active(now):
+        raise InvalidGrantError("the member's authorization has been revoked or has expired")
+    return issue_in(
+        conn,
         server,
         urls,
         client,
         grant_id=row.grant_id,
+        grant_expires_at=grant.expires_at,
         member_id=row.member_id,
         patient_id=row.patient_id,
         scope=row.scope,
@@ -133,5 +177,3 @@ def exchange(server: AuthServer, urls: Urls, client: Client, form: dict[str, str
         auth_time=row.auth_time,
         code_digest=digest,
     )
-    server.activity.authorized(urls.env, client.client_id)  # for the inactivity policy (oauth/activity.py)
-    return body

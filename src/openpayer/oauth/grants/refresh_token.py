@@ -15,9 +15,9 @@ import hmac
 from typing import TYPE_CHECKING, Any
 
 from openpayer.db import write_transaction
-from openpayer.oauth.clients import Client
-from openpayer.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
-from openpayer.oauth.grants.issue import issue_tokens
+from openpayer.oauth.clients import Authenticated, StaleClientError
+from openpayer.oauth.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError, OAuth2Error
+from openpayer.oauth.grants.issue import Issued, issue_in, token_response
 from openpayer.oauth.scopes import parse_resource_scope
 from openpayer.security.audit import AuditEvent
 
@@ -27,32 +27,77 @@ if TYPE_CHECKING:
 REFRESH_REUSE_GRACE = 10  # seconds
 
 
-def refresh(server: AuthServer, urls: Urls, client: Client, form: dict[str, str]) -> dict[str, Any]:
+def refresh(
+    server: AuthServer, urls: Urls, authenticated: Authenticated, form: dict[str, str]
+) -> dict[str, Any]:
+    """One transaction, one commit: the client's confirmation (and its assertion's `jti`), the token's
+    rotation and the new tokens. A refused request commits only what must outlive it (a `jti`, the
+    revocation of a reused token's grant) and writes nothing else."""
     token = form.get("refresh_token")
     if not token:
         raise InvalidRequestError("refresh_token is required")
+    client = authenticated.client
     now = server.clock.now()
+    check = server.clients.unchanged_check(authenticated)
+    error: OAuth2Error | None = None
+    issued: Issued | None = None
     with write_transaction(server.engine) as conn:
-        info = server.tokens.find(conn, urls.env, token, "refresh")
+        info = server.tokens.find(conn, urls.env, token, "refresh", client_check=check)
+        own = info is not None and hmac.compare_digest(info.client_id, client.client_id)
+        if info is not None and own and check is not None:
+            if not info.client_current:  # the cached client changed: nothing written, ask again
+                raise StaleClientError(client.client_id)
+        elif info is not None:
+            server.clients.confirm(conn, authenticated)  # the `jti`, or a cached client not joined above
         if info is None:
-            raise InvalidGrantError("the refresh token is not valid")
-        own = hmac.compare_digest(info.client_id, client.client_id)
-        usable = info.active(now) and info.grant_id is not None and info.patient_id is not None
-        in_grace = info.rotated_at is not None and now - info.rotated_at <= REFRESH_REUSE_GRACE
-        reused = info.rotated_at is not None and not (own and usable and in_grace)
-        if reused and info.grant_id is not None:
+            error = InvalidGrantError("the refresh token is not valid")
+        usable = (
+            info is not None
+            and info.active(now)
+            and info.grant_id is not None
+            and info.patient_id is not None
+        )
+        rotated_at = info.rotated_at if info is not None else None
+        in_grace = rotated_at is not None and now - rotated_at <= REFRESH_REUSE_GRACE
+        reused = rotated_at is not None and not (own and usable and in_grace)
+        if info is not None and reused and info.grant_id is not None:
             server.grants.revoke_in(conn, info.grant_id)
-        if not reused:
+        if info is not None and not reused:
             # Nothing is written before these checks: a refused request leaves the token as it was.
             if not own:
-                raise InvalidGrantError("the refresh token is not valid")
-            if not usable or info.grant_id is None or info.member_id is None or info.patient_id is None:
-                raise InvalidGrantError("the refresh token has expired or been revoked")
-            scope = narrowed(info.scope, form.get("scope"))
-            # A concurrent refresh may have consumed it since `find`: that is a rotation just now, in grace.
-            if info.rotated_at is None:
-                server.tokens.mark_rotated(conn, info.id)
-    if reused:
+                error = InvalidGrantError("the refresh token is not valid")
+            elif (
+                not usable
+                or info.grant_id is None
+                or info.member_id is None
+                or info.patient_id is None
+                or info.grant_expires_at is None  # joined with the grant: set when it exists
+            ):
+                error = InvalidGrantError("the refresh token has expired or been revoked")
+            else:
+                try:
+                    scope = narrowed(info.scope, form.get("scope"))
+                except InvalidScopeError as refused:
+                    error = refused
+                else:
+                    # A concurrent refresh may have consumed it since `find`: a rotation just now, in grace.
+                    if info.rotated_at is None:
+                        server.tokens.mark_rotated(conn, info.id)
+                    issued = issue_in(
+                        conn,
+                        server,
+                        urls,
+                        client,
+                        grant_id=info.grant_id,
+                        grant_expires_at=info.grant_expires_at,
+                        member_id=info.member_id,
+                        patient_id=info.patient_id,
+                        scope=scope,
+                        nonce=None,
+                        auth_time=info.issued_at,
+                        code_digest=info.code_digest,
+                    )
+    if info is not None and reused:
         server.audit.record(
             urls.env,
             AuditEvent.REFRESH_REUSE,
@@ -62,20 +107,11 @@ def refresh(server: AuthServer, urls: Urls, client: Client, form: dict[str, str]
             patient_id=info.patient_id,
         )
         raise InvalidGrantError("the refresh token was already used; the authorization is revoked")
-    if info.grant_id is None or info.member_id is None or info.patient_id is None:  # checked above
-        raise InvalidGrantError("the refresh token has expired or been revoked")
-    return issue_tokens(
-        server,
-        urls,
-        client,
-        grant_id=info.grant_id,
-        member_id=info.member_id,
-        patient_id=info.patient_id,
-        scope=scope,
-        nonce=None,
-        auth_time=info.issued_at,
-        code_digest=info.code_digest,
-    )
+    if error is not None:
+        raise error
+    if issued is None:  # every path above sets one or the other
+        raise InvalidGrantError("the refresh token is not valid")
+    return token_response(server, urls, client, issued)
 
 
 def narrowed(original: str, requested: str | None) -> str:
