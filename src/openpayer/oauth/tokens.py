@@ -17,7 +17,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Engine, and_, bindparam, literal, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    literal,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
 from openpayer.clock import Clock
@@ -281,18 +293,16 @@ _ISSUED_COLUMNS = (
 
 @functools.cache
 def _insert_rows(count: int) -> Any:
-    """INSERT of `count` tokens (`revoked` false, `rotated_at` null), parameters `<column>_<n>`."""
-    columns = oauth_token.c
-    return oauth_token.insert().values(
-        [
-            {
-                **{name: bindparam(f"{name}_{n}", type_=columns[name].type) for name in _ISSUED_COLUMNS},
-                "revoked": False,
-                "rotated_at": None,
-            }
-            for n in range(count)
-        ]
+    """INSERT of `count` tokens, parameters `<column>_<n>` (`revoked` false, `rotated_at` null). As text:
+    SQLAlchemy compiles a multi-row `insert().values([...])` anew on every execution ("no key")."""
+    names = ", ".join(_ISSUED_COLUMNS)
+    rows = ", ".join(
+        "(" + ", ".join(f":{name}_{n}" for name in _ISSUED_COLUMNS) + ", :revoked, NULL)"
+        for n in range(count)
     )
+    # Column and parameter names only: every value is a bound parameter.
+    statement = text(f"INSERT INTO oauth_token ({names}, revoked, rotated_at) VALUES {rows}")  # noqa: S608
+    return statement.bindparams(bindparam("revoked", value=False, type_=Boolean()))
 
 
 @functools.cache
