@@ -291,14 +291,23 @@ def run_wrk(
                 PY_SPY,
                 "record",
                 "--subprocesses",
-                "--pid",
-                str(pid),
-                "--duration",
-                str(seconds),
-                "--format",
-                "raw",
-            ]
-            + ["--rate", "200", "--gil", "--nonblocking", "--output", str(profile)],
+                "--gil",
+                "--nonblocking",
+                "--rate",
+                "200",
+                *(
+                    [
+                        "--pid",
+                        str(pid),
+                        "--duration",
+                        str(seconds),
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(profile),
+                    ]
+                ),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -381,7 +390,7 @@ def main() -> None:
         "--profile",
         type=Path,
         default=None,
-        help="a folder: py-spy samples OpenPayer (threads holding the GIL) in each measured run, as collapsed stacks",
+        help="a folder: py-spy samples OpenPayer (threads holding the GIL) when measured; collapsed stacks",
     )
     args = parser.parse_args()
     for tool in ("node", "npm", "wrk", "taskset", *((PY_SPY,) if args.profile else ())):
