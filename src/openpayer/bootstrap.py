@@ -47,6 +47,7 @@ from openpayer.oauth.service import AuthServer
 from openpayer.oauth.tokens import TokenStore
 from openpayer.observability.readiness import Readiness
 from openpayer.policy.engine import InactivityPolicy
+from openpayer.portal.directory import PortalAppDirectory
 from openpayer.portal.services import Portal
 from openpayer.security.audit import AuditLog
 from openpayer.security.sealing import Sealer
@@ -167,6 +168,15 @@ def build_services(
         description="The inactivity policy's daily sweep (docs/policy.md)",
     )
 
+    portal = Portal.build(settings, engine, clock, auth.clients, sealer, background.email)
+    auth.directory = PortalAppDirectory(  # the consent page and member pages read the portal's answers
+        engine,
+        portal.applications,
+        portal.organizations,
+        portal.questionnaire,
+        production_env=settings.portal_production_env,
+    )
+
     return Services(
         settings=settings,
         clock=clock,
@@ -181,7 +191,7 @@ def build_services(
         api=api,
         auth=auth,
         background=background,
-        portal=Portal.build(settings, engine, clock, auth.clients, sealer, background.email),
+        portal=portal,
         policy=policy,
         readiness=build_readiness(settings, engine, auth.keys),
     )
