@@ -5,6 +5,7 @@ axe (no serious or critical violation), fits a phone's width (375 px), and every
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +16,10 @@ from tests.portal.test_validation import png
 
 from openpayer.bootstrap import Services
 from openpayer.oauth.testing import TEST_PASSWORD, pkce_pair, query_of, two_member_world
+
+# Generous timeouts: the machine running the tests may be busy (the default is 5 s).
+http_get = partial(httpx.get, timeout=120)
+http_post = partial(httpx.post, timeout=120)
 
 ENV = "sandbox"
 OWNER, ADMIN = 1001, 2001
@@ -90,7 +95,7 @@ def test_consent_connected_apps_gallery_and_education(
     with page.expect_navigation():
         page.click("button[name=decision][value=allow]")
     code = query_of(page.url)["code"]
-    tokens = httpx.post(
+    tokens = http_post(
         f"{server}/{ENV}/auth/token",
         data={
             "grant_type": "authorization_code",
@@ -103,7 +108,7 @@ def test_consent_connected_apps_gallery_and_education(
     assert "refresh_token" not in tokens  # offline access declined
     fhir = f"{server}/{ENV}/fhir/Observation"
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
-    assert httpx.get(fhir, headers=headers).status_code == 200
+    assert http_get(fhir, headers=headers).status_code == 200
 
     page.goto(f"{server}/{ENV}/auth/account")
     check("Apps connected to your data")
@@ -127,7 +132,7 @@ def test_consent_connected_apps_gallery_and_education(
         page.click(f"li[data-client-id='{client_id}'] button.danger")
     check("Apps connected to your data")
     assert page.locator("#no-connections").is_visible()
-    assert httpx.get(fhir, headers=headers).status_code == 401  # the token stopped at once
+    assert http_get(fhir, headers=headers).status_code == 401  # the token stopped at once
 
     page.click("#sign-out")
     check("You have signed out")
