@@ -47,7 +47,7 @@ from openpayer.oauth.service import AuthServer
 from openpayer.oauth.tokens import TokenStore
 from openpayer.observability.readiness import Readiness
 from openpayer.policy.engine import InactivityPolicy
-from openpayer.portal.directory import PortalAppDirectory
+from openpayer.portal.app_profiles import PortalAppDirectory
 from openpayer.portal.services import Portal
 from openpayer.security.audit import AuditLog
 from openpayer.security.sealing import Sealer

@@ -2,7 +2,7 @@
 
 The answers live with the developer portal (a layer above this one), so the authorization server reads them
 through the `AppDirectory` seam; the composition root (`openpayer.bootstrap`) binds the portal's
-implementation (`openpayer.portal.directory`). Without it (`NoDirectory`) every app is shown as not having
+implementation (`openpayer.portal.app_profiles`). Without it (`NoDirectory`) every app is shown as not having
 attested, which is also what members see for an app an operator registered from the command line.
 
 Under the CMS Patient Access rule a plan may not block a member's chosen app for not attesting, but it tells
