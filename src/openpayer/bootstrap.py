@@ -48,6 +48,7 @@ from openpayer.oauth.service import AuthServer
 from openpayer.oauth.tokens import TokenStore
 from openpayer.observability.readiness import Readiness
 from openpayer.policy.engine import InactivityPolicy
+from openpayer.portal.app_profiles import PortalAppDirectory
 from openpayer.portal.directory import Directory
 from openpayer.portal.services import Portal
 from openpayer.security.audit import AuditLog
@@ -173,6 +174,17 @@ def build_services(
         description="The inactivity policy's daily sweep (docs/policy.md)",
     )
 
+    portal = Portal.build(
+        settings, engine, clock, auth.clients, sealer, background.email, throttle, signin_events
+    )
+    auth.directory = PortalAppDirectory(  # the consent page and member pages read the portal's answers
+        engine,
+        portal.applications,
+        portal.organizations,
+        portal.questionnaire,
+        production_env=settings.portal_production_env,
+    )
+
     return Services(
         settings=settings,
         clock=clock,
@@ -187,9 +199,7 @@ def build_services(
         api=api,
         auth=auth,
         background=background,
-        portal=Portal.build(
-            settings, engine, clock, auth.clients, sealer, background.email, throttle, signin_events
-        ),
+        portal=portal,
         policy=policy,
         readiness=build_readiness(settings, engine, auth.keys),
         signin_events=signin_events,
