@@ -49,8 +49,11 @@ from openpayer.observability.readiness import Readiness
 from openpayer.policy.engine import InactivityPolicy
 from openpayer.portal.services import Portal
 from openpayer.security.audit import AuditLog
+from openpayer.security.events import AccountHasher, SecurityEvents
+from openpayer.security.monitor import SecurityMonitor
+from openpayer.security.risk import RecordingSink
 from openpayer.security.sealing import Sealer
-from openpayer.security.throttle import SignInThrottle, make_counter
+from openpayer.security.throttle import Limits, Throttle, make_counter
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Services:
     portal: Portal  # the developer portal and app review (openpayer.portal)
     policy: InactivityPolicy  # the inactivity policy and its daily sweep (openpayer.policy)
     readiness: Readiness  # what /readyz checks (openpayer.observability)
+    security: SecurityMonitor  # security events, throttling, detectors, RiskSink (openpayer.security)
 
     def close(self) -> None:
         """Release the database pool (CLI commands and tests; the server keeps it until it stops)."""
@@ -114,11 +118,11 @@ def build_services(
     grants = GrantStore(engine, clock)
     grants.revoked_listeners.append(tokens.revoke_grant_tokens)  # a revoked consent revokes its tokens
     audit = AuditLog(engine, clock)
-    throttle = SignInThrottle(clock, make_counter(settings.redis_url))  # Redis when configured
+    security = build_security(settings, engine, clock)
     members = MemberStore(engine, clock, sealer)
     signin = SignIn(
         members,
-        throttle=throttle,
+        security=security,
         audit=audit,
         clock=clock,
         signer=Signer(settings.resolved_secret_key),
@@ -135,7 +139,7 @@ def build_services(
         grants=grants,
         audit=audit,
         sealer=sealer,
-        throttle=throttle,
+        security=security,
         signin=signin,
         reach=Reach(fhir, cache_seconds),
         resource_types=types,
@@ -184,7 +188,20 @@ def build_services(
         portal=Portal.build(settings, engine, clock, auth.clients, sealer, background.email),
         policy=policy,
         readiness=build_readiness(settings, engine, auth.keys),
+        security=security,
     )
+
+
+def build_security(settings: Settings, engine: Engine, clock: Clock) -> SecurityMonitor:
+    """The security event stream, throttle (Redis when configured) and detectors. Findings go to a
+    `RecordingSink` (a detection row) until a domain with subscriptions rebinds `security.sink`."""
+    events = SecurityEvents(
+        engine, clock, AccountHasher(settings.resolved_secret_key), enabled=settings.detect_record_events
+    )
+    throttle = Throttle(
+        clock, make_counter(settings.redis_url, settings.detect_memory_keys), Limits.from_settings(settings)
+    )
+    return SecurityMonitor(settings, engine, clock, events, throttle, RecordingSink(engine, clock))
 
 
 def build_readiness(settings: Settings, engine: Engine, keys: KeyStore) -> Readiness:
