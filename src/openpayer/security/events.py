@@ -100,6 +100,7 @@ class SecurityEvents:
         self.hasher = hasher
         self.enabled = enabled
         self._pending: list[dict[str, Any]] = []
+        self.written = 0  # events this process has written (the monitor scans when it moves)
         self._oldest = 0.0
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # a reader's flush waits for one already writing
@@ -160,6 +161,7 @@ class SecurityEvents:
                 with self._lock:
                     self._pending[:0] = batch
                 raise
+            self.written += len(batch)
             return len(batch)
 
     def query(

@@ -80,6 +80,7 @@ class SecurityMonitor:
         self._scan_lock = threading.Lock()
         self._defended: dict[tuple[str | None, str | None], int] = {}  # (env, client) -> until (micros)
         self._defenses_read = 0.0
+        self._scanned = 0  # `events.written` at the last scan
 
     # ---- recording -------------------------------------------------------------------------------------
     def account(self, realm: str, username: str) -> str:
@@ -97,11 +98,16 @@ class SecurityMonitor:
 
     # ---- the audit writer's buffer protocol --------------------------------------------------------
     def due(self) -> bool:
-        return self.events.due()
+        return self.events.due() or self.events.written != self._scanned
 
     def flush(self) -> None:
-        if self.events.flush():
+        """Write the pending events, then scan when anything was written since the last scan (a reader's
+        query may have written them)."""
+        self.events.flush()
+        written = self.events.written
+        if written != self._scanned:
             self.scan()
+            self._scanned = written
 
     # ---- detection ---------------------------------------------------------------------------------
     def scan(self, now: int | None = None) -> list[Detection]:
