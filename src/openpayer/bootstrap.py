@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
+from openpayer.accounts.events import SignInEvents
 from openpayer.accounts.sessions import Signer
 from openpayer.accounts.signin import SignIn
 from openpayer.api.operations import fhir_operations
@@ -47,6 +48,7 @@ from openpayer.oauth.service import AuthServer
 from openpayer.oauth.tokens import TokenStore
 from openpayer.observability.readiness import Readiness
 from openpayer.policy.engine import InactivityPolicy
+from openpayer.portal.app_profiles import PortalAppDirectory
 from openpayer.portal.directory import Directory
 from openpayer.portal.services import Portal
 from openpayer.security.audit import AuditLog
@@ -78,6 +80,7 @@ class Services:
     policy: InactivityPolicy  # the inactivity policy and its daily sweep (openpayer.policy)
     readiness: Readiness  # what /readyz checks (openpayer.observability)
     security: SecurityMonitor  # security events, throttling, detectors, RiskSink (openpayer.security)
+    signin_events: SignInEvents  # every sign-in (member, developer, staff) reports here; monitors listen
 
     def close(self) -> None:
         """Release the database pool (CLI commands and tests; the server keeps it until it stops)."""
@@ -121,6 +124,7 @@ def build_services(
     audit = AuditLog(engine, clock)
     security = build_security(settings, engine, clock)
     members = MemberStore(engine, clock, sealer)
+    signin_events = SignInEvents(clock)  # one hook for every sign-in path (openpayer.accounts.events)
     signin = SignIn(
         members,
         security=security,
@@ -128,6 +132,7 @@ def build_services(
         clock=clock,
         signer=Signer(settings.resolved_secret_key),
         session_lifetime=settings.auth_session_lifetime,
+        events=signin_events,
     )
     auth = AuthServer(
         settings=settings,
@@ -173,6 +178,17 @@ def build_services(
         description="The inactivity policy's daily sweep (docs/policy.md)",
     )
 
+    portal = Portal.build(
+        settings, engine, clock, auth.clients, sealer, background.email, security, signin_events
+    )
+    auth.directory = PortalAppDirectory(  # the consent page and member pages read the portal's answers
+        engine,
+        portal.applications,
+        portal.organizations,
+        portal.questionnaire,
+        production_env=settings.portal_production_env,
+    )
+
     return Services(
         settings=settings,
         clock=clock,
@@ -187,10 +203,11 @@ def build_services(
         api=api,
         auth=auth,
         background=background,
-        portal=Portal.build(settings, engine, clock, auth.clients, sealer, background.email),
+        portal=portal,
         policy=policy,
         readiness=build_readiness(settings, engine, auth.keys),
         security=security,
+        signin_events=signin_events,
     )
 
 

@@ -12,6 +12,8 @@ members; the developer portal and the staff console next): the flow renders the 
   the app) and failures and successes are in the audit log (never the username, password or code).
 - While credential stuffing through the app is detected, a password on the breached list is refused
   without being checked (`SecurityMonitor.under_attack`).
+- Every attempt that ends is also reported to `SignInEvents.report_sign_in` (events.py), as the developers'
+  and staff's sign-in is.
 - A pending second factor travels in a signed field valid for `SECOND_FACTOR_MAX_AGE` seconds.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from openpayer.accounts.events import SignInArea, SignInEvents, SignInOutcome
 from openpayer.accounts.sessions import Signer
 from openpayer.clock import Clock
 from openpayer.observability.metrics import SIGN_IN_FAILURES
@@ -98,6 +101,7 @@ class SignIn(Generic[A]):
         signer: Signer,
         session_lifetime: int,
         kind: EventKind = EventKind.SIGNIN_MEMBER,
+        events: SignInEvents | None = None,
     ) -> None:
         self.directory = directory
         self.security = security
@@ -107,6 +111,7 @@ class SignIn(Generic[A]):
         self.clock = clock
         self.signer = signer
         self.session_lifetime = session_lifetime
+        self.events = events or SignInEvents(clock)
 
     def _realm(self, env: str) -> str:
         return f"{self.kind}:{env}"
@@ -132,6 +137,7 @@ class SignIn(Generic[A]):
         self.security.mitigated(
             str(self.kind), decision, env=env, address=ip, client_id=client_id, account=account
         )
+        self.events.report_sign_in(SignInArea.MEMBER, env, username, SignInOutcome.THROTTLED, ip or None)
         return Refused(throttled_message(decision.retry_after), retry_after=decision.retry_after)
 
     def with_password(
@@ -156,7 +162,7 @@ class SignIn(Generic[A]):
             return NeedsSecondFactor(self.signer.dumps("mfa", {"m": account.id, "e": env}))
         self.throttle.signin_succeeded(realm, username, ip)
         self._event(env, Outcome.SUCCESS, username, ip, client_id, status=200, detail=detail)
-        return self._signed_in(env, account, client_id)
+        return self._signed_in(env, account, client_id, ip)
 
     def _failed(
         self, env: str, username: str, ip: str, client_id: str | None, outcome: Outcome, detail: str | None
@@ -165,6 +171,7 @@ class SignIn(Generic[A]):
         self.throttle.signin_failed(self._realm(env), username, ip)
         self._event(env, outcome, username, ip, client_id, status=401, detail=detail)
         self.audit.record(env, AuditEvent.LOGIN_FAILURE, 401, client_id=client_id)
+        self.events.report_sign_in(SignInArea.MEMBER, env, username, SignInOutcome.WRONG_PASSWORD, ip or None)
 
     def with_second_factor(
         self, env: str, pending: str, code: str, *, ip: str, client_id: str | None
@@ -187,10 +194,18 @@ class SignIn(Generic[A]):
                 env, Outcome.FAILURE, account.username, ip, client_id, status=401, detail=SECOND_FACTOR
             )
             self.audit.record(env, AuditEvent.MFA_FAILURE, 401, client_id=client_id, member_id=account.id)
+            self.events.report_sign_in(
+                SignInArea.MEMBER,
+                env,
+                account.username,
+                SignInOutcome.WRONG_SECOND_FACTOR,
+                ip or None,
+                account_id=account.id,
+            )
             return Refused(WRONG_CODE, retry_second_factor=True)
         self.throttle.signin_succeeded(realm, account.username, ip)
         self._event(env, Outcome.SUCCESS, account.username, ip, client_id, status=200, detail=SECOND_FACTOR)
-        return self._signed_in(env, account, client_id)
+        return self._signed_in(env, account, client_id, ip)
 
     def session(self, env: str, cookie: str | None) -> tuple[A, int] | None:
         """The signed-in account of a session cookie of `env`, and when it signed in; None when none."""
@@ -200,8 +215,16 @@ class SignIn(Generic[A]):
         account = self.directory.get(env, int(data["m"]))
         return None if account is None else (account, int(data["t"]))
 
-    def _signed_in(self, env: str, account: A, client_id: str | None) -> SignedIn[A]:
+    def _signed_in(self, env: str, account: A, client_id: str | None, ip: str) -> SignedIn[A]:
         now = self.clock.now()
         self.audit.record(env, AuditEvent.LOGIN_SUCCESS, 200, client_id=client_id, member_id=account.id)
+        self.events.report_sign_in(
+            SignInArea.MEMBER,
+            env,
+            account.username,
+            SignInOutcome.SUCCEEDED,
+            ip or None,
+            account_id=account.id,
+        )
         session = self.signer.dumps("session", {"m": account.id, "e": env, "t": now})
         return SignedIn(account, session, now)
