@@ -183,7 +183,16 @@ def build_services(
         api=api,
         auth=auth,
         background=background,
-        portal=Portal.build(settings, engine, clock, auth.clients, sealer, background.email),
+        portal=Portal.build(
+            settings,
+            engine,
+            clock,
+            auth.clients,
+            sealer,
+            background.email,
+            members=members,  # monitoring accounts: member accounts bound to a synthetic Patient
+            patients=lambda env, resource: fhir.create(env, "Patient", resource).stored.id,
+        ),
         policy=policy,
         readiness=build_readiness(settings, engine, auth.keys),
     )

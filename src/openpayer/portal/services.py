@@ -11,6 +11,7 @@ from openpayer.oauth.clients import ClientStore
 from openpayer.portal.applications import ApplicationService
 from openpayer.portal.business_days import BusinessCalendar
 from openpayer.portal.interfaces import Clock, Mailer, Sealer
+from openpayer.portal.monitoring import MemberAccounts, MonitoringService, SyntheticPatients
 from openpayer.portal.notifications import Notifier
 from openpayer.portal.organizations import OrganizationService
 from openpayer.portal.people import PeopleService
@@ -30,6 +31,7 @@ class Portal:
     calendar: BusinessCalendar
     people: PeopleService
     notifier: Notifier
+    monitoring: MonitoringService
 
     @classmethod
     def build(
@@ -40,8 +42,12 @@ class Portal:
         clients: ClientStore,
         sealer: Sealer,
         mailer: Mailer,
+        *,
+        members: MemberAccounts,
+        patients: SyntheticPatients,
     ) -> Portal:
-        """`mailer` records and queues mail (the email domain's `EmailService`)."""
+        """`mailer` records and queues mail (the email domain's `EmailService`); `members` and `patients`
+        create monitoring accounts (the members domain's store, a FHIR Patient create)."""
         calendar = BusinessCalendar.of(
             settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
         )
@@ -64,6 +70,16 @@ class Portal:
         )
         people = PeopleService(engine, clock, sealer, settings.resolved_secret_key)
         notifier = Notifier(engine, mailer)
+        monitoring = MonitoringService(engine, clock, applications, members, patients)
         return cls(
-            organizations, applications, questionnaire, terms, reviews, staff, calendar, people, notifier
+            organizations,
+            applications,
+            questionnaire,
+            terms,
+            reviews,
+            staff,
+            calendar,
+            people,
+            notifier,
+            monitoring,
         )
