@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from tests.policy.conftest import DEVELOPER, PASSWORD, World
-from tests.portal.test_pages import csrf, staff_account, staff_sign_in
+from tests.portal.pages import csrf, staff_account, staff_sign_in
 
 from openpayer.config import Settings
 from openpayer.portal.models import portal_staff_audit

@@ -7,7 +7,7 @@ import re
 
 from fastapi.testclient import TestClient
 from tests.policy.conftest import COLLEAGUE, DEVELOPER, PASSWORD, REDIRECT, SCOPE, World
-from tests.portal.test_pages import csrf
+from tests.portal.pages import csrf
 
 from openpayer import healthcheck
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp

@@ -14,17 +14,17 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from sqlalchemy import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 
 from openpayer.config import Settings
 from openpayer.policy.engine import InactivityPolicy, PolicyError, Status, parse_day
+from openpayer.portal.area_pages import Route
 from openpayer.portal.console import ConsolePages, Staff
 from openpayer.portal.errors import Invalid, NotFound
 from openpayer.portal.interfaces import Clock
-from openpayer.portal.pages import Handler
 from openpayer.portal.routes import console_area
 from openpayer.portal.services import Portal
 from openpayer.portal.staff import Permission, record_audit
@@ -47,16 +47,13 @@ class PolicyConsole(ConsolePages):
         self.policy = policy
 
     def install(self, app: FastAPI) -> None:
-        router = APIRouter(include_in_schema=False)
-        routes: list[tuple[str, str, Handler]] = [
-            ("GET", "/admin/policy", self.overview),
-            ("GET", "/admin/policy/{subscription_id:int}", self.subscription),
-            ("POST", "/admin/policy/{subscription_id:int}/pause", self.pause),
-            ("POST", "/admin/policy/{subscription_id:int}/respond", self.respond),
+        routes: list[Route] = [
+            ("GET", "/admin/policy", self.overview, False),
+            ("GET", "/admin/policy/{subscription_id:int}", self.subscription, False),
+            ("POST", "/admin/policy/{subscription_id:int}/pause", self.pause, False),
+            ("POST", "/admin/policy/{subscription_id:int}/respond", self.respond, False),
         ]
-        for method, path, handler in routes:
-            router.add_api_route(path, self._guard(handler, method, False), methods=[method])
-        app.include_router(router)
+        self.install_routes(app, routes)
 
     def _statuses(self) -> list[Status]:
         return self.policy.status()

@@ -8,13 +8,14 @@ membership again.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
+from openpayer.accounts.people import Person
+from openpayer.portal.area_pages import Route
 from openpayer.portal.monitoring import MonitoringService
-from openpayer.portal.pages import DeveloperPages, Handler
-from openpayer.portal.people import Person
+from openpayer.portal.pages import DeveloperPages
 from openpayer.portal.web import Session
 
 Who = tuple[Session, Person]
@@ -22,15 +23,12 @@ Who = tuple[Session, Person]
 
 class MonitoringPages(DeveloperPages):
     def install(self, app: FastAPI) -> None:
-        router = APIRouter(include_in_schema=False)
-        routes: list[tuple[str, str, Handler]] = [
-            ("GET", "/portal/apps/{app_id:int}/monitoring", self.monitoring),
-            ("POST", "/portal/apps/{app_id:int}/monitoring/{env}", self.monitoring_create),
-            ("POST", "/portal/apps/{app_id:int}/monitoring/{env}/password", self.monitoring_password),
+        routes: list[Route] = [
+            ("GET", "/portal/apps/{app_id:int}/monitoring", self.monitoring, False),
+            ("POST", "/portal/apps/{app_id:int}/monitoring/{env}", self.monitoring_create, False),
+            ("POST", "/portal/apps/{app_id:int}/monitoring/{env}/password", self.monitoring_password, False),
         ]
-        for method, path, handler in routes:
-            router.add_api_route(path, self._guard(handler, method), methods=[method])
-        app.include_router(router)
+        self.install_routes(app, routes)
 
     @property
     def service(self) -> MonitoringService:

@@ -6,18 +6,23 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from openpayer.accounts.events import SignInEvents
+from openpayer.accounts.people import PeopleService
+from openpayer.accounts.people_signin import PeopleSignIn
+from openpayer.clock import Clock
 from openpayer.config import Settings
 from openpayer.oauth.clients import ClientStore
 from openpayer.portal.applications import ApplicationService
 from openpayer.portal.business_days import BusinessCalendar
-from openpayer.portal.interfaces import Clock, Mailer, Sealer
+from openpayer.portal.interfaces import Mailer
 from openpayer.portal.monitoring import MemberAccounts, MonitoringService, SyntheticPatients
 from openpayer.portal.notifications import Notifier
 from openpayer.portal.organizations import OrganizationService
-from openpayer.portal.people import PeopleService
 from openpayer.portal.questionnaire import QuestionnaireService, TermsService
 from openpayer.portal.reviews import ReviewService
 from openpayer.portal.staff import StaffService
+from openpayer.security.sealing import Sealer
+from openpayer.security.throttle import SignInThrottle
 
 
 @dataclass
@@ -32,6 +37,7 @@ class Portal:
     people: PeopleService
     notifier: Notifier
     monitoring: MonitoringService
+    signin: PeopleSignIn  # password and second factor for /portal/ and /admin/ (openpayer.accounts)
 
     @classmethod
     def build(
@@ -42,12 +48,15 @@ class Portal:
         clients: ClientStore,
         sealer: Sealer,
         mailer: Mailer,
+        throttle: SignInThrottle,
+        events: SignInEvents,
         *,
         members: MemberAccounts,
         patients: SyntheticPatients,
     ) -> Portal:
-        """`mailer` records and queues mail (the email domain's `EmailService`); `members` and `patients`
-        create monitoring accounts (the members domain's store, a FHIR Patient create)."""
+        """`mailer` records and queues mail (the email domain's `EmailService`); `throttle` and `events` are
+        the members' sign-in's, so one monitor sees every sign-in; `members` and `patients` create monitoring
+        accounts (the members domain's store, a FHIR Patient create)."""
         calendar = BusinessCalendar.of(
             settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
         )
@@ -71,6 +80,7 @@ class Portal:
         people = PeopleService(engine, clock, sealer, settings.resolved_secret_key)
         notifier = Notifier(engine, mailer)
         monitoring = MonitoringService(engine, clock, applications, members, patients)
+        signin = PeopleSignIn(people, throttle, events)
         return cls(
             organizations,
             applications,
@@ -82,4 +92,5 @@ class Portal:
             people,
             notifier,
             monitoring,
+            signin,
         )
