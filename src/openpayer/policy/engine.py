@@ -151,7 +151,9 @@ class InactivityPolicy:
     def rows(
         self, conn: Connection, subscription_id: int | None = None, *, organization_id: int | None = None
     ) -> list[Row]:
-        seen = self.activity.last_seen(conn)  # first: it flushes, and a read before would miss that write
+        # First: it writes this process's pending activity, and `conn` must not have read before that
+        # commits (a SQLite or PostgreSQL snapshot taken earlier would not see the write).
+        seen = self.activity.last_seen(conn)
         facts = self.directory.subscriptions(
             conn, subscription_id=subscription_id, organization_id=organization_id
         )
