@@ -21,8 +21,8 @@ from openpayer.portal.organizations import OrganizationService
 from openpayer.portal.questionnaire import QuestionnaireService, TermsService
 from openpayer.portal.reviews import ReviewService
 from openpayer.portal.staff import StaffService
+from openpayer.security.monitor import SecurityMonitor
 from openpayer.security.sealing import Sealer
-from openpayer.security.throttle import SignInThrottle
 
 
 @dataclass
@@ -48,15 +48,15 @@ class Portal:
         clients: ClientStore,
         sealer: Sealer,
         mailer: Mailer,
-        throttle: SignInThrottle,
+        security: SecurityMonitor,
         events: SignInEvents,
         *,
         members: MemberAccounts,
         patients: SyntheticPatients,
     ) -> Portal:
-        """`mailer` records and queues mail (the email domain's `EmailService`); `throttle` and `events` are
-        the members' sign-in's, so one monitor sees every sign-in; `members` and `patients` create monitoring
-        accounts (the members domain's store, a FHIR Patient create)."""
+        """`mailer` records and queues mail (the email domain's `EmailService`); `security` (throttle and
+        event stream) and `events` are the members' sign-in's, so one monitor sees every sign-in; `members`
+        and `patients` create monitoring accounts (the members domain's store, a FHIR Patient create)."""
         calendar = BusinessCalendar.of(
             settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
         )
@@ -80,7 +80,7 @@ class Portal:
         people = PeopleService(engine, clock, sealer, settings.resolved_secret_key)
         notifier = Notifier(engine, mailer)
         monitoring = MonitoringService(engine, clock, applications, members, patients)
-        signin = PeopleSignIn(people, throttle, events)
+        signin = PeopleSignIn(people, security, events)
         return cls(
             organizations,
             applications,
