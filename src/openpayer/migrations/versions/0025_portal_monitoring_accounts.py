@@ -1,7 +1,7 @@
 """portal_monitoring_account: an organization's member account for health checks, per application and env
 
 Revision ID: 0025
-Revises: 0011
+Revises: 0020
 Create Date: 2026-12-02 11:30:00
 
 A monitoring account is a member account bound to an empty synthetic Patient (docs/policy.md, "Monitoring
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0025"
-down_revision = "0011"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
