@@ -159,6 +159,25 @@ def build_services(
 
     # ---- background work and the domains above the authorization server ---------------------------
     background = build_background(settings, engine, clock)
+    portal = Portal.build(
+        settings,
+        engine,
+        clock,
+        auth.clients,
+        sealer,
+        background.email,
+        security,
+        signin_events,
+        members=members,  # monitoring accounts: member accounts bound to a synthetic Patient
+        patients=lambda env, resource: fhir.create(env, "Patient", resource).stored.id,
+    )
+    auth.directory = PortalAppDirectory(  # the consent page and member pages read the portal's answers
+        engine,
+        portal.applications,
+        portal.organizations,
+        portal.questionnaire,
+        production_env=settings.portal_production_env,
+    )
     policy = InactivityPolicy(
         settings,
         engine,
@@ -168,7 +187,7 @@ def build_services(
         tokens,
         background.email,
         secret=settings.resolved_secret_key,
-        directory=Directory(),
+        directory=Directory(portal.people),  # the portal, read through its services
     )
     background.registry.periodic(
         "policy.sweep",
@@ -176,17 +195,6 @@ def build_services(
         lambda context: f"{len(policy.sweep())} steps",
         offset=14 * 3600 + 30 * 60,  # 14:30 UTC: 08:30 in Chicago (CST), a working morning for replies
         description="The inactivity policy's daily sweep (docs/policy.md)",
-    )
-
-    portal = Portal.build(
-        settings, engine, clock, auth.clients, sealer, background.email, security, signin_events
-    )
-    auth.directory = PortalAppDirectory(  # the consent page and member pages read the portal's answers
-        engine,
-        portal.applications,
-        portal.organizations,
-        portal.questionnaire,
-        production_env=settings.portal_production_env,
     )
 
     return Services(
