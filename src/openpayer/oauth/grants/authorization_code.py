@@ -23,6 +23,7 @@ from openpayer.oauth.grants.issue import Issued, issue_in, token_response
 from openpayer.oauth.models import oauth_code
 from openpayer.oauth.tokens import token_digest
 from openpayer.security.audit import AuditEvent
+from openpayer.security.events import EventKind, Outcome
 
 if TYPE_CHECKING:
     from openpayer.members.accounts import Member
@@ -113,6 +114,9 @@ def exchange(
             except OAuth2Error as refused:
                 error = refused  # raised after the commit: the code stays spent
     if reused and row is not None:
+        server.security.record(
+            EventKind.CODE_REUSE, Outcome.REFUSED, env=urls.env, client_id=row.client_id, status=400
+        )
         server.audit.record(
             urls.env,
             AuditEvent.CODE_REUSE,

@@ -20,6 +20,7 @@ from openpayer.oauth.errors import InvalidGrantError, InvalidRequestError, Inval
 from openpayer.oauth.grants.issue import Issued, issue_in, token_response
 from openpayer.oauth.scopes import parse_resource_scope
 from openpayer.security.audit import AuditEvent
+from openpayer.security.events import EventKind, Outcome
 
 if TYPE_CHECKING:
     from openpayer.oauth.service import AuthServer, Urls
@@ -98,6 +99,9 @@ def refresh(
                         code_digest=info.code_digest,
                     )
     if info is not None and reused:
+        server.security.record(
+            EventKind.REFRESH_REUSE, Outcome.REFUSED, env=urls.env, client_id=client.client_id, status=400
+        )
         server.audit.record(
             urls.env,
             AuditEvent.REFRESH_REUSE,
