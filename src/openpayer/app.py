@@ -130,7 +130,11 @@ def _refuse_to_start_when_misconfigured(services: Services) -> Any:
             log.critical("refusing to start: %s", problem)
         if problems:
             raise StartupRefused(" ".join(problems))
-        yield
+        services.revocations.start()  # suspensions from other hosts drop this one's caches (< 1 s)
+        try:
+            yield
+        finally:
+            services.revocations.stop()
 
     return lifespan
 

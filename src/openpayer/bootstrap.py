@@ -43,6 +43,7 @@ from openpayer.oauth.clients import ClientStore
 from openpayer.oauth.discovery import capability_contributor as smart_capability
 from openpayer.oauth.keys import KeyStore
 from openpayer.oauth.reach import Reach
+from openpayer.oauth.revocation import RevocationFeed
 from openpayer.oauth.service import AuthServer
 from openpayer.oauth.tokens import TokenStore
 from openpayer.observability.readiness import Readiness
@@ -73,6 +74,7 @@ class Services:
     portal: Portal  # the developer portal and app review (openpayer.portal)
     policy: InactivityPolicy  # the inactivity policy and its daily sweep (openpayer.policy)
     readiness: Readiness  # what /readyz checks (openpayer.observability)
+    revocations: RevocationFeed  # suspensions reach every host's caches within a second (started by the app)
 
     def close(self) -> None:
         """Release the database pool (CLI commands and tests; the server keeps it until it stops)."""
@@ -124,12 +126,18 @@ def build_services(
         signer=Signer(settings.resolved_secret_key),
         session_lifetime=settings.auth_session_lifetime,
     )
+    clients = ClientStore(engine, clock, cache_seconds)
+    revocations = RevocationFeed(
+        engine, clock, redis_url=settings.redis_url, poll_seconds=settings.auth_revocation_poll_seconds
+    )
+    clients.status_listeners.append(revocations.raise_generation)  # suspend, restore, remove
+    revocations.listeners += [tokens.forget_all, clients.forget_all]
     auth = AuthServer(
         settings=settings,
         engine=engine,
         clock=clock,
         keys=KeyStore(engine, sealer, clock),
-        clients=ClientStore(engine, clock, cache_seconds),
+        clients=clients,
         tokens=tokens,
         members=members,
         grants=grants,
@@ -184,6 +192,7 @@ def build_services(
         portal=Portal.build(settings, engine, clock, auth.clients, sealer, background.email),
         policy=policy,
         readiness=build_readiness(settings, engine, auth.keys),
+        revocations=revocations,
     )
 
 

@@ -2,6 +2,7 @@
 
 from openpayer.email import tables as email_tables
 from openpayer.fhir.storage import tables as fhir_tables
+from openpayer.incidents import tables as incident_tables
 from openpayer.jobs import tables as job_tables
 from openpayer.members import models as member_tables
 from openpayer.oauth import models as oauth_tables
@@ -11,6 +12,7 @@ from openpayer.security import models as security_tables
 __all__ = [
     "email_tables",
     "fhir_tables",
+    "incident_tables",
     "job_tables",
     "member_tables",
     "oauth_tables",

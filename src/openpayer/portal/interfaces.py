@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -35,3 +35,11 @@ class Mailer(Protocol):
         cause: str,
         idempotency_key: str | None = None,
     ) -> int: ...
+
+
+class RiskView(Protocol):
+    """What the portal shows an organization of its subscriptions' risk state: one readable line per flag
+    or policy state (at risk, or cleared and when). `openpayer.incidents` implements it; the composition
+    root sets `Portal.risk`."""
+
+    def for_developers(self, subscription_ids: Sequence[int]) -> Mapping[int, Sequence[str]]: ...

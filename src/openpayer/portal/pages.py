@@ -486,13 +486,16 @@ class DeveloperPages(AreaPages):
         application = self.portal.applications.for_member(person.id, app_id)
         requests = self.portal.reviews.for_application(person.id, app_id)
         open_or_done = any(r.state is not State.REJECTED for r in requests)
+        subscriptions = self.portal.applications.subscriptions(app_id)
+        risk = self.portal.risk.for_developers([s.id for s in subscriptions]) if self.portal.risk else {}
         return self.render(
             request,
             "application.html",
             session=session,
             person=person,
             application=application,
-            subscriptions=self.portal.applications.subscriptions(app_id),
+            subscriptions=subscriptions,
+            risk=risk,
             answer=self.portal.questionnaire.latest(app_id),
             acceptance=self.portal.terms.acceptance_of_current(application.organization_id),
             requests=requests,

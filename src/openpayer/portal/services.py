@@ -10,7 +10,7 @@ from openpayer.config import Settings
 from openpayer.oauth.clients import ClientStore
 from openpayer.portal.applications import ApplicationService
 from openpayer.portal.business_days import BusinessCalendar
-from openpayer.portal.interfaces import Clock, Mailer, Sealer
+from openpayer.portal.interfaces import Clock, Mailer, RiskView, Sealer
 from openpayer.portal.notifications import Notifier
 from openpayer.portal.organizations import OrganizationService
 from openpayer.portal.people import PeopleService
@@ -30,6 +30,7 @@ class Portal:
     calendar: BusinessCalendar
     people: PeopleService
     notifier: Notifier
+    risk: RiskView | None = None  # at-risk state on the application page (set by the composition root)
 
     @classmethod
     def build(
