@@ -36,6 +36,7 @@ from openpayer.fhir.search.service import SearchService
 from openpayer.fhir.services import FhirService, parse_query
 from openpayer.fhir.storage.repository import ResourceRepository
 from openpayer.fhir.validation import known_resource_types, validate_resource
+from openpayer.incidents.services import Incidents
 from openpayer.members.accounts import MemberStore
 from openpayer.members.consent import GrantStore
 from openpayer.oauth.activity import ActivityLog
@@ -75,6 +76,9 @@ class Services:
     policy: InactivityPolicy  # the inactivity policy and its daily sweep (openpayer.policy)
     readiness: Readiness  # what /readyz checks (openpayer.observability)
     revocations: RevocationFeed  # suspensions reach every host's caches within a second (started by the app)
+    incidents: (
+        Incidents  # at-risk flags (the detectors' RiskSink: `incidents.risk`), incidents, breach alerts
+    )
 
     def close(self) -> None:
         """Release the database pool (CLI commands and tests; the server keeps it until it stops)."""
@@ -175,6 +179,10 @@ def build_services(
         description="The inactivity policy's daily sweep (docs/policy.md)",
     )
 
+    portal = Portal.build(settings, engine, clock, auth.clients, sealer, background.email)
+    incidents = Incidents.build(settings, engine, clock, background.email, portal)
+    portal.risk = incidents.risk  # the application page shows its subscriptions' risk state
+
     return Services(
         settings=settings,
         clock=clock,
@@ -189,10 +197,11 @@ def build_services(
         api=api,
         auth=auth,
         background=background,
-        portal=Portal.build(settings, engine, clock, auth.clients, sealer, background.email),
+        portal=portal,
         policy=policy,
         readiness=build_readiness(settings, engine, auth.keys),
         revocations=revocations,
+        incidents=incidents,
     )
 
 

@@ -19,7 +19,7 @@ from openpayer.bootstrap import Services
 from openpayer.config import Settings
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
 
-from .conftest import REDIRECT, Registered
+from .conftest import REDIRECT, Registered, console, staff_person, submit
 
 REDIS_TEST_URL = "redis://127.0.0.1:6379/6"
 
@@ -112,9 +112,15 @@ def test_a_token_in_use_on_another_host_stops_within_a_second_of_suspension(
     for _ in range(3):  # in use: the second host has the token's check cached
         assert httpx.get(url, headers=headers, timeout=10).status_code == 200
 
-    services.portal.applications.set_status(
-        staff["analyst"], registered.subscription_id, "suspended", reason="credential stuffing"
+    # Suspended by an analyst in the console of this host (an incident's action), over HTTP.
+    staff_person(services, "responder@plan.example", "security_analyst")
+    analyst = console(client.app, services, "responder@plan.example")
+    incident = services.incidents.incidents.create(
+        None, title="Stuffing", severity="high", subscriptions=[registered.subscription_id]
     )
+    page = f"/admin/incidents/{incident.id}"
+    form = {"action": "suspend", "subscription_id": str(registered.subscription_id), "reason": "stuffing"}
+    assert submit(analyst, page, f"{page}/act", form).status_code == 303
     assert first_refusal_within(url, headers, time.monotonic() + 1.0)
 
     refreshed = httpx.post(

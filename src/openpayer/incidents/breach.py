@@ -251,13 +251,15 @@ class BreachIntake:
                     source=f"breach:{row.alert_id}",
                     notify=False,
                 )
-            org = self._organization(conn, organization_id)
+            org = directory.organization(conn, organization_id)
+            if org is None:
+                raise NotFound("no such organization")
             self.email.send(
                 conn,
-                to=org["security_email"],
+                to=org.security_email,
                 template="breach_invite",
                 context={
-                    "organization": org["name"],
+                    "organization": org.name,
                     "source": row.source,
                     "severity": row.severity,
                     "summary": row.summary,
@@ -272,7 +274,7 @@ class BreachIntake:
                     to=analyst,
                     template="breach_matched",
                     context={
-                        "organization": org["name"],
+                        "organization": org.name,
                         "severity": row.severity,
                         "summary": row.summary,
                         "subscriptions": len(subscriptions),
@@ -312,16 +314,12 @@ class BreachIntake:
                 update(breach_alert).where(breach_alert.c.id == alert_pk).values(incident_id=created.id)
             )
 
-    @staticmethod
-    def _organization(conn: Any, organization_id: int) -> dict[str, str]:
-        from openpayer.portal.models import portal_organization as o
-
-        row = conn.execute(
-            select(o.c.legal_name, o.c.security_contact_email).where(o.c.id == organization_id)
-        ).one()
-        return {"name": row.legal_name, "security_email": row.security_contact_email}
-
     # ---- reading -------------------------------------------------------------------------------------
+    def candidates(self, alert: Alert) -> list[directory.OrganizationSummary]:
+        """Organizations staff may match an unmatched alert to (same registrable domain, similar name)."""
+        with self.engine.connect() as conn:
+            return directory.organization_candidates(conn, alert.domain, alert.organization_name)
+
     def queue(self, actor: int) -> list[Alert]:
         """Alerts waiting for staff to match them, oldest first."""
         self.incidents.can_read(actor)

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select, func, or_, select
 
 from openpayer.portal.models import (
     portal_application,
@@ -115,3 +115,48 @@ def organizations(conn: Connection, ids: Iterable[int]) -> dict[int, str]:
     o = portal_organization
     rows = conn.execute(select(o.c.id, o.c.legal_name).where(o.c.id.in_(wanted))).all()
     return {int(row.id): row.legal_name for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationSummary:
+    id: int
+    name: str
+    domain: str
+    security_email: str
+
+
+def organization(conn: Connection, organization_id: int) -> OrganizationSummary | None:
+    o = portal_organization
+    row = conn.execute(
+        select(o.c.id, o.c.legal_name, o.c.domain, o.c.security_contact_email).where(
+            o.c.id == organization_id
+        )
+    ).first()
+    return (
+        OrganizationSummary(row.id, row.legal_name, row.domain, row.security_contact_email) if row else None
+    )
+
+
+def organization_candidates(
+    conn: Connection, domain: str, name: str, limit: int = 20
+) -> list[OrganizationSummary]:
+    """Active organizations an unmatched alert may be about: the same registrable domain (its last two
+    labels), or a name that contains the alert's first word."""
+    o = portal_organization
+    parts = domain.split(".")
+    base = ".".join(parts[-2:]) if len(parts) >= 2 else domain
+    word = (name.split() or [""])[0]
+    condition = or_(o.c.domain == base, o.c.domain.like(f"%.{_escape(base)}", escape="\\"))
+    if len(word) >= 3:
+        condition = or_(condition, func.lower(o.c.legal_name).like(f"%{_escape(word.lower())}%", escape="\\"))
+    rows = conn.execute(
+        select(o.c.id, o.c.legal_name, o.c.domain, o.c.security_contact_email)
+        .where(o.c.status == "active", condition)
+        .order_by(o.c.legal_name)
+        .limit(limit)
+    ).all()
+    return [OrganizationSummary(r.id, r.legal_name, r.domain, r.security_contact_email) for r in rows]
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

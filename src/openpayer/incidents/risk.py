@@ -278,15 +278,24 @@ class RiskRegister:
             ).all()
         return {r.subscription_id: Inactivity(r.subscription_id, r.state, r.entered_at) for r in rows}
 
-    def inactive_at_risk(self) -> list[Inactivity]:
+    def inactive_at_risk(self, limit: int = 200) -> list[tuple[Inactivity, SubscriptionContext]]:
+        """Subscriptions in the inactivity policy's outreach, longest first, with their context."""
         p = policy_state
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(p.c.subscription_id, p.c.state, p.c.entered_at)
                 .where(p.c.state.in_(OUTREACH))
                 .order_by(p.c.entered_at)
+                .limit(limit)
             ).all()
-        return [Inactivity(r.subscription_id, r.state, r.entered_at) for r in rows]
+            contexts = {
+                c.subscription_id: c for c in directory.by_ids(conn, [r.subscription_id for r in rows])
+            }
+        return [
+            (Inactivity(r.subscription_id, r.state, r.entered_at), contexts[r.subscription_id])
+            for r in rows
+            if r.subscription_id in contexts
+        ]
 
     def for_developers(self, subscription_ids: Sequence[int]) -> dict[int, list[str]]:
         """The portal's view (`portal.interfaces.RiskView`): what an organization is told, without the

@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.incidents import directory
+from openpayer.incidents.directory import SubscriptionContext
 from openpayer.incidents.risk import RiskRegister
 from openpayer.incidents.tables import incident, incident_event, incident_link
 from openpayer.portal.applications import ApplicationService
@@ -369,6 +370,13 @@ class IncidentService:
             ],
             "timeline": [asdict(e) for e in self.timeline(actor, incident_id)],
         }
+
+    def linked(self, found: Incident) -> tuple[list[SubscriptionContext], dict[int, str]]:
+        """The incident's subscriptions (with application and organization) and organizations by id."""
+        with self.engine.connect() as conn:
+            return directory.by_ids(conn, found.subscriptions), directory.organizations(
+                conn, found.organizations
+            )
 
     def of_subscription(self, subscription_id: int) -> list[int]:
         with self.engine.connect() as conn:
