@@ -31,11 +31,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.email import EmailService
-from openpayer.incidents import directory
 from openpayer.incidents.metrics import BREACH_DELIVERIES
 from openpayer.incidents.risk import RiskRegister
 from openpayer.incidents.service import IncidentService
 from openpayer.incidents.tables import breach_alert, breach_delivery
+from openpayer.portal import incident_directory as directory
 from openpayer.portal.errors import Conflict, Invalid, NotFound
 from openpayer.portal.staff import Permission, Role, StaffService, record_audit
 from openpayer.security.risk import RiskReason

@@ -23,13 +23,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.email import EmailService
-from openpayer.incidents import directory
-from openpayer.incidents.directory import SubscriptionContext
 from openpayer.incidents.metrics import AT_RISK, RISK_FLAGS_RAISED
 from openpayer.incidents.tables import risk_flag
 from openpayer.policy.engine import OUTREACH
 from openpayer.policy.tables import policy_state
+from openpayer.portal import incident_directory as directory
 from openpayer.portal.errors import Conflict, Invalid, NotFound
+from openpayer.portal.incident_directory import SubscriptionContext
 from openpayer.portal.staff import Permission, Role, StaffService, record_audit
 from openpayer.security.risk import RiskReason
 

@@ -21,12 +21,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from openpayer.clock import Clock
 from openpayer.db import write_transaction
-from openpayer.incidents import directory
-from openpayer.incidents.directory import SubscriptionContext
 from openpayer.incidents.risk import RiskRegister
 from openpayer.incidents.tables import incident, incident_event, incident_link
+from openpayer.portal import incident_directory as directory
 from openpayer.portal.applications import ApplicationService
 from openpayer.portal.errors import Conflict, Forbidden, Invalid, NotFound
+from openpayer.portal.incident_directory import SubscriptionContext
 from openpayer.portal.staff import Permission, StaffMember, StaffService, record_audit
 
 SEVERITIES = ("low", "medium", "high", "critical")

@@ -1,6 +1,8 @@
-"""Reads of the portal's records that incident response needs in bulk and the portal's services do not
-offer: a client's subscription with its application and organization, an organization's live
-subscriptions, organizations by domain, and the addresses of the staff holding a role. Read-only."""
+"""What incident response (`openpayer.incidents`, above the portal) reads of the portal, in the caller's
+connection: a client's subscription with its application and organization, an organization's live
+subscriptions, organizations by domain, look-alike organizations for an unmatched breach alert, and the
+addresses of the staff holding a role. Read-only; the portal owns the tables (an import contract keeps
+incident response off them, as it keeps the inactivity policy off them with `portal.directory`)."""
 
 from __future__ import annotations
 
