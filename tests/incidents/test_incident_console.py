@@ -106,6 +106,7 @@ def test_an_incident_timeline_with_suspension_restore_notes_and_export(
         "incident:status",
         "incident:restore",
         "incident:status",
+        "incident:export",
     ]
     assert all(e.actor_account_id == analyst_id and e.address for e in trail)
     subscription_trail = services.portal.staff.audit_trail(

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from openpayer.bootstrap import Services
+from openpayer.incidents.reasons import RiskReason
 from openpayer.policy.tables import policy_state
-from openpayer.security.risk import RiskReason, RiskSink
 
 from .conftest import STAFF_PASSWORD, console, csrf, mails_to, register, staff_person, submit
 
@@ -47,7 +47,7 @@ def test_a_flag_is_raised_once_mailed_once_shown_both_sides_and_cleared(
     registered = register(services, owner=owner)
     staff_person(services, "analyst@plan.example", "security_analyst")
     staff_person(services, "auditor@plan.example", "auditor")
-    sink: RiskSink = services.incidents.risk
+    sink = services.incidents.risk  # what the detectors' monitor flags through (its RiskSink)
     before = at_risk(client, "malicious_activity")
 
     evidence = {
@@ -57,7 +57,9 @@ def test_a_flag_is_raised_once_mailed_once_shown_both_sides_and_cleared(
         "window_seconds": 300,
     }
     sink.flag("sandbox", registered.client_id, RiskReason.MALICIOUS_ACTIVITY, evidence)
-    sink.flag("sandbox", registered.client_id, RiskReason.MALICIOUS_ACTIVITY, {**evidence, "count": 500})
+    # The security monitor's shape: the detector's kind as the reason, its detection's evidence.
+    monitor_evidence = {"detection_id": 7, "kind": "credential_stuffing", "event_ids": [14], "count": 500}
+    sink.flag("sandbox", registered.client_id, "credential_stuffing", monitor_evidence)
     sink.flag("sandbox", "no-such-client", RiskReason.MALICIOUS_ACTIVITY, evidence)  # ignored
     [(subject, text)] = mails_to(services, "security@example-app.com")
     assert "at risk" in subject

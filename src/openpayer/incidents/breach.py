@@ -32,13 +32,13 @@ from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.email import EmailService
 from openpayer.incidents.metrics import BREACH_DELIVERIES
+from openpayer.incidents.reasons import RiskReason
 from openpayer.incidents.risk import RiskRegister
 from openpayer.incidents.service import IncidentService
 from openpayer.incidents.tables import breach_alert, breach_delivery
 from openpayer.portal import incident_directory as directory
 from openpayer.portal.errors import Conflict, Invalid, NotFound
 from openpayer.portal.staff import Permission, Role, StaffService, record_audit
-from openpayer.security.risk import RiskReason
 
 MAX_BODY = 64 * 1024
 SEVERITIES = ("low", "medium", "high", "critical")

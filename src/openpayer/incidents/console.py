@@ -143,7 +143,7 @@ class IncidentPages(ConsolePages):
         )
 
     async def incident_export(self, request: Request, staff: Staff, incident_id: int) -> Response:
-        data = self.incidents.incidents.export(staff[1].id, incident_id)
+        data = self.incidents.incidents.export(staff[1].id, incident_id, client_address(request))
         return Response(
             json.dumps(data, indent=2, sort_keys=True, default=str),
             media_type="application/json",

@@ -11,7 +11,8 @@ from prometheus_client import REGISTRY, Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from openpayer.security.risk import RiskReason
+from openpayer.incidents.reasons import RiskReason
+from openpayer.observability.metrics import SCRAPED
 
 log = logging.getLogger(__name__)
 
@@ -55,3 +56,4 @@ class AtRiskCollector(Collector):
 
 AT_RISK = AtRiskCollector()
 REGISTRY.register(AT_RISK)
+SCRAPED.append(AT_RISK)  # also in multiprocess mode (several `openpayer serve` workers)

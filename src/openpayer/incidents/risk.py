@@ -1,7 +1,9 @@
 """Each subscription's risk state: flags raised for malicious activity or a breach alert, with their
 evidence, and the inactivity policy's outreach state (kept by `openpayer.policy`, shown, not copied).
 
-`RiskRegister` is the `RiskSink` the detectors flag through (`openpayer.security.risk`). A flag is one row
+`RiskRegister` is the `RiskSink` the detectors flag through (`openpayer.security`'s monitor hands it
+"malicious activity through this app" findings: `flag(env, client_id, reason, evidence)`, where the reason
+is the detector's kind, e.g. `credential_stuffing`; the composition root binds it). A flag is one row
 per (subscription, reason) while raised (`risk_flag.open_key`): flagging again adds the evidence to it and
 mails nobody; a new flag mails the organization's security contact and every active security analyst once
 (`EmailService.send` with the key `risk:<flag>:<address>`), in the transaction that raised it. Staff with
@@ -24,6 +26,7 @@ from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.email import EmailService
 from openpayer.incidents.metrics import AT_RISK, RISK_FLAGS_RAISED
+from openpayer.incidents.reasons import RiskReason
 from openpayer.incidents.tables import risk_flag
 from openpayer.policy.engine import OUTREACH
 from openpayer.policy.tables import policy_state
@@ -31,7 +34,6 @@ from openpayer.portal import incident_directory as directory
 from openpayer.portal.errors import Conflict, Invalid, NotFound
 from openpayer.portal.incident_directory import SubscriptionContext
 from openpayer.portal.staff import Permission, Role, StaffService, record_audit
-from openpayer.security.risk import RiskReason
 
 log = logging.getLogger(__name__)
 
@@ -103,10 +105,16 @@ class RiskRegister:
         self.base = (public_base_url or "").rstrip("/")
         AT_RISK.watch(self.open_counts)
 
-    # ---- RiskSink ------------------------------------------------------------------------------------
+    # ---- the RiskSink ---------------------------------------------------------------------------------
     def flag(self, env: str, client_id: str, reason: str, evidence: Mapping[str, Any]) -> None:
-        """The detectors' entry (`openpayer.security.risk.RiskSink`): flag the client's subscription."""
-        parsed = RiskReason(reason)
+        """The detectors' entry (the security monitor's `RiskSink`): flag the client's subscription. A
+        reason that is not a `RiskReason` is a detector's kind (`brute_force`, `credential_stuffing`...):
+        malicious activity, with the kind kept as the evidence's `detector`."""
+        try:
+            parsed = RiskReason(reason)
+        except ValueError:
+            parsed = RiskReason.MALICIOUS_ACTIVITY
+            evidence = {"detector": str(reason), **evidence}
         if parsed is RiskReason.INACTIVITY:
             return  # the inactivity policy keeps that state itself (openpayer.policy)
         with write_transaction(self.engine) as conn:
@@ -114,7 +122,7 @@ class RiskRegister:
             if context is None or context.status == "removed":
                 log.info("risk: no live subscription for a flagged client in %s; not flagged", env)
                 return
-            source = str(evidence.get("detector") or "detection")
+            source = str(evidence.get("detector") or evidence.get("kind") or "detection")
             self.raise_flag(conn, context, parsed, evidence, source=source)
 
     # ---- raising and clearing ------------------------------------------------------------------------

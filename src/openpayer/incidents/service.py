@@ -351,12 +351,20 @@ class IncidentService:
             for r in rows
         ]
 
-    def export(self, actor: int, incident_id: int) -> dict[str, Any]:
+    def export(self, actor: int, incident_id: int, address: str | None = None) -> dict[str, Any]:
         """The incident for the plan's records: the record, its links and the whole timeline."""
         found = self.get(actor, incident_id)
-        with self.engine.connect() as conn:
-            subs = directory.by_ids(conn, found.subscriptions)
-            orgs = directory.organizations(conn, found.organizations)
+        with write_transaction(self.engine) as conn:  # who took the plan's records out, and when
+            record_audit(
+                conn,
+                at=self.clock.now(),
+                actor=actor,
+                action="incident:export",
+                target_type="incident",
+                target_id=incident_id,
+                address=address,
+            )
+        subs, orgs = self.linked(found)
         return {
             "resourceType": "openpayer.incident",
             "exported_at": self.clock.now(),

@@ -20,7 +20,7 @@ risk_flag = Table(
     Column("subscription_id", BigInteger, nullable=False),
     Column("env", String(32), nullable=False),
     Column("client_id", String(64), nullable=False),
-    Column("reason", String(32), nullable=False),  # openpayer.security.risk.RiskReason
+    Column("reason", String(32), nullable=False),  # openpayer.incidents.reasons.RiskReason
     Column("open_key", String(64), nullable=True, unique=True),
     Column("evidence", Text, nullable=False),  # JSON list of the evidence each raise brought
     Column("source", String(128), nullable=False),  # detector name, breach alert id, staff
