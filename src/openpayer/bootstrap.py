@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
+from openpayer.accounts.events import SignInEvents
 from openpayer.accounts.sessions import Signer
 from openpayer.accounts.signin import SignIn
 from openpayer.api.operations import fhir_operations
@@ -76,10 +77,9 @@ class Services:
     portal: Portal  # the developer portal and app review (openpayer.portal)
     policy: InactivityPolicy  # the inactivity policy and its daily sweep (openpayer.policy)
     readiness: Readiness  # what /readyz checks (openpayer.observability)
+    signin_events: SignInEvents  # every sign-in (member, developer, staff) reports here; monitors listen
     revocations: RevocationFeed  # suspensions reach every host's caches within a second (started by the app)
-    incidents: (
-        Incidents  # at-risk flags (the detectors' RiskSink: `incidents.risk`), incidents, breach alerts
-    )
+    incidents: Incidents  # at-risk flags (the monitor's RiskSink: `incidents.risk`), incidents, breach alerts
 
     def close(self) -> None:
         """Release the database pool (CLI commands and tests; the server keeps it until it stops)."""
@@ -123,6 +123,7 @@ def build_services(
     audit = AuditLog(engine, clock)
     throttle = SignInThrottle(clock, make_counter(settings.redis_url))  # Redis when configured
     members = MemberStore(engine, clock, sealer)
+    signin_events = SignInEvents(clock)  # one hook for every sign-in path (openpayer.accounts.events)
     signin = SignIn(
         members,
         throttle=throttle,
@@ -130,6 +131,7 @@ def build_services(
         clock=clock,
         signer=Signer(settings.resolved_secret_key),
         session_lifetime=settings.auth_session_lifetime,
+        events=signin_events,
     )
     clients = ClientStore(engine, clock, cache_seconds)
     revocations = RevocationFeed(
@@ -181,7 +183,9 @@ def build_services(
         description="The inactivity policy's daily sweep (docs/policy.md)",
     )
 
-    portal = Portal.build(settings, engine, clock, auth.clients, sealer, background.email)
+    portal = Portal.build(
+        settings, engine, clock, auth.clients, sealer, background.email, throttle, signin_events
+    )
     incidents = Incidents.build(settings, engine, clock, background.email, portal)
     portal.risk = incidents.risk  # the application page shows its subscriptions' risk state
 
@@ -202,6 +206,7 @@ def build_services(
         portal=portal,
         policy=policy,
         readiness=build_readiness(settings, engine, auth.keys),
+        signin_events=signin_events,
         revocations=revocations,
         incidents=incidents,
     )

@@ -1,5 +1,6 @@
 """Imports every domain's tables so that Alembic and `metadata.create_all` see the whole schema."""
 
+from openpayer.accounts import models as account_tables
 from openpayer.email import tables as email_tables
 from openpayer.fhir.storage import tables as fhir_tables
 from openpayer.incidents import tables as incident_tables
@@ -10,6 +11,7 @@ from openpayer.portal import models as portal_tables
 from openpayer.security import models as security_tables
 
 __all__ = [
+    "account_tables",
     "email_tables",
     "fhir_tables",
     "incident_tables",

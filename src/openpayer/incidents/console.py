@@ -12,15 +12,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
 from openpayer.incidents.service import ACTIONS, SEVERITIES, STATUSES
 from openpayer.incidents.services import Incidents
+from openpayer.portal.area_pages import Handler
 from openpayer.portal.console import ConsolePages, Staff
 from openpayer.portal.errors import Invalid
-from openpayer.portal.pages import Handler
 from openpayer.portal.staff import Permission
 from openpayer.portal.web import client_address, redirect
 
@@ -51,7 +51,6 @@ class IncidentPages(ConsolePages):
         self.incidents = incidents
 
     def install(self, app: FastAPI) -> None:
-        router = APIRouter(include_in_schema=False)
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/admin/incidents", self.incident_list),
             ("POST", "/admin/incidents", self.incident_create),
@@ -69,9 +68,7 @@ class IncidentPages(ConsolePages):
             ("POST", "/admin/breach-alerts/{alert_pk:int}/match", self.breach_match),
             ("POST", "/admin/breach-alerts/{alert_pk:int}/dismiss", self.breach_dismiss),
         ]
-        for method, path, handler in routes:
-            router.add_api_route(path, self._guard(handler, method, False), methods=[method])
-        app.include_router(router)
+        self.install_routes(app, [(method, path, handler, False) for method, path, handler in routes])
 
     def page(self, request: Request, staff: Staff, template: str, **context: Any) -> Response:
         session, person, member = staff

@@ -6,17 +6,22 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from openpayer.accounts.events import SignInEvents
+from openpayer.accounts.people import PeopleService
+from openpayer.accounts.people_signin import PeopleSignIn
+from openpayer.clock import Clock
 from openpayer.config import Settings
 from openpayer.oauth.clients import ClientStore
 from openpayer.portal.applications import ApplicationService
 from openpayer.portal.business_days import BusinessCalendar
-from openpayer.portal.interfaces import Clock, Mailer, RiskView, Sealer
+from openpayer.portal.interfaces import Mailer, RiskView
 from openpayer.portal.notifications import Notifier
 from openpayer.portal.organizations import OrganizationService
-from openpayer.portal.people import PeopleService
 from openpayer.portal.questionnaire import QuestionnaireService, TermsService
 from openpayer.portal.reviews import ReviewService
 from openpayer.portal.staff import StaffService
+from openpayer.security.sealing import Sealer
+from openpayer.security.throttle import SignInThrottle
 
 
 @dataclass
@@ -30,6 +35,7 @@ class Portal:
     calendar: BusinessCalendar
     people: PeopleService
     notifier: Notifier
+    signin: PeopleSignIn  # password and second factor for /portal/ and /admin/ (openpayer.accounts)
     risk: RiskView | None = None  # at-risk state on the application page (set by the composition root)
 
     @classmethod
@@ -41,8 +47,11 @@ class Portal:
         clients: ClientStore,
         sealer: Sealer,
         mailer: Mailer,
+        throttle: SignInThrottle,
+        events: SignInEvents,
     ) -> Portal:
-        """`mailer` records and queues mail (the email domain's `EmailService`)."""
+        """`mailer` records and queues mail (the email domain's `EmailService`); `throttle` and `events` are
+        the members' sign-in's, so one monitor sees every sign-in."""
         calendar = BusinessCalendar.of(
             settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
         )
@@ -65,6 +74,16 @@ class Portal:
         )
         people = PeopleService(engine, clock, sealer, settings.resolved_secret_key)
         notifier = Notifier(engine, mailer)
+        signin = PeopleSignIn(people, throttle, events)
         return cls(
-            organizations, applications, questionnaire, terms, reviews, staff, calendar, people, notifier
+            organizations,
+            applications,
+            questionnaire,
+            terms,
+            reviews,
+            staff,
+            calendar,
+            people,
+            notifier,
+            signin,
         )
