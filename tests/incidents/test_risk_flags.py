@@ -145,3 +145,8 @@ def test_an_incident_is_opened_from_a_flag(client: TestClient, services: Service
     page = analyst.get(opened.headers["location"])
     assert "My Health Wallet (sandbox): malicious activity" in page.text
     assert f"At-risk flag {flag.id}: client_secret_guessing" in page.text
+
+
+def test_the_security_monitor_flags_through_incident_response(services: Services) -> None:
+    """The composition root binds the detectors' RiskSink to the at-risk register."""
+    assert services.security.sink is services.incidents.risk

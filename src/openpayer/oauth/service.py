@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc import jwt
@@ -16,12 +16,13 @@ from openpayer.members.accounts import Member, MemberStore
 from openpayer.members.consent import GrantStore
 from openpayer.oauth.activity import ActivityLog
 from openpayer.oauth.clients import ClientStore
+from openpayer.oauth.directory import AppDirectory, NoDirectory
 from openpayer.oauth.keys import ALG, KeyStore
 from openpayer.oauth.reach import Reach
 from openpayer.oauth.tokens import TokenStore
 from openpayer.security.audit import AuditLog
+from openpayer.security.monitor import SecurityMonitor
 from openpayer.security.sealing import Sealer
-from openpayer.security.throttle import SignInThrottle
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +56,13 @@ class AuthServer:
     grants: GrantStore
     audit: AuditLog
     sealer: Sealer
-    throttle: SignInThrottle
+    security: SecurityMonitor  # the security event stream, throttling and detection
     signin: SignIn[Member]  # member sign-in and second factor (openpayer.accounts.signin)
     reach: Reach  # whether a read is inside a token's restriction (cached; the guard's)
     resource_types: frozenset[str]  # what scopes may name (the FHIR engine's resource types)
     activity: ActivityLog  # last authorization and call per client, for the inactivity policy
+    # What members are told about an app (attestations, developer, gallery); the portal's, bound in bootstrap.
+    directory: AppDirectory = field(default_factory=NoDirectory)
 
     def urls(self, request: Request, env: str) -> Urls:
         configured = self.settings.public_base_url
