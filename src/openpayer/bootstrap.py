@@ -209,6 +209,7 @@ def build_services(
 
     incidents = Incidents.build(settings, engine, clock, background.email, portal)
     portal.risk = incidents.risk  # the application page shows its subscriptions' risk state
+    incidents.risk.also = security.sink  # the monitor still records each finding as a detection
     security.sink = incidents.risk  # apps the detectors attribute attacks to are flagged at risk
 
     return Services(

@@ -103,6 +103,7 @@ class RiskRegister:
         self.email = email
         self.staff = staff
         self.base = (public_base_url or "").rstrip("/")
+        self.also: Any = None  # the monitor's own sink, kept (its detection record of each finding)
         AT_RISK.watch(self.open_counts)
 
     # ---- the RiskSink ---------------------------------------------------------------------------------
@@ -110,6 +111,8 @@ class RiskRegister:
         """The detectors' entry (the security monitor's `RiskSink`): flag the client's subscription. A
         reason that is not a `RiskReason` is a detector's kind (`brute_force`, `credential_stuffing`...):
         malicious activity, with the kind kept as the evidence's `detector`."""
+        if self.also is not None:
+            self.also.flag(env, client_id, reason, evidence)
         try:
             parsed = RiskReason(reason)
         except ValueError:
