@@ -40,6 +40,7 @@ class Person:
     email_verified: bool
     has_totp: bool
     disabled: bool
+    session_generation: int = 0  # a session cookie of another generation has ended
 
 
 class PeopleService:
@@ -100,6 +101,15 @@ class PeopleService:
         with write_transaction(self.engine) as conn:
             conn.execute(update(portal_account).where(portal_account.c.id == row.id).values(**values))
         return _person(row)
+
+    def end_sessions(self, account_id: int) -> None:
+        """End every session of the account, everywhere ("sign out everywhere"; a password reset)."""
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                update(portal_account)
+                .where(portal_account.c.id == account_id)
+                .values(session_generation=portal_account.c.session_generation + 1)
+            )
 
     def set_disabled(self, account_id: int, disabled: bool) -> None:
         with write_transaction(self.engine) as conn:
@@ -165,5 +175,10 @@ def _totp_owner(account_id: int) -> str:
 
 def _person(row: Any) -> Person:
     return Person(
-        row.id, row.email, row.email_verified_at is not None, row.totp_secret is not None, row.disabled
+        row.id,
+        row.email,
+        row.email_verified_at is not None,
+        row.totp_secret is not None,
+        row.disabled,
+        row.session_generation,
     )

@@ -28,6 +28,7 @@ def install(app: FastAPI, portal: Portal, settings: Settings, clock: Clock) -> N
             idle=settings.portal_session_idle,
             max_age=settings.portal_session_max_age,
             secure=settings.auth_cookie_secure,
+            clock=clock,
         )
 
     base_url = settings.public_base_url

@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from openpayer.accounts.events import SignInEvents
 from openpayer.accounts.people import PeopleService
 from openpayer.accounts.people_signin import PeopleSignIn
+from openpayer.accounts.recovery import Recovery
 from openpayer.clock import Clock
 from openpayer.config import Settings
 from openpayer.oauth.clients import ClientStore
@@ -36,6 +37,7 @@ class Portal:
     people: PeopleService
     notifier: Notifier
     signin: PeopleSignIn  # password and second factor for /portal/ and /admin/ (openpayer.accounts)
+    recovery: Recovery  # password reset and new verification links (openpayer.accounts)
 
     @classmethod
     def build(
@@ -85,4 +87,5 @@ class Portal:
             people,
             notifier,
             signin,
+            Recovery(engine, clock, people, throttle.counter),
         )

@@ -146,6 +146,7 @@ class SignInThrottle:
     def __init__(self, clock: object | None = None, counter: FailureCounter | None = None) -> None:
         self._counter = counter or MemoryCounter()
         self._now = getattr(clock, "now", time.time)
+        self.counter = self._counter  # shared with the `RateLimit`s of account recovery
 
     @staticmethod
     def _account(env: str, username: str) -> str:
@@ -166,3 +167,30 @@ class SignInThrottle:
 
     def succeeded(self, env: str, username: str) -> None:
         self._counter.reset(ACCOUNT, self._account(env, username))
+
+
+class RateLimit:
+    """Every attempt counts (not only failures): per key (an account, an address) and per client address.
+
+    For actions that send mail or cost work whether or not they succeed (password reset, a new verification
+    link); the counts share the sign-in throttle's store (Redis when configured).
+    """
+
+    def __init__(
+        self, counter: FailureCounter, clock: object | None, *, per_key: Limit, per_ip: Limit
+    ) -> None:
+        self._counter = counter
+        self._now = getattr(clock, "now", time.time)
+        self.per_key = per_key
+        self.per_ip = per_ip
+
+    def hit(self, key: str, ip: str) -> bool:
+        """Count an attempt; True when it is within both limits (the attempt counts either way)."""
+        now = self._now()
+        allowed = (
+            self._counter.count(self.per_key, key, now) < self.per_key.failures
+            and self._counter.count(self.per_ip, ip, now) < self.per_ip.failures
+        )
+        self._counter.add(self.per_key, key, now)
+        self._counter.add(self.per_ip, ip, now)
+        return allowed
