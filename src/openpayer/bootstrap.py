@@ -49,6 +49,7 @@ from openpayer.observability.readiness import Readiness
 from openpayer.policy.engine import InactivityPolicy
 from openpayer.portal.services import Portal
 from openpayer.security.audit import AuditLog
+from openpayer.security.audit_search import AuditSearch
 from openpayer.security.sealing import Sealer
 from openpayer.security.throttle import SignInThrottle, make_counter
 
@@ -181,7 +182,16 @@ def build_services(
         api=api,
         auth=auth,
         background=background,
-        portal=Portal.build(settings, engine, clock, auth.clients, sealer, background.email),
+        portal=Portal.build(
+            settings,
+            engine,
+            clock,
+            auth.clients,
+            sealer,
+            background.email,
+            activity=auth.activity,
+            access=AuditSearch(engine, audit),
+        ),
         policy=policy,
         readiness=build_readiness(settings, engine, auth.keys),
     )

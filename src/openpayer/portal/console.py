@@ -15,6 +15,7 @@ from itsdangerous import BadSignature
 from starlette.requests import Request
 from starlette.responses import Response
 
+from openpayer.portal.console_time import when
 from openpayer.portal.errors import Forbidden, Invalid, PortalError
 from openpayer.portal.pages import AreaPages, Handler
 from openpayer.portal.people import Person
@@ -203,6 +204,9 @@ class ConsolePages(AreaPages):
             "admin/request.html",
             session=session,
             person=person,
+            staff=member,
+            sandbox=self.portal.oversight.sandbox_record(person.id, application.id),
+            when=when,
             production=production,
             overdue=production.overdue(self.clock.now()),
             application=application,

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from openpayer.config import Settings
 from openpayer.portal.console import ConsolePages
+from openpayer.portal.console_orgs import DirectoryPages
 from openpayer.portal.interfaces import Clock
 from openpayer.portal.pages import DeveloperPages
 from openpayer.portal.services import Portal
@@ -34,9 +35,11 @@ def install(app: FastAPI, portal: Portal, settings: Settings, clock: Clock) -> N
     DeveloperPages(
         portal, portal.people, portal.notifier, area("/portal", "op_portal"), clock, secret, base_url
     ).install(app)
-    ConsolePages(
+    console = ConsolePages(
         portal, portal.people, portal.notifier, area("/admin", "op_admin"), clock, secret, base_url
-    ).install(app)
+    )
+    console.install(app)
+    DirectoryPages(console).install(app)
 
 
 def is_page_path(path: str) -> bool:

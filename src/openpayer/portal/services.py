@@ -10,13 +10,16 @@ from openpayer.config import Settings
 from openpayer.oauth.clients import ClientStore
 from openpayer.portal.applications import ApplicationService
 from openpayer.portal.business_days import BusinessCalendar
-from openpayer.portal.interfaces import Clock, Mailer, Sealer
+from openpayer.portal.interfaces import AccessRecords, ActivityReader, Clock, Mailer, Sealer
 from openpayer.portal.notifications import Notifier
 from openpayer.portal.organizations import OrganizationService
+from openpayer.portal.oversight import Oversight
 from openpayer.portal.people import PeopleService
 from openpayer.portal.questionnaire import QuestionnaireService, TermsService
+from openpayer.portal.reports import UsageReports
 from openpayer.portal.reviews import ReviewService
 from openpayer.portal.staff import StaffService
+from openpayer.portal.staff_actions import StaffActions
 
 
 @dataclass
@@ -30,6 +33,9 @@ class Portal:
     calendar: BusinessCalendar
     people: PeopleService
     notifier: Notifier
+    oversight: Oversight  # what staff read in the console
+    actions: StaffActions  # staff actions beyond suspend/restore/rotate (applications.py)
+    reports: UsageReports  # the CMS usage report
 
     @classmethod
     def build(
@@ -40,8 +46,12 @@ class Portal:
         clients: ClientStore,
         sealer: Sealer,
         mailer: Mailer,
+        *,
+        activity: ActivityReader,
+        access: AccessRecords,
     ) -> Portal:
-        """`mailer` records and queues mail (the email domain's `EmailService`)."""
+        """`mailer` records and queues mail (the email domain's `EmailService`); `activity` is the
+        authorization server's record of client activity, `access` the access audit's reader."""
         calendar = BusinessCalendar.of(
             settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
         )
@@ -64,6 +74,23 @@ class Portal:
         )
         people = PeopleService(engine, clock, sealer, settings.resolved_secret_key)
         notifier = Notifier(engine, mailer)
+        envs = settings.environments
+        oversight = Oversight(
+            engine, staff, organizations, applications, people, clients, activity, access, envs
+        )
+        actions = StaffActions(engine, clock, staff, applications, people, clients)
+        reports = UsageReports(staff, access, clock, envs)
         return cls(
-            organizations, applications, questionnaire, terms, reviews, staff, calendar, people, notifier
+            organizations,
+            applications,
+            questionnaire,
+            terms,
+            reviews,
+            staff,
+            calendar,
+            people,
+            notifier,
+            oversight,
+            actions,
+            reports,
         )

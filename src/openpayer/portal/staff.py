@@ -35,6 +35,7 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     STAFF_MANAGE = "staff:manage"  # create staff, change roles, disable
     TERMS_PUBLISH = "terms:publish"  # publish new terms of service and questionnaire versions
+    REPORTS_READ = "reports:read"  # the CMS usage report (aggregate counts, no member data)
 
 
 class Role(StrEnum):
@@ -58,7 +59,9 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         }
     ),
     Role.SUPPORT: frozenset({Permission.APPS_READ}),
-    Role.AUDITOR: frozenset({Permission.APPS_READ, Permission.AUDIT_READ}),  # read-only
+    Role.AUDITOR: frozenset(
+        {Permission.APPS_READ, Permission.AUDIT_READ, Permission.REPORTS_READ}
+    ),  # read-only
 }
 
 ROLE_DESCRIPTIONS: Mapping[Role, str] = {
@@ -66,7 +69,7 @@ ROLE_DESCRIPTIONS: Mapping[Role, str] = {
     Role.APPSEC_REVIEWER: "Reviews production requests: approve, reject, ask for changes",
     Role.SECURITY_ANALYST: "Incident response: suspend, restore, rotate credentials; reads the audit log",
     Role.SUPPORT: "Reads organizations, applications and subscriptions to help developers",
-    Role.AUDITOR: "Reads everything, including the audit log; changes nothing",
+    Role.AUDITOR: "Reads everything, including the audit log and the CMS report; changes nothing",
 }
 
 
