@@ -32,6 +32,11 @@ def staff_client(app: Any, services: Services, role: str, email: str | None = No
     email = email or f"{role}@plan.example"
     _, password = services.portal.actions.create_staff(None, email=email, role=role)
     assert password
+    return sign_in_staff(app, services, email, password)
+
+
+def sign_in_staff(app: Any, services: Services, email: str, password: str) -> TestClient:
+    """Sign in to the console for the first time: password, then TOTP enrolment (required for staff)."""
     http = TestClient(app, base_url="http://testserver")
     page = http.get("/admin/signin")
     signed = http.post(

@@ -9,8 +9,9 @@ from sqlalchemy import Engine
 from openpayer.config import Settings
 from openpayer.oauth.clients import ClientStore
 from openpayer.portal.applications import ApplicationService
+from openpayer.portal.audit_views import AuditViews
 from openpayer.portal.business_days import BusinessCalendar
-from openpayer.portal.interfaces import AccessRecords, ActivityReader, Clock, Mailer, Sealer
+from openpayer.portal.interfaces import ActivityReader, Clock, Mailer, Sealer
 from openpayer.portal.notifications import Notifier
 from openpayer.portal.organizations import OrganizationService
 from openpayer.portal.oversight import Oversight
@@ -20,6 +21,7 @@ from openpayer.portal.reports import UsageReports
 from openpayer.portal.reviews import ReviewService
 from openpayer.portal.staff import StaffService
 from openpayer.portal.staff_actions import StaffActions
+from openpayer.security.audit_search import AuditSearch
 
 
 @dataclass
@@ -36,6 +38,7 @@ class Portal:
     oversight: Oversight  # what staff read in the console
     actions: StaffActions  # staff actions beyond suspend/restore/rotate (applications.py)
     reports: UsageReports  # the CMS usage report
+    audits: AuditViews  # the access audit and the staff trail, searched and exported
 
     @classmethod
     def build(
@@ -48,7 +51,7 @@ class Portal:
         mailer: Mailer,
         *,
         activity: ActivityReader,
-        access: AccessRecords,
+        access: AuditSearch,
     ) -> Portal:
         """`mailer` records and queues mail (the email domain's `EmailService`); `activity` is the
         authorization server's record of client activity, `access` the access audit's reader."""
@@ -80,6 +83,7 @@ class Portal:
         )
         actions = StaffActions(engine, clock, staff, applications, people, clients)
         reports = UsageReports(staff, access, clock, envs)
+        audits = AuditViews(engine, clock, staff, access)
         return cls(
             organizations,
             applications,
@@ -93,4 +97,5 @@ class Portal:
             oversight,
             actions,
             reports,
+            audits,
         )
