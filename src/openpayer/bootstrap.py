@@ -47,6 +47,7 @@ from openpayer.oauth.service import AuthServer
 from openpayer.oauth.tokens import TokenStore
 from openpayer.observability.readiness import Readiness
 from openpayer.policy.engine import InactivityPolicy
+from openpayer.portal.directory import Directory
 from openpayer.portal.services import Portal
 from openpayer.security.audit import AuditLog
 from openpayer.security.audit_search import AuditSearch
@@ -159,6 +160,7 @@ def build_services(
         tokens,
         background.email,
         secret=settings.resolved_secret_key,
+        directory=Directory(),
     )
     background.registry.periodic(
         "policy.sweep",

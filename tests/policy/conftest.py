@@ -23,7 +23,9 @@ from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
 from openpayer.portal.applications import ApplicationDetails
 from openpayer.portal.organizations import OrganizationDetails
 
-OWNER = 1001
+DEVELOPER = "tess@example-app.com"  # registers the organization and the application
+COLLEAGUE = "omar@example-app.com"  # invited into the organization: "other staff"
+PASSWORD = "a long enough portal password"
 REDIRECT = "https://example-app.com/callback"
 SCOPE = "launch/patient patient/Patient.rs"
 
@@ -75,6 +77,7 @@ class World:
     http: TestClient
     relay: Relay
     organization_id: int
+    accounts: dict[str, int]  # address -> portal account id
     sandbox: int  # subscription ids
     production: int
     clients: dict[str, str]  # env -> client_id
@@ -122,8 +125,10 @@ class World:
 @pytest.fixture
 def world(services: Services, client: TestClient, relay: Relay) -> World:
     portal = services.portal
+    owner = portal.people.create(DEVELOPER, PASSWORD).id
+    colleague = portal.people.create(COLLEAGUE, PASSWORD).id
     organization = portal.organizations.create(
-        OWNER,
+        owner,
         OrganizationDetails(
             legal_name="Example Health Apps, Inc.",
             website="https://example-app.com",
@@ -135,8 +140,10 @@ def world(services: Services, client: TestClient, relay: Relay) -> World:
             security_contact_email="security@example-app.com",
         ),
     )
+    _, token = portal.organizations.invite(owner, organization.id, COLLEAGUE)
+    portal.organizations.accept(token, colleague, COLLEAGUE)
     application, credentials = portal.applications.register(
-        OWNER,
+        owner,
         organization.id,
         ApplicationDetails(
             name="My Health Wallet",
@@ -160,6 +167,7 @@ def world(services: Services, client: TestClient, relay: Relay) -> World:
         client,
         relay,
         organization.id,
+        {DEVELOPER: owner, COLLEAGUE: colleague},
         sandbox.id,
         production.id,
         {"sandbox": credentials.client_id, "production": production.client_id},

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from tests.policy.conftest import World
+from tests.policy.conftest import COLLEAGUE, DEVELOPER, PASSWORD, World
 from typer.testing import CliRunner
 
 from openpayer.cli.main import app as cli_app
@@ -15,8 +15,9 @@ from openpayer.config import Settings
 from openpayer.policy.engine import add_months
 from openpayer.portal.models import portal_organization, portal_subscription
 
-DEV = ["tech@example-app.com"]
-STAFF = ["security@example-app.com", "support@example-app.com"]
+DEV = [DEVELOPER]  # the account that registered the application
+STAFF = [COLLEAGUE]  # the organization's other people
+CONTACTS = ["tech@example-app.com", "security@example-app.com"]  # the organization's registered contacts
 
 
 def days_until_escalation(world: World, second_notice_day: int) -> int:
@@ -51,7 +52,7 @@ def test_silence_runs_the_whole_outreach_then_removes_the_organization(world: Wo
     removal = world.sweep(escalation + 7)
     assert removal[0] == (world.sandbox, "removed")  # the production one was removed with its organization
     mail = world.mail()
-    assert {to[0] for to, _ in mail} == {*DEV, *STAFF}
+    assert {to[0] for to, _ in mail} == {*DEV, *STAFF, *CONTACTS}  # the whole organization
     assert all("removed for inactivity" in subject for _, subject in mail)
     assert world.sweep(escalation + 30) == []
 
@@ -65,6 +66,11 @@ def test_silence_runs_the_whole_outreach_then_removes_the_organization(world: Wo
         org = conn.execute(select(portal_organization.c.status)).scalar_one()
     assert statuses == ["removed", "removed"]
     assert org == "removed"
+    # The organization's accounts are gone: nobody signs in; the same people sign up again from step 1.
+    portal = world.services.portal
+    assert portal.people.authenticate(DEVELOPER, PASSWORD) is None
+    assert portal.people.by_email(COLLEAGUE) is None
+    assert portal.people.create(DEVELOPER, PASSWORD).email == DEVELOPER
     assert world.state(world.production) == "removed"  # removed with its organization
     history = world.services.policy.transitions(world.sandbox)
     assert [t["to_state"] for t in history] == ["first_notice", "second_notice", "escalated", "removed"]

@@ -41,7 +41,7 @@ from openpayer.oauth.activity import ActivityLog, Seen
 from openpayer.oauth.clients import ClientStore
 from openpayer.oauth.tokens import TokenStore
 from openpayer.policy.tables import policy_state, policy_transition
-from openpayer.portal.models import portal_application, portal_organization, portal_subscription
+from openpayer.portal.directory import Directory, Person, SubscriptionFacts
 
 OUTREACH = ("first_notice", "second_notice", "escalated")
 NEXT = {"active": "first_notice", "first_notice": "second_notice", "second_notice": "escalated"}
@@ -64,9 +64,7 @@ class Row:
     application: str
     organization_id: int
     organization: str
-    technical_email: str
-    security_email: str
-    support_email: str
+    facts: SubscriptionFacts  # what the portal knows of it (contacts, who registered the application)
     state: str
     cycle: int
     entered_at: int
@@ -102,6 +100,7 @@ class InactivityPolicy:
         tokens: TokenStore,
         email: EmailService,
         secret: str,
+        directory: Directory,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -110,6 +109,7 @@ class InactivityPolicy:
         self.clients = clients
         self.tokens = tokens
         self.email = email
+        self.directory = directory  # the portal's subscriptions and people (never its tables)
         self.zone = ZoneInfo(settings.policy_time_zone)
         self._key = hashlib.sha256(b"openpayer-policy-link:" + secret.encode()).digest()
 
@@ -146,62 +146,42 @@ class InactivityPolicy:
         return max(x for x in (both, row.responded_at, row.created_at) if x is not None)
 
     # ---- reading -------------------------------------------------------------------------------------
-    def rows(self, conn: Connection, subscription_id: int | None = None) -> list[Row]:
-        s, a, o, p = portal_subscription, portal_application, portal_organization, policy_state
-        query = (
-            select(
-                s.c.id,
-                s.c.env,
-                s.c.client_id,
-                s.c.status,
-                s.c.created_at,
-                a.c.name.label("application"),
-                a.c.support_email,
-                o.c.id.label("organization_id"),
-                o.c.legal_name,
-                o.c.technical_contact_email,
-                o.c.security_contact_email,
-                p.c.state,
-                p.c.cycle,
-                p.c.entered_at,
-                p.c.entered_on,
-                p.c.responded_at,
-                p.c.paused_until,
-            )
-            .select_from(
-                s.join(a, a.c.id == s.c.application_id)
-                .join(o, o.c.id == a.c.organization_id)
-                .outerjoin(p, p.c.subscription_id == s.c.id)
-            )
-            .order_by(s.c.id)
+    def rows(
+        self, conn: Connection, subscription_id: int | None = None, *, organization_id: int | None = None
+    ) -> list[Row]:
+        facts = self.directory.subscriptions(
+            conn, subscription_id=subscription_id, organization_id=organization_id
         )
+        query = select(policy_state)
         if subscription_id is not None:
-            query = query.where(s.c.id == subscription_id)
+            query = query.where(policy_state.c.subscription_id == subscription_id)
+        states = {r.subscription_id: r for r in conn.execute(query)}
         seen = self.activity.last_seen(conn)
         out = []
-        for r in conn.execute(query):
+        for f in facts:
+            p = states.get(f.subscription_id)
             out.append(
                 Row(
-                    subscription_id=r.id,
-                    env=r.env,
-                    client_id=r.client_id,
-                    status=r.status,
-                    created_at=r.created_at,
-                    application=r.application,
-                    organization_id=r.organization_id,
-                    organization=r.legal_name,
-                    technical_email=r.technical_contact_email,
-                    security_email=r.security_contact_email,
-                    support_email=r.support_email,
-                    state="removed" if r.status == "removed" else (r.state or "active"),
-                    cycle=r.cycle or 0,
-                    entered_at=r.entered_at or r.created_at,
-                    entered_on=date.fromisoformat(r.entered_on)
-                    if r.entered_on
-                    else self.local_date(r.created_at),
-                    responded_at=r.responded_at,
-                    paused_until=date.fromisoformat(r.paused_until) if r.paused_until else None,
-                    seen=seen.get((r.env, r.client_id), Seen(None, None)),
+                    subscription_id=f.subscription_id,
+                    env=f.env,
+                    client_id=f.client_id,
+                    status=f.status,
+                    created_at=f.created_at,
+                    application=f.application,
+                    organization_id=f.organization_id,
+                    organization=f.organization,
+                    facts=f,
+                    state="removed" if f.status == "removed" else (p.state if p is not None else "active"),
+                    cycle=p.cycle if p is not None else 0,
+                    entered_at=p.entered_at if p is not None else f.created_at,
+                    entered_on=date.fromisoformat(p.entered_on)
+                    if p is not None
+                    else self.local_date(f.created_at),
+                    responded_at=p.responded_at if p is not None else None,
+                    paused_until=date.fromisoformat(p.paused_until)
+                    if p is not None and p.paused_until
+                    else None,
+                    seen=seen.get((f.env, f.client_id), Seen(None, None)),
                 )
             )
         return out
@@ -271,8 +251,9 @@ class InactivityPolicy:
             if not changed:
                 return False  # another host (or person) moved it first
             emails = self._mail(conn, row, step.to_state, cycle)
+            reason = step.reason
             if step.to_state == "removed":
-                self._remove(conn, row)
+                reason += self._remove(conn, row)
             conn.execute(
                 policy_transition.insert().values(
                     subscription_id=row.subscription_id,
@@ -283,7 +264,7 @@ class InactivityPolicy:
                     cycle=cycle,
                     last_authorized_at=row.seen.last_authorized_at,
                     last_call_at=row.seen.last_call_at,
-                    reason=step.reason,
+                    reason=reason,
                     actor=actor,
                     emails=json.dumps(emails),
                 )
@@ -291,15 +272,23 @@ class InactivityPolicy:
         return True
 
     # ---- mail ----------------------------------------------------------------------------------------
-    def recipients(self, row: Row, stage: str) -> list[str]:
-        """The developer (the organization's technical contact) for the first two notices; the other staff
-        (security contact, the application's support address) at escalation; everyone at removal."""
-        developer = [row.technical_email]
-        others = [
-            a for a in (row.security_email, row.support_email) if a.lower() != row.technical_email.lower()
-        ]
-        chosen = {"first_notice": developer, "second_notice": developer, "escalated": others or developer}
-        return list(dict.fromkeys(chosen.get(stage, developer + others)))
+    def recipients(self, conn: Connection, row: Row, stage: str) -> list[str]:
+        """Who each notice goes to (docs/policy.md, "Who is written to"): the involved developer for the
+        first two; the organization's other people at escalation; the whole organization at removal."""
+        f = row.facts
+        people = self.directory.people(conn, f.organization_id)
+        developers = involved_developers(f, people)
+        to_developer = [p.email for p in developers] or [f.technical_email]
+        if stage in ("first_notice", "second_notice"):
+            return _unique(to_developer)
+        if stage == "escalated":
+            ids = {p.account_id for p in developers}
+            told = {a.lower() for a in to_developer}
+            others = [p.email for p in people if p.account_id not in ids and p.email.lower() not in told]
+            if not others:  # nobody else has an account: the organization's registered contacts
+                others = [a for a in (f.security_email, f.technical_email) if a.lower() not in told]
+            return _unique(others or to_developer)
+        return _unique([p.email for p in people] + [f.technical_email, f.security_email])
 
     def link(self, row: Row, cycle: int) -> str:
         base = (self.settings.public_base_url or f"http://{self.settings.host}:{self.settings.port}").rstrip(
@@ -335,39 +324,34 @@ class InactivityPolicy:
                 cause=f"policy.{stage}",
                 idempotency_key=f"policy:{row.subscription_id}:{stage}:{cycle}:{address.lower()}",
             )
-            for address in self.recipients(row, stage)
+            for address in self.recipients(conn, row, stage)
         ]
 
     def _day(self, seconds: int | None) -> str:
         return "never" if seconds is None else self.local_date(seconds).isoformat()
 
     # ---- removal -------------------------------------------------------------------------------------
-    def _remove(self, conn: Connection, row: Row) -> None:
+    def _remove(self, conn: Connection, row: Row) -> str:
         """Only this subscription when the organization has other subscriptions in use; otherwise every
-        subscription of the organization and the organization itself (its records kept, marked removed)."""
-        s, a, p = portal_subscription, portal_application, policy_state
-        others = conn.execute(
-            select(s.c.id, s.c.env, s.c.client_id, p.c.state)
-            .select_from(s.join(a, a.c.id == s.c.application_id).outerjoin(p, p.c.subscription_id == s.c.id))
-            .where(
-                a.c.organization_id == row.organization_id,
-                s.c.id != row.subscription_id,
-                s.c.status != "removed",
-            )
-        ).all()
-        in_use = [o for o in others if (o.state or "active") in ("active", "paused")]
-        targets = [(row.subscription_id, row.env, row.client_id)]
-        if not in_use:
-            targets += [(o.id, o.env, o.client_id) for o in others]
-            conn.execute(
-                update(portal_organization)
-                .where(portal_organization.c.id == row.organization_id)
-                .values(status="removed", updated_at=self.clock.now())
-            )
-        for subscription_id, env, client_id in targets:
-            conn.execute(update(s).where(s.c.id == subscription_id).values(status="removed"))
-            self.clients.set_status_in(conn, env, client_id, "removed")
-            self.tokens.revoke_client(conn, env, client_id)
+        subscription of the organization and the organization itself: it is marked removed and its people's
+        accounts are deleted (docs/policy.md, "Removal"). What was removed beyond the subscription."""
+        others = [
+            o
+            for o in self.rows(conn, organization_id=row.organization_id)
+            if o.subscription_id != row.subscription_id and o.status != "removed"
+        ]
+        in_use = [o for o in others if o.state in ("active", "paused")]
+        targets = [row] if in_use else [row, *others]
+        self.directory.remove_subscriptions(conn, [t.subscription_id for t in targets])
+        for target in targets:
+            self.clients.set_status_in(conn, target.env, target.client_id, "removed")
+            self.tokens.revoke_client(conn, target.env, target.client_id)
+        if in_use:
+            return ""
+        accounts = self.directory.remove_organization(conn, row.organization_id, self.clock.now())
+        ids = ", ".join(str(p.account_id) for p in accounts) or "none"
+        subscriptions = ", ".join(str(t.subscription_id) for t in targets)
+        return f"; the organization is removed, with its subscriptions ({subscriptions}) and accounts ({ids})"
 
     # ---- responses and pauses ------------------------------------------------------------------------
     def respond(self, subscription_id: int, *, actor: str, cycle: int | None = None) -> bool:
@@ -433,6 +417,21 @@ _REASONS = {
     "escalated": "no response to the second notice",
     "removed": "no response after the organization's other staff were told",
 }
+
+
+def involved_developers(facts: SubscriptionFacts, people: list[Person]) -> list[Person]:
+    """The account that registered the application while it is still in the organization; else the
+    accounts with the technical contact's address; else everyone in the organization."""
+    creator = [p for p in people if p.account_id == facts.application_created_by]
+    technical = [p for p in people if p.email.lower() == facts.technical_email.lower()]
+    return creator or technical or people
+
+
+def _unique(addresses: list[str]) -> list[str]:
+    out: dict[str, str] = {}
+    for address in addresses:
+        out.setdefault(address.lower(), address)
+    return list(out.values())
 
 
 def _initial(row: Row) -> dict[str, Any]:
