@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, text
 
+from openpayer.accounts.events import SignInEvents
 from openpayer.accounts.sessions import Signer
 from openpayer.accounts.signin import SignIn
 from openpayer.api.operations import fhir_operations
@@ -47,6 +48,7 @@ from openpayer.oauth.service import AuthServer
 from openpayer.oauth.tokens import TokenStore
 from openpayer.observability.readiness import Readiness
 from openpayer.policy.engine import InactivityPolicy
+from openpayer.portal.app_profiles import PortalAppDirectory
 from openpayer.portal.directory import Directory
 from openpayer.portal.services import Portal
 from openpayer.security.audit import AuditLog
@@ -75,6 +77,7 @@ class Services:
     portal: Portal  # the developer portal and app review (openpayer.portal)
     policy: InactivityPolicy  # the inactivity policy and its daily sweep (openpayer.policy)
     readiness: Readiness  # what /readyz checks (openpayer.observability)
+    signin_events: SignInEvents  # every sign-in (member, developer, staff) reports here; monitors listen
 
     def close(self) -> None:
         """Release the database pool (CLI commands and tests; the server keeps it until it stops)."""
@@ -118,6 +121,7 @@ def build_services(
     audit = AuditLog(engine, clock)
     throttle = SignInThrottle(clock, make_counter(settings.redis_url))  # Redis when configured
     members = MemberStore(engine, clock, sealer)
+    signin_events = SignInEvents(clock)  # one hook for every sign-in path (openpayer.accounts.events)
     signin = SignIn(
         members,
         throttle=throttle,
@@ -125,6 +129,7 @@ def build_services(
         clock=clock,
         signer=Signer(settings.resolved_secret_key),
         session_lifetime=settings.auth_session_lifetime,
+        events=signin_events,
     )
     auth = AuthServer(
         settings=settings,
@@ -170,6 +175,26 @@ def build_services(
         description="The inactivity policy's daily sweep (docs/policy.md)",
     )
 
+    portal = Portal.build(
+        settings,
+        engine,
+        clock,
+        auth.clients,
+        sealer,
+        background.email,
+        throttle,
+        signin_events,
+        activity=auth.activity,
+        access=AuditSearch(engine, audit),
+    )
+    auth.directory = PortalAppDirectory(  # the consent page and member pages read the portal's answers
+        engine,
+        portal.applications,
+        portal.organizations,
+        portal.questionnaire,
+        production_env=settings.portal_production_env,
+    )
+
     return Services(
         settings=settings,
         clock=clock,
@@ -184,18 +209,10 @@ def build_services(
         api=api,
         auth=auth,
         background=background,
-        portal=Portal.build(
-            settings,
-            engine,
-            clock,
-            auth.clients,
-            sealer,
-            background.email,
-            activity=auth.activity,
-            access=AuditSearch(engine, audit),
-        ),
+        portal=portal,
         policy=policy,
         readiness=build_readiness(settings, engine, auth.keys),
+        signin_events=signin_events,
     )
 
 

@@ -98,6 +98,17 @@ class Settings(BaseSettings):
         default=12 * 3600, description="Portal and console sessions end this long after sign-in."
     )
 
+    # Member pages (/{env}/auth/: consent, connected apps, app gallery, education; docs/smart.md).
+    member_plan_name: str = Field(
+        default="Your health plan", description="The plan's name in the header of the member pages."
+    )
+    member_plan_logo: Path | None = Field(
+        default=None, description="Logo file (PNG, JPEG or SVG) in that header; a plain one ships."
+    )
+    member_education_path: Path | None = Field(
+        default=None, description="Markdown of the member education page; the shipped text when unset."
+    )
+
     # The inactivity policy (openpayer.policy; docs/policy.md). Days are the plan's local dates.
     policy_window_days: int = Field(default=60, ge=1, description="Days without activity before notice.")
     policy_second_notice_days: int = Field(default=14, ge=1, description="Days from first to second notice.")

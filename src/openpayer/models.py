@@ -1,5 +1,6 @@
 """Imports every domain's tables so that Alembic and `metadata.create_all` see the whole schema."""
 
+from openpayer.accounts import models as account_tables
 from openpayer.email import tables as email_tables
 from openpayer.fhir.storage import tables as fhir_tables
 from openpayer.jobs import tables as job_tables
@@ -9,6 +10,7 @@ from openpayer.portal import models as portal_tables
 from openpayer.security import models as security_tables
 
 __all__ = [
+    "account_tables",
     "email_tables",
     "fhir_tables",
     "job_tables",

@@ -6,8 +6,8 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
+from openpayer.accounts import passwords
 from openpayer.app import Services
-from openpayer.portal import passwords
 from openpayer.portal.errors import Conflict, Invalid
 from openpayer.portal.models import portal_account
 from openpayer.portal.people import VERIFY_LIFETIME

@@ -1,7 +1,9 @@
-"""Sign-in sessions and signed hand-offs between the steps of a page flow.
+"""Sign-in sessions and signed hand-offs between the steps of a page flow: one mechanism (`Signer`) for
+members, developers and staff.
 
-- Session: an itsdangerous-signed cookie (`op_member` for members: account id, environment, auth time)
-  scoped to the pages that use it; see `openpayer.web.cookies` for its attributes.
+- Session: an itsdangerous-signed, timed cookie: `op_member` for members (account id, environment, auth
+  time; see `openpayer.web.cookies` for its attributes), `op_portal` and `op_admin` for developers and staff
+  (`openpayer.portal.web.Area`: account id, sign-in time, second factor passed).
 - Hand-offs: a validated request or a pending second factor travels in a signed, timed form field, so
   nothing is trusted from the form that the server did not check when it made it.
 """

@@ -6,7 +6,8 @@ members; the developer portal and the staff console next): the flow renders the 
 
 - Failures are throttled per account and per client address (`openpayer.security.throttle`); a lockout
   answers like a wrong password, so it does not reveal that the account exists.
-- Every failure and success is in the audit log (never the username, password or code).
+- Every failure and success is in the audit log (never the username, password or code), and reported to
+  `SignInEvents.report_sign_in` (events.py), as the developers' and staff's sign-in is.
 - A pending second factor travels in a signed field valid for `SECOND_FACTOR_MAX_AGE` seconds.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
+from openpayer.accounts.events import SignInArea, SignInEvents, SignInOutcome
 from openpayer.accounts.sessions import Signer
 from openpayer.clock import Clock
 from openpayer.security.audit import AuditEvent, AuditLog
@@ -78,6 +80,7 @@ class SignIn(Generic[A]):
         clock: Clock,
         signer: Signer,
         session_lifetime: int,
+        events: SignInEvents | None = None,
     ) -> None:
         self.directory = directory
         self.throttle = throttle
@@ -85,21 +88,25 @@ class SignIn(Generic[A]):
         self.clock = clock
         self.signer = signer
         self.session_lifetime = session_lifetime
+        self.events = events or SignInEvents(clock)
 
     def with_password(
         self, env: str, username: str, password: str, *, ip: str, client_id: str | None
     ) -> SignedIn[A] | NeedsSecondFactor | Refused:
         account = None
-        if username and password and self.throttle.allowed(env, username, ip):
+        allowed = self.throttle.allowed(env, username, ip)
+        if username and password and allowed:
             account = self.directory.authenticate(env, username, password)
         if account is None:
             self.throttle.failed(env, username, ip)
             self.audit.record(env, AuditEvent.LOGIN_FAILURE, 401, client_id=client_id)
+            outcome = SignInOutcome.WRONG_PASSWORD if allowed else SignInOutcome.THROTTLED
+            self.events.report_sign_in(SignInArea.MEMBER, env, username, outcome, ip or None)
             return Refused(WRONG_CREDENTIALS)
         if account.has_totp:
             return NeedsSecondFactor(self.signer.dumps("mfa", {"m": account.id, "e": env}))
         self.throttle.succeeded(env, username)
-        return self._signed_in(env, account, client_id)
+        return self._signed_in(env, account, client_id, ip)
 
     def with_second_factor(
         self, env: str, pending: str, code: str, *, ip: str, client_id: str | None
@@ -114,9 +121,13 @@ class SignIn(Generic[A]):
         if not allowed or not self.directory.verify_totp(account, code):
             self.throttle.failed(env, account.username, ip)
             self.audit.record(env, AuditEvent.MFA_FAILURE, 401, client_id=client_id, member_id=account.id)
+            outcome = SignInOutcome.WRONG_SECOND_FACTOR if allowed else SignInOutcome.THROTTLED
+            self.events.report_sign_in(
+                SignInArea.MEMBER, env, account.username, outcome, ip or None, account_id=account.id
+            )
             return Refused(WRONG_CODE, retry_second_factor=True)
         self.throttle.succeeded(env, account.username)
-        return self._signed_in(env, account, client_id)
+        return self._signed_in(env, account, client_id, ip)
 
     def session(self, env: str, cookie: str | None) -> tuple[A, int] | None:
         """The signed-in account of a session cookie of `env`, and when it signed in; None when none."""
@@ -126,8 +137,16 @@ class SignIn(Generic[A]):
         account = self.directory.get(env, int(data["m"]))
         return None if account is None else (account, int(data["t"]))
 
-    def _signed_in(self, env: str, account: A, client_id: str | None) -> SignedIn[A]:
+    def _signed_in(self, env: str, account: A, client_id: str | None, ip: str) -> SignedIn[A]:
         now = self.clock.now()
         self.audit.record(env, AuditEvent.LOGIN_SUCCESS, 200, client_id=client_id, member_id=account.id)
+        self.events.report_sign_in(
+            SignInArea.MEMBER,
+            env,
+            account.username,
+            SignInOutcome.SUCCEEDED,
+            ip or None,
+            account_id=account.id,
+        )
         session = self.signer.dumps("session", {"m": account.id, "e": env, "t": now})
         return SignedIn(account, session, now)

@@ -17,6 +17,7 @@ from openpayer.oauth.endpoints.jwks import jwks
 from openpayer.oauth.endpoints.revoke import revoke
 from openpayer.oauth.endpoints.token import token
 from openpayer.oauth.endpoints.userinfo import userinfo
+from openpayer.oauth.member_pages import routes as member_pages
 
 
 def install(app: FastAPI) -> None:
@@ -30,6 +31,7 @@ def install(app: FastAPI) -> None:
     add(f"{auth}/jwks", jwks, methods=["GET"], include_in_schema=False)
     add(f"{auth}/userinfo", userinfo, methods=["GET", "POST"], include_in_schema=False)
     add(f"{auth}/.well-known/openid-configuration", openid_configuration_endpoint, methods=["GET"])
+    member_pages.install(app)  # connected apps, app gallery, member education
     for base in ("auth", "fhir", "directory"):
         add(f"/{{env}}/{base}/.well-known/smart-configuration", smart_configuration_endpoint, methods=["GET"])
     app.mount("/static", StaticFiles(packages=[("openpayer", "static")]), name="static")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from joserfc import jwt
@@ -16,6 +16,7 @@ from openpayer.members.accounts import Member, MemberStore
 from openpayer.members.consent import GrantStore
 from openpayer.oauth.activity import ActivityLog
 from openpayer.oauth.clients import ClientStore
+from openpayer.oauth.directory import AppDirectory, NoDirectory
 from openpayer.oauth.keys import ALG, KeyStore
 from openpayer.oauth.reach import Reach
 from openpayer.oauth.tokens import TokenStore
@@ -60,6 +61,8 @@ class AuthServer:
     reach: Reach  # whether a read is inside a token's restriction (cached; the guard's)
     resource_types: frozenset[str]  # what scopes may name (the FHIR engine's resource types)
     activity: ActivityLog  # last authorization and call per client, for the inactivity policy
+    # What members are told about an app (attestations, developer, gallery); the portal's, bound in bootstrap.
+    directory: AppDirectory = field(default_factory=NoDirectory)
 
     def urls(self, request: Request, env: str) -> Urls:
         configured = self.settings.public_base_url

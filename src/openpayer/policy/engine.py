@@ -149,6 +149,9 @@ class InactivityPolicy:
     def rows(
         self, conn: Connection, subscription_id: int | None = None, *, organization_id: int | None = None
     ) -> list[Row]:
+        # First: it writes this process's pending activity, and `conn` must not have read before that
+        # commits (a SQLite or PostgreSQL snapshot taken earlier would not see the write).
+        seen = self.activity.last_seen(conn)
         facts = self.directory.subscriptions(
             conn, subscription_id=subscription_id, organization_id=organization_id
         )
@@ -156,7 +159,6 @@ class InactivityPolicy:
         if subscription_id is not None:
             query = query.where(policy_state.c.subscription_id == subscription_id)
         states = {r.subscription_id: r for r in conn.execute(query)}
-        seen = self.activity.last_seen(conn)
         out = []
         for f in facts:
             p = states.get(f.subscription_id)

@@ -12,9 +12,9 @@ from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
+from openpayer.portal.area_pages import Handler
 from openpayer.portal.console import ConsolePages, Staff
 from openpayer.portal.console_time import when, when_micros
-from openpayer.portal.pages import Handler
 
 Route = tuple[str, str, Handler]
 
@@ -31,7 +31,7 @@ class ConsoleSection:
     def install(self, app: FastAPI) -> None:
         router = APIRouter(include_in_schema=False)
         for method, path, handler in self.routes():
-            router.add_api_route(path, self.console._guard(handler, method, False), methods=[method])
+            router.add_api_route(path, self.console.guard(handler, method, False), methods=[method])
         app.include_router(router)
 
     def render(

@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from openpayer.accounts.models import portal_account as portal_account  # the accounts domain's table
 from openpayer.db import BigId, metadata
 
 portal_organization = Table(
@@ -252,17 +253,4 @@ portal_staff_audit = Table(
     Column("address", String(64), nullable=True),
     Index("ix_portal_staff_audit_at", "at"),
     Index("ix_portal_staff_audit_target_type", "target_type", "target_id"),
-)
-
-portal_account = Table(
-    "portal_account",
-    metadata,
-    Column("id", BigId, primary_key=True, autoincrement=True),
-    Column("email", String(254), nullable=False, unique=True),  # lower-cased; the sign-in name
-    Column("password_hash", String(255), nullable=False),  # argon2id
-    Column("email_verified_at", BigInteger, nullable=True),
-    Column("totp_secret", Text, nullable=True),  # sealed (AES-GCM, hex); NULL until enrolled and confirmed
-    Column("disabled", Boolean, nullable=False),
-    Column("created_at", BigInteger, nullable=False),
-    Column("last_sign_in_at", BigInteger, nullable=True),
 )

@@ -15,19 +15,18 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, or_, select
 
+from openpayer.accounts.people import PeopleService, Person
 from openpayer.oauth.clients import Client, ClientStore
 from openpayer.portal.applications import Application, ApplicationService, Subscription
 from openpayer.portal.errors import NotFound
 from openpayer.portal.interfaces import ActivityReader, CallCounter, Seen
 from openpayer.portal.models import (
-    portal_account,
     portal_application,
     portal_membership,
     portal_organization,
     portal_subscription,
 )
 from openpayer.portal.organizations import Organization, OrganizationService
-from openpayer.portal.people import PeopleService, Person
 from openpayer.portal.staff import Permission, StaffMember, StaffService
 
 
@@ -231,13 +230,7 @@ class Oversight:
     def find_people(self, actor: int, query: str = "", limit: int = 200) -> list[PersonView]:
         """Developer and staff accounts whose e-mail address contains `query`."""
         self.staff.require(actor, Permission.APPS_READ)
-        t = portal_account
-        statement = select(t.c.id).order_by(t.c.email).limit(limit)
-        if query.strip():
-            statement = statement.where(t.c.email.ilike(f"%{_escape_like(query.strip())}%", escape="\\"))
-        with self.engine.connect() as conn:
-            ids = conn.execute(statement).scalars().all()
-        return [self._person(int(i)) for i in ids]
+        return [self._person(p.id) for p in self.people.search(query, limit)]
 
     def person(self, actor: int, account_id: int) -> PersonView:
         self.staff.require(actor, Permission.APPS_READ)
@@ -247,10 +240,8 @@ class Oversight:
         person = self.people.get(account_id)
         if person is None:
             raise NotFound("no such account")
+        last = self.people.last_sign_in(account_id)
         with self.engine.connect() as conn:
-            last = conn.execute(
-                select(portal_account.c.last_sign_in_at).where(portal_account.c.id == account_id)
-            ).scalar_one_or_none()
             memberships = conn.execute(
                 select(portal_membership.c.organization_id, portal_membership.c.role).where(
                     portal_membership.c.account_id == account_id

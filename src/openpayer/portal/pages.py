@@ -8,28 +8,25 @@ created them (`Cache-Control: no-store`), never in a URL.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
-from itsdangerous import BadSignature, URLSafeSerializer
+from fastapi import FastAPI
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
+from openpayer.accounts.events import SignInArea
+from openpayer.accounts.people import Person
 from openpayer.portal.applications import ApplicationDetails
-from openpayer.portal.business_days import CHICAGO
+from openpayer.portal.area_pages import AreaPages, Handler, Route, SignInPages, due_text
 from openpayer.portal.errors import Forbidden, Invalid, PortalError
-from openpayer.portal.interfaces import Clock
-from openpayer.portal.notifications import Notifier
 from openpayer.portal.organizations import MemberRole, OrganizationDetails
-from openpayer.portal.people import PeopleService, Person
 from openpayer.portal.questionnaire import CURRENT_QUESTIONNAIRE, VERSIONS
-from openpayer.portal.services import Portal
 from openpayer.portal.validation import LOGO_MAX_BYTES
-from openpayer.portal.web import Area, Session, client_address, csrf_ok, redirect
+from openpayer.portal.web import Session, client_address, redirect
 from openpayer.portal.workflow import State
+
+__all__ = ["AreaPages", "DeveloperPages", "Handler", "due_text"]  # AreaPages, Handler: for console modules
 
 ORGANIZATION_FIELDS = [
     ("legal_name", "Legal name", "text", "organization"),
@@ -48,67 +45,15 @@ CLIENT_TYPES = [
 ]
 SECTIONS = [("privacy", "Privacy"), ("security", "Security practices"), ("monitoring", "Monitoring")]
 
-Handler = Callable[..., Awaitable[Response]]
 
-
-def due_text(ts: int) -> str:
-    """A due instant (the start of the day after the due day) as the last day it is still in time."""
-    last = datetime.fromtimestamp(ts - 1, CHICAGO)
-    return last.strftime("%A %-d %B %Y, end of day (Central time)")
-
-
-class AreaPages:
-    """What the developer portal and the staff console share: their services, the TOTP enrolment signer,
-    absolute links and rendering. `template_prefix` is where an area's templates live."""
-
-    template_prefix = ""
-    enrolment_salt = ""
-
-    def __init__(
-        self,
-        portal: Portal,
-        people: PeopleService,
-        notifier: Notifier,
-        area: Area,
-        clock: Clock,
-        secret_key: str,
-        public_base_url: str | None,
-    ) -> None:
-        self.portal = portal
-        self.people = people
-        self.notifier = notifier
-        self.area = area
-        self.clock = clock
-        self.public_base_url = public_base_url
-        self._enrolment = URLSafeSerializer(secret_key, salt=self.enrolment_salt)
-
-    def origin(self, request: Request) -> str:
-        if self.public_base_url:
-            return self.public_base_url.rstrip("/")
-        return f"{request.url.scheme}://{request.url.netloc}"
-
-    def render(self, request: Request, template: str, status: int = 200, **context: Any) -> Response:
-        return self.area.render(request, self.template_prefix + template, status, due=due_text, **context)
-
-    def message(
-        self, request: Request, heading: str, *lines: str, status: int = 200, **context: Any
-    ) -> Response:
-        return self.area.render(
-            request,
-            "portal/message.html",
-            status,
-            due=due_text,
-            heading=heading,
-            lines=list(lines),
-            **context,
-        )
-
-
-class DeveloperPages(AreaPages):
+class DeveloperPages(SignInPages):
     template_prefix = "portal/"
-    enrolment_salt = "openpayer.portal.totp-enrolment"
+    enrolment_salt = "portal.totp-enrolment"
+    signin_area = SignInArea.PORTAL
+    enrolment_reason = "Two-step sign-in is required before production access."
 
-    def signed_in(self, request: Request) -> tuple[Session, Person] | None:
+    def who(self, request: Request) -> tuple[Session, Person] | None:
+        """A signed-in developer: session, account not disabled, second factor passed when enrolled."""
         session = self.area.session(request, self.clock.now())
         if session is None:
             return None
@@ -117,80 +62,68 @@ class DeveloperPages(AreaPages):
             return None
         return session, person
 
-    def refuse(self, request: Request, error: PortalError, **context: Any) -> Response:
-        return self.message(request, "That did not work", error.message, status=error.status, **context)
+    signed_in = who
+
+    def refusal(self, person: Person) -> tuple[int, str, bool] | None:
+        if not person.email_verified:
+            return 403, "Verify your e-mail address first: open the link we sent.", False
+        return None
+
+    def enrolling(self, request: Request) -> tuple[Session, Person] | Response:
+        """A signed-in developer enrols (or replaces) the factor from their account."""
+        return self.who(request) or redirect("/portal/signin")
+
+    def enrolment_context(self, session: Session, person: Person) -> dict[str, Any]:
+        return {"session": session, "person": person}
+
+    def show(
+        self, request: Request, who: tuple[Session, Person], template: str, status: int = 200, **context: Any
+    ) -> Response:
+        """A page of a signed-in developer (the header names them; the view renews the session)."""
+        session, person = who
+        return self.render(request, template, status, session=session, person=person, **context)
+
+    def organization_page(
+        self,
+        request: Request,
+        who: tuple[Session, Person],
+        org_id: int,
+        template: str,
+        status: int = 200,
+        **context: Any,
+    ) -> Response:
+        """A page about one organization: only its members see it (403 for anyone else)."""
+        self.portal.organizations.require_member(who[1].id, org_id)
+        org = self.portal.organizations.get(org_id)
+        return self.show(request, who, template, status, org=org, **context)
 
     # ---- install -----------------------------------------------------------------------------------
     def install(self, app: FastAPI) -> None:
-        router = APIRouter(include_in_schema=False)
-        routes: list[tuple[str, str, Handler]] = [
-            ("GET", "/portal/", self.home),
-            ("GET", "/portal/signup", self.signup_form),
-            ("POST", "/portal/signup", self.signup),
-            ("GET", "/portal/verify", self.verify),
-            ("GET", "/portal/signin", self.signin_form),
-            ("POST", "/portal/signin", self.signin),
-            ("GET", "/portal/mfa", self.mfa_form),
-            ("POST", "/portal/mfa", self.mfa),
-            ("POST", "/portal/signout", self.signout),
-            ("GET", "/portal/totp", self.totp_form),
-            ("POST", "/portal/totp", self.totp),
-            ("GET", "/portal/organizations/new", self.organization_form),
-            ("POST", "/portal/organizations/new", self.organization_create),
-            ("GET", "/portal/organizations/{org_id:int}", self.organization),
-            ("POST", "/portal/organizations/{org_id:int}/invite", self.invite),
-            ("GET", "/portal/organizations/{org_id:int}/terms", self.terms_form),
-            ("POST", "/portal/organizations/{org_id:int}/terms", self.terms_accept),
-            ("GET", "/portal/invitations/{token}", self.invitation),
-            ("POST", "/portal/invitations/{token}", self.invitation_accept),
-            ("GET", "/portal/organizations/{org_id:int}/apps/new", self.app_form),
-            ("POST", "/portal/organizations/{org_id:int}/apps/new", self.app_register),
-            ("GET", "/portal/apps/{app_id:int}", self.application),
-            ("POST", "/portal/apps/{app_id:int}/subscriptions/{sub_id:int}/reveal", self.reveal),
-            ("POST", "/portal/apps/{app_id:int}/subscriptions/{sub_id:int}/rotate", self.rotate),
-            ("GET", "/portal/apps/{app_id:int}/questionnaire", self.questionnaire_form),
-            ("POST", "/portal/apps/{app_id:int}/questionnaire", self.questionnaire),
-            ("POST", "/portal/apps/{app_id:int}/production", self.production),
-            ("POST", "/portal/requests/{request_id:int}/reply", self.reply),
+        routes: list[Route] = [
+            ("GET", "/portal/", self.home, True),
+            ("GET", "/portal/signup", self.signup_form, True),
+            ("POST", "/portal/signup", self.signup, True),
+            ("GET", "/portal/verify", self.verify, True),
+            *self.account_routes(),
+            ("GET", "/portal/organizations/new", self.organization_form, False),
+            ("POST", "/portal/organizations/new", self.organization_create, False),
+            ("GET", "/portal/organizations/{org_id:int}", self.organization, False),
+            ("POST", "/portal/organizations/{org_id:int}/invite", self.invite, False),
+            ("GET", "/portal/organizations/{org_id:int}/terms", self.terms_form, False),
+            ("POST", "/portal/organizations/{org_id:int}/terms", self.terms_accept, False),
+            ("GET", "/portal/invitations/{token}", self.invitation, False),
+            ("POST", "/portal/invitations/{token}", self.invitation_accept, False),
+            ("GET", "/portal/organizations/{org_id:int}/apps/new", self.app_form, False),
+            ("POST", "/portal/organizations/{org_id:int}/apps/new", self.app_register, False),
+            ("GET", "/portal/apps/{app_id:int}", self.application, False),
+            ("POST", "/portal/apps/{app_id:int}/subscriptions/{sub_id:int}/reveal", self.reveal, False),
+            ("POST", "/portal/apps/{app_id:int}/subscriptions/{sub_id:int}/rotate", self.rotate, False),
+            ("GET", "/portal/apps/{app_id:int}/questionnaire", self.questionnaire_form, False),
+            ("POST", "/portal/apps/{app_id:int}/questionnaire", self.questionnaire, False),
+            ("POST", "/portal/apps/{app_id:int}/production", self.production, False),
+            ("POST", "/portal/requests/{request_id:int}/reply", self.reply, False),
         ]
-        for method, path, handler in routes:
-            router.add_api_route(path, self._guard(handler, method), methods=[method])
-        app.include_router(router)
-
-    def _guard(self, handler: Handler, method: str) -> Handler:
-        """CSRF on every POST; a `PortalError` becomes a readable page; sign-in required unless public."""
-        public = handler.__name__ in {
-            "signup_form",
-            "signup",
-            "verify",
-            "signin_form",
-            "signin",
-            "mfa_form",
-            "mfa",
-            "home",
-            "signout",
-        }
-
-        async def guarded(request: Request) -> Response:
-            if method == "POST":
-                form = await request.form()
-                if not csrf_ok(request, form.get("csrf_token")):
-                    return self.message(
-                        request,
-                        "Please try again",
-                        "The form expired; reload the page and submit it again.",
-                        status=403,
-                    )
-            who = self.signed_in(request)
-            if not public and who is None:
-                return redirect("/portal/signin")
-            try:
-                return await handler(request, who, **request.path_params)
-            except PortalError as error:
-                return self.refuse(request, error, person=who[1] if who else None)
-
-        guarded.__name__ = handler.__name__
-        return guarded
+        self.install_routes(app, routes)
 
     # ---- account -----------------------------------------------------------------------------------
     async def home(self, request: Request, who: tuple[Session, Person] | None) -> Response:
@@ -201,11 +134,8 @@ class DeveloperPages(AreaPages):
                 "Register apps that connect members to their health plan data (the Patient Access API).",
                 link=("/portal/signin", "Sign in or create an account"),
             )
-        session, person = who
-        organizations = self.portal.organizations.for_account(person.id)
-        return self.render(
-            request, "dashboard.html", session=session, person=person, organizations=organizations
-        )
+        organizations = self.portal.organizations.for_account(who[1].id)
+        return self.show(request, who, "dashboard.html", organizations=organizations)
 
     async def signup_form(self, request: Request, who: Any) -> Response:
         return self.render(request, "signup.html")
@@ -229,116 +159,21 @@ class DeveloperPages(AreaPages):
             )
         return self.message(request, "E-mail address verified", link=("/portal/signin", "Sign in"))
 
-    async def signin_form(self, request: Request, who: Any) -> Response:
-        return self.render(request, "signin.html")
-
-    async def signin(self, request: Request, who: Any) -> Response:
-        form = await request.form()
-        email = str(form.get("email", ""))
-        person = self.people.authenticate(email, str(form.get("password", "")))
-        if person is None:
-            return self.render(
-                request, "signin.html", 401, error="The e-mail address or password is wrong.", email=email
-            )
-        if not person.email_verified:
-            return self.render(
-                request,
-                "signin.html",
-                403,
-                error="Verify your e-mail address first: open the link we sent.",
-                email=email,
-            )
-        response = redirect("/portal/mfa" if person.has_totp else "/portal/")
-        self.area.start(response, request, Session(person.id, self.clock.now(), mfa=False))
-        return response
-
-    async def mfa_form(self, request: Request, who: Any) -> Response:
-        if self.area.session(request, self.clock.now()) is None:
-            return redirect("/portal/signin")
-        return self.render(request, "mfa.html")
-
-    async def mfa(self, request: Request, who: Any) -> Response:
-        session = self.area.session(request, self.clock.now())
-        person = self.people.get(session.account_id) if session else None
-        if session is None or person is None:
-            return redirect("/portal/signin")
-        form = await request.form()
-        if not self.people.verify_totp(person, str(form.get("code", ""))):
-            return self.render(request, "mfa.html", 401, error="That code is not right; try the current one.")
-        response = redirect("/portal/")
-        self.area.start(response, request, Session(person.id, session.signed_in_at, mfa=True))
-        return response
-
-    async def signout(self, request: Request, who: Any) -> Response:
-        response = redirect("/portal/signin")
-        self.area.end(response, request)
-        return response
-
-    async def totp_form(self, request: Request, who: tuple[Session, Person]) -> Response:
-        session, person = who
-        secret = self.people.new_totp_secret()
-        return self.render(
-            request,
-            "totp.html",
-            session=session,
-            person=person,
-            reason="Two-step sign-in is required before production access.",
-            secret=secret,
-            uri=self.people.provisioning_uri(person, secret),
-            sealed=self._enrolment.dumps({"a": person.id, "s": secret}),
-        )
-
-    async def totp(self, request: Request, who: tuple[Session, Person]) -> Response:
-        session, person = who
-        form = await request.form()
-        try:
-            data = self._enrolment.loads(str(form.get("sealed", "")))
-        except BadSignature:
-            data = None
-        if not isinstance(data, dict) or data.get("a") != person.id:
-            raise Invalid("the enrolment form was altered; start again")
-        if not self.people.confirm_totp(person, str(data["s"]), str(form.get("code", ""))):
-            return self.render(
-                request,
-                "totp.html",
-                422,
-                session=session,
-                person=person,
-                error="That code is not right.",
-                reason="",
-                secret=data["s"],
-                uri=self.people.provisioning_uri(person, str(data["s"])),
-                sealed=str(form.get("sealed", "")),
-            )
-        response = redirect("/portal/")
-        self.area.start(response, request, Session(person.id, session.signed_in_at, mfa=True))
-        return response
-
     # ---- organizations -----------------------------------------------------------------------------
     async def organization_form(self, request: Request, who: tuple[Session, Person]) -> Response:
-        session, person = who
-        return self.render(
-            request,
-            "organization_form.html",
-            session=session,
-            person=person,
-            fields=ORGANIZATION_FIELDS,
-            values={},
-        )
+        return self.show(request, who, "organization_form.html", fields=ORGANIZATION_FIELDS, values={})
 
     async def organization_create(self, request: Request, who: tuple[Session, Person]) -> Response:
-        session, person = who
         form = await request.form()
         values = {name: str(form.get(name, "")) for name, *_ in ORGANIZATION_FIELDS}
         try:
-            org = self.portal.organizations.create(person.id, OrganizationDetails(**values))
+            org = self.portal.organizations.create(who[1].id, OrganizationDetails(**values))
         except Invalid as error:
-            return self.render(
+            return self.show(
                 request,
+                who,
                 "organization_form.html",
                 error.status,
-                session=session,
-                person=person,
                 fields=ORGANIZATION_FIELDS,
                 values=values,
                 error=error.message,
@@ -346,23 +181,21 @@ class DeveloperPages(AreaPages):
         return redirect(f"/portal/organizations/{org.id}")
 
     async def organization(self, request: Request, who: tuple[Session, Person], org_id: int) -> Response:
-        session, person = who
+        person = who[1]
         membership = self.portal.organizations.require_member(person.id, org_id)
         members = self.portal.organizations.members(person.id, org_id)
         emails = {m.account_id: p.email for m in members if (p := self.people.get(m.account_id))}
-        terms = self.portal.terms.current()
-        return self.render(
+        return self.organization_page(
             request,
+            who,
+            org_id,
             "organization.html",
-            session=session,
-            person=person,
-            org=self.portal.organizations.get(org_id),
             applications=self.portal.applications.of_organization(person.id, org_id),
             members=members,
             emails=emails,
             is_owner=membership.role is MemberRole.OWNER,
             invitations=self.portal.organizations.pending_invitations(person.id, org_id),
-            terms=terms,
+            terms=self.portal.terms.current(),
             acceptance=self.portal.terms.acceptance_of_current(org_id),
         )
 
@@ -383,18 +216,9 @@ class DeveloperPages(AreaPages):
         return redirect(f"/portal/organizations/{org_id}")
 
     async def invitation(self, request: Request, who: tuple[Session, Person], token: str) -> Response:
-        session, person = who
         invitation = self.portal.organizations.invitation(token)
         org = self.portal.organizations.get(invitation.organization_id)
-        return self.render(
-            request,
-            "invitation.html",
-            session=session,
-            person=person,
-            invitation=invitation,
-            org=org,
-            token=token,
-        )
+        return self.show(request, who, "invitation.html", invitation=invitation, org=org, token=token)
 
     async def invitation_accept(self, request: Request, who: tuple[Session, Person], token: str) -> Response:
         _, person = who
@@ -404,16 +228,7 @@ class DeveloperPages(AreaPages):
         return redirect(f"/portal/organizations/{membership.organization_id}")
 
     async def terms_form(self, request: Request, who: tuple[Session, Person], org_id: int) -> Response:
-        session, person = who
-        self.portal.organizations.require_member(person.id, org_id)
-        return self.render(
-            request,
-            "terms.html",
-            session=session,
-            person=person,
-            org=self.portal.organizations.get(org_id),
-            terms=self.portal.terms.current(),
-        )
+        return self.organization_page(request, who, org_id, "terms.html", terms=self.portal.terms.current())
 
     async def terms_accept(self, request: Request, who: tuple[Session, Person], org_id: int) -> Response:
         _, person = who
@@ -425,20 +240,11 @@ class DeveloperPages(AreaPages):
 
     # ---- applications ------------------------------------------------------------------------------
     async def app_form(self, request: Request, who: tuple[Session, Person], org_id: int) -> Response:
-        session, person = who
-        self.portal.organizations.require_member(person.id, org_id)
-        return self.render(
-            request,
-            "app_form.html",
-            session=session,
-            person=person,
-            org=self.portal.organizations.get(org_id),
-            values={},
-            client_types=CLIENT_TYPES,
+        return self.organization_page(
+            request, who, org_id, "app_form.html", values={}, client_types=CLIENT_TYPES
         )
 
     async def app_register(self, request: Request, who: tuple[Session, Person], org_id: int) -> Response:
-        session, person = who
         form = await request.form()
         values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
         logo: bytes | None = None
@@ -459,38 +265,29 @@ class DeveloperPages(AreaPages):
             backend_access=values.get("backend_access") == "yes",
         )
         try:
-            application, credentials = self.portal.applications.register(person.id, org_id, details, logo)
+            application, credentials = self.portal.applications.register(who[1].id, org_id, details, logo)
         except Invalid as error:
-            return self.render(
+            return self.show(
                 request,
+                who,
                 "app_form.html",
                 error.status,
-                session=session,
-                person=person,
                 org=self.portal.organizations.get(org_id),
                 values=values,
                 client_types=CLIENT_TYPES,
                 error=error.message,
             )
-        return self.render(
-            request,
-            "credentials.html",
-            session=session,
-            person=person,
-            application=application,
-            credentials=credentials,
-        )
+        return self.show(request, who, "credentials.html", application=application, credentials=credentials)
 
     async def application(self, request: Request, who: tuple[Session, Person], app_id: int) -> Response:
-        session, person = who
+        person = who[1]
         application = self.portal.applications.for_member(person.id, app_id)
         requests = self.portal.reviews.for_application(person.id, app_id)
         open_or_done = any(r.state is not State.REJECTED for r in requests)
-        return self.render(
+        return self.show(
             request,
+            who,
             "application.html",
-            session=session,
-            person=person,
             application=application,
             subscriptions=self.portal.applications.subscriptions(app_id),
             answer=self.portal.questionnaire.latest(app_id),
@@ -500,55 +297,40 @@ class DeveloperPages(AreaPages):
             can_request=not open_or_done,
         )
 
+    def _subscription_of(self, who: tuple[Session, Person], app_id: int, sub_id: int) -> Any:
+        """The application, when the developer may see it and the subscription is one of its own."""
+        application = self.portal.applications.for_member(who[1].id, app_id)
+        if self.portal.applications.subscription_by_id(sub_id).application_id != app_id:
+            raise Forbidden("that subscription belongs to another application")
+        return application
+
     async def reveal(
         self, request: Request, who: tuple[Session, Person], app_id: int, sub_id: int
     ) -> Response:
-        session, person = who
-        application = self.portal.applications.for_member(person.id, app_id)
-        if self.portal.applications.subscription_by_id(sub_id).application_id != app_id:
-            raise Forbidden("that subscription belongs to another application")
-        credentials = self.portal.applications.reveal_credentials(person.id, sub_id)
-        return self.render(
-            request,
-            "credentials.html",
-            session=session,
-            person=person,
-            application=application,
-            credentials=credentials,
-        )
+        application = self._subscription_of(who, app_id, sub_id)
+        credentials = self.portal.applications.reveal_credentials(who[1].id, sub_id)
+        return self.show(request, who, "credentials.html", application=application, credentials=credentials)
 
     async def rotate(
         self, request: Request, who: tuple[Session, Person], app_id: int, sub_id: int
     ) -> Response:
-        session, person = who
-        application = self.portal.applications.for_member(person.id, app_id)
-        if self.portal.applications.subscription_by_id(sub_id).application_id != app_id:
-            raise Forbidden("that subscription belongs to another application")
+        application = self._subscription_of(who, app_id, sub_id)
         form = await request.form()
         raw = str(form.get("overlap_hours", "0")).strip() or "0"
         if not raw.isdigit():
             raise Invalid("the overlap is a whole number of hours from 0 to 24", "overlap")
-        credentials = self.portal.applications.rotate_secret(person.id, sub_id, int(raw) * 3600)
-        return self.render(
-            request,
-            "credentials.html",
-            session=session,
-            person=person,
-            application=application,
-            credentials=credentials,
-        )
+        credentials = self.portal.applications.rotate_secret(who[1].id, sub_id, int(raw) * 3600)
+        return self.show(request, who, "credentials.html", application=application, credentials=credentials)
 
     async def questionnaire_form(
         self, request: Request, who: tuple[Session, Person], app_id: int
     ) -> Response:
-        session, person = who
-        application = self.portal.applications.for_member(person.id, app_id)
+        application = self.portal.applications.for_member(who[1].id, app_id)
         answer = self.portal.questionnaire.latest(app_id)
-        return self.render(
+        return self.show(
             request,
+            who,
             "questionnaire.html",
-            session=session,
-            person=person,
             application=application,
             questions=VERSIONS[CURRENT_QUESTIONNAIRE],
             sections=SECTIONS,
@@ -556,20 +338,18 @@ class DeveloperPages(AreaPages):
         )
 
     async def questionnaire(self, request: Request, who: tuple[Session, Person], app_id: int) -> Response:
-        session, person = who
-        application = self.portal.applications.for_member(person.id, app_id)
+        application = self.portal.applications.for_member(who[1].id, app_id)
         form = await request.form()
         questions = VERSIONS[CURRENT_QUESTIONNAIRE]
         answers = {q.id: str(form.get(q.id, "")) for q in questions}
         try:
-            self.portal.questionnaire.answer(person.id, app_id, answers)
+            self.portal.questionnaire.answer(who[1].id, app_id, answers)
         except Invalid as error:
-            return self.render(
+            return self.show(
                 request,
+                who,
                 "questionnaire.html",
                 error.status,
-                session=session,
-                person=person,
                 application=application,
                 questions=questions,
                 sections=SECTIONS,

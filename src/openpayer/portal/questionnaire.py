@@ -269,6 +269,18 @@ class QuestionnaireService:
             ).scalar_one()
         return Answer(answer_id, application_id, CURRENT_QUESTIONNAIRE, cleaned, account_id, now)
 
+    def get_answer(self, answer_id: int) -> Answer | None:
+        """One saved set of answers (e.g. the one a production request was reviewed with)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(portal_questionnaire_answer).where(portal_questionnaire_answer.c.id == answer_id)
+            ).first()
+        if row is None:
+            return None
+        return Answer(
+            row.id, row.application_id, row.version, json.loads(row.answers), row.answered_by, row.answered_at
+        )
+
     def latest(self, application_id: int) -> Answer | None:
         with self.engine.connect() as conn:
             row = conn.execute(

@@ -6,22 +6,27 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
+from openpayer.accounts.events import SignInEvents
+from openpayer.accounts.people import PeopleService
+from openpayer.accounts.people_signin import PeopleSignIn
+from openpayer.clock import Clock
 from openpayer.config import Settings
 from openpayer.oauth.clients import ClientStore
 from openpayer.portal.applications import ApplicationService
 from openpayer.portal.audit_views import AuditViews
 from openpayer.portal.business_days import BusinessCalendar
-from openpayer.portal.interfaces import ActivityReader, Clock, Mailer, Sealer
+from openpayer.portal.interfaces import ActivityReader, Mailer
 from openpayer.portal.notifications import Notifier
 from openpayer.portal.organizations import OrganizationService
 from openpayer.portal.oversight import Oversight
-from openpayer.portal.people import PeopleService
 from openpayer.portal.questionnaire import QuestionnaireService, TermsService
 from openpayer.portal.reports import UsageReports
 from openpayer.portal.reviews import ReviewService
 from openpayer.portal.staff import StaffService
 from openpayer.portal.staff_actions import StaffActions
 from openpayer.security.audit_search import AuditSearch
+from openpayer.security.sealing import Sealer
+from openpayer.security.throttle import SignInThrottle
 
 
 @dataclass
@@ -35,6 +40,7 @@ class Portal:
     calendar: BusinessCalendar
     people: PeopleService
     notifier: Notifier
+    signin: PeopleSignIn  # password and second factor for /portal/ and /admin/ (openpayer.accounts)
     oversight: Oversight  # what staff read in the console
     actions: StaffActions  # staff actions beyond suspend/restore/rotate (applications.py)
     reports: UsageReports  # the CMS usage report
@@ -49,12 +55,15 @@ class Portal:
         clients: ClientStore,
         sealer: Sealer,
         mailer: Mailer,
+        throttle: SignInThrottle,
+        events: SignInEvents,
         *,
         activity: ActivityReader,
         access: AuditSearch,
     ) -> Portal:
-        """`mailer` records and queues mail (the email domain's `EmailService`); `activity` is the
-        authorization server's record of client activity, `access` the access audit's reader."""
+        """`mailer` records and queues mail (the email domain's `EmailService`); `throttle` and `events` are
+        the members' sign-in's, so one monitor sees every sign-in; `activity` is the authorization server's
+        record of client activity, `access` the access audit's reader."""
         calendar = BusinessCalendar.of(
             settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
         )
@@ -77,6 +86,7 @@ class Portal:
         )
         people = PeopleService(engine, clock, sealer, settings.resolved_secret_key)
         notifier = Notifier(engine, mailer)
+        signin = PeopleSignIn(people, throttle, events)
         envs = settings.environments
         oversight = Oversight(
             engine, staff, organizations, applications, people, clients, activity, access, envs
@@ -94,6 +104,7 @@ class Portal:
             calendar,
             people,
             notifier,
+            signin,
             oversight,
             actions,
             reports,

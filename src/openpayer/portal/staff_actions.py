@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, update
 
+from openpayer.accounts.people import PeopleService
 from openpayer.db import write_transaction
 from openpayer.oauth.clients import ClientStore
 from openpayer.portal import validation
 from openpayer.portal.applications import ApplicationService
 from openpayer.portal.errors import Conflict, NotFound
 from openpayer.portal.interfaces import Clock
-from openpayer.portal.models import portal_account, portal_subscription
-from openpayer.portal.people import PeopleService
+from openpayer.portal.models import portal_subscription
 from openpayer.portal.staff import Permission, StaffMember, StaffService, parse_role, record_audit
 
 
@@ -176,12 +176,7 @@ class StaffActions:
         if person is None:
             password = self.people.temporary_password()
             person = self.people.create(email, password)
-            with write_transaction(self.engine) as conn:
-                conn.execute(
-                    update(portal_account)
-                    .where(portal_account.c.id == person.id)
-                    .values(email_verified_at=self.clock.now())
-                )
+            self.people.mark_verified(person.id)
         member = self.staff.create(
             actor, account_id=person.id, email=person.email, role=role, address=address
         )

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from openpayer.portal.errors import Invalid
+from openpayer.web.refusals import email as email  # re-exported: the portal validates addresses here
 
 MAX_REDIRECT_URIS = 10
 MAX_URL_LENGTH = 512
@@ -30,7 +31,6 @@ LOGO_MIN_PIXELS = 16
 LOGO_MAX_PIXELS = 1024
 LOOPBACK_HOSTS = frozenset({"localhost"})
 
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9-]{1,63})+$")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _SCOPE = re.compile(
     r"^(?:openid|fhirUser|profile|offline_access|online_access|launch/patient|"
@@ -99,14 +99,6 @@ def https_url(value: str, field: str, *, required: bool = True) -> str | None:
     if parts.username is not None or parts.password is not None:
         raise Invalid(f"{field.replace('_', ' ')} must not contain user information", field)
     return url
-
-
-def email(value: str, field: str) -> str:
-    address = value.strip()
-    if len(address) > 254 or not _EMAIL.match(address):
-        raise Invalid(f"{address[:80]!r} is not an e-mail address", field)
-    local, _, domain = address.rpartition("@")
-    return f"{local}@{domain.lower()}"
 
 
 def domain(value: str) -> str:

@@ -1,6 +1,7 @@
 """Page plumbing for `/portal/` and `/admin/`: signed session cookies, CSRF, rendering, the client address.
 
-- Session: an itsdangerous-signed cookie (`op_portal` on `/portal`, `op_admin` on `/admin`), `HttpOnly`,
+- Session: a cookie signed by the accounts domain's `Signer` (the members' sessions' too; `op_portal` on
+  `/portal`, `op_admin` on `/admin`), `HttpOnly`,
   `SameSite=Lax`, `Secure` except on plain-http loopback development hosts. It holds the account id, the time
   of sign-in and whether the second factor was passed. It lapses after `portal_session_idle` seconds without a
   page view (each view renews it) and `portal_session_max_age` after sign-in, whatever the activity
@@ -18,10 +19,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from openpayer.accounts.sessions import Signer
 from openpayer.web.pages import page
 
 CSRF_COOKIE = "op_csrf"
@@ -53,22 +54,22 @@ class Area:
         self.idle = idle
         self.max_age = max_age
         self.secure = secure
-        self._serializer = URLSafeTimedSerializer(secret_key, salt=f"openpayer.session{path}")
+        self._signer = Signer(secret_key)
+        self._purpose = f"session{path}"
 
     def session(self, request: Request, now: int) -> Session | None:
         raw = request.cookies.get(self.cookie)
         if not raw:
             return None
-        try:
-            data = self._serializer.loads(raw, max_age=self.idle)
-        except BadSignature:
-            return None
+        data = self._signer.loads(self._purpose, raw, self.idle)
         if not isinstance(data, dict) or now - int(data.get("t", 0)) > self.max_age:
             return None
         return Session(int(data["a"]), int(data["t"]), bool(data.get("m")))
 
     def start(self, response: Response, request: Request, session: Session) -> None:
-        value = self._serializer.dumps({"a": session.account_id, "t": session.signed_in_at, "m": session.mfa})
+        value = self._signer.dumps(
+            self._purpose, {"a": session.account_id, "t": session.signed_in_at, "m": session.mfa}
+        )
         response.set_cookie(
             self.cookie,
             value,

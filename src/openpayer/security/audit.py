@@ -16,7 +16,7 @@ import time
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from openpayer.clock import Clock
 from openpayer.db import write_transaction
@@ -38,6 +38,7 @@ class AuditEvent(StrEnum):
     CODE_REUSE = "auth:code:reuse"
     REFRESH_REUSE = "auth:refresh:reuse"
     TOKEN_REVOKED = "auth:token:revoked"  # noqa: S105
+    CONSENT_REVOKE = "auth:consent:revoke"  # the member disconnected an app (connected-apps page, gallery)
 
 
 class AuditLog:
@@ -109,6 +110,23 @@ class AuditLog:
             with self._lock:
                 self._pending[:0] = batch
             raise
+
+    def last_access(self, env: str, member_id: int, patient_id: str) -> dict[str, int]:
+        """When each app last read this member's data (seconds, by client id): the connected-apps page's
+        "last used". Accesses are written durably, so nothing buffered is missing."""
+        at = func.max(audit_event.c.at)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(audit_event.c.client_id, at)
+                .where(
+                    audit_event.c.patient_id == patient_id,
+                    audit_event.c.env == env,
+                    audit_event.c.member_id == member_id,
+                    audit_event.c.event == str(AuditEvent.FHIR_ACCESS),
+                )
+                .group_by(audit_event.c.client_id)
+            ).all()
+        return {row[0]: int(row[1]) // 1_000_000 for row in rows if row[0] is not None}
 
     def events(self, env: str) -> list[dict[str, Any]]:
         self.flush()

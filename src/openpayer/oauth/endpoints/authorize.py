@@ -24,6 +24,7 @@ from openpayer.accounts.signin import NeedsSecondFactor, Refused
 from openpayer.db import write_transaction
 from openpayer.members.accounts import Member
 from openpayer.oauth.grants.authorization_code import create_code
+from openpayer.oauth.member_pages.common import branding, day
 from openpayer.oauth.scopes import FHIR_USER, OFFLINE, OPENID, PROFILE, describe, parse_scopes
 from openpayer.security.audit import AuditEvent
 from openpayer.web.cookies import cookie_secure, set_cookie
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from openpayer.oauth.service import AuthServer
 
 REQUEST_MAX_AGE = 1800
+IDENTITY = (OPENID, FHIR_USER, PROFILE)
+CHOICES = frozenset({*IDENTITY, OFFLINE})
 _PKCE_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 
 
@@ -56,7 +59,14 @@ class _Flow:
 
     # ---- responses -----------------------------------------------------------------------------------
     def error_page(self, message: str, status: int = 400) -> Response:
-        return page("error.html", status, env=self.env, env_label=self.env.title(), message=message)
+        return page(
+            "error.html",
+            status,
+            env=self.env,
+            env_label=self.env.title(),
+            message=message,
+            **branding(self.server, self.env),
+        )
 
     def redirect(self, params: dict[str, Any], *, after_post: bool) -> Response:
         """Back to the app with RFC 9207's `iss`; 303 after a form post so credentials are not re-posted."""
@@ -83,6 +93,9 @@ class _Flow:
             auth_request=self.carrier,
             csrf_token=token,
             client_name=self.client.name,
+            # Signing out here keeps the request: the sign-in page of the same authorization follows.
+            signout={"action": self.action, "fields": {"step": "signout", "auth_request": self.carrier}},
+            **branding(self.server, self.env),
             **context,
         )
         set_csrf_cookie(response, self.env, token, secure=self.secure)
@@ -93,19 +106,30 @@ class _Flow:
     ) -> Response:
         return self._form_page("signin.html", status, error=error, username=username)
 
-    def consent_page(self) -> Response:
+    def consent_page(self, member: Member | None = None) -> Response:
+        """What the app is (developer, attestations), what it asks for and for how long; identity and
+        offline access are choices the member can decline like any record type."""
         scopes = parse_scopes(self.req["sc"])
         resources = [{"scope": r.text, "label": describe(r)} for r in scopes.resources]
         settings = self.settings
+        profile = self.server.directory.profile(self.env, self.client.client_id)
+        refresh_days = settings.auth_refresh_token_days
+        member = member or self.session_member()
         return self._form_page(
             "consent.html",
             client=self.client,
+            profile=profile,
+            developer=profile.developer if profile is not None else self.client.developer,
+            privacy_policy_url=(profile.privacy_policy_url if profile else None)
+            or self.client.privacy_policy_url,
             resources=resources,
-            identity=scopes.has(OPENID) or scopes.has(FHIR_USER),
-            profile=scopes.has(PROFILE),
+            identity=" ".join(s for s in scopes.special if s in IDENTITY),
+            profile_claims=scopes.has(PROFILE),
             offline=scopes.has(OFFLINE),
-            refresh_days=settings.auth_refresh_token_days,
+            refresh_days=refresh_days,
+            refresh_until=day(self.server, self.server.clock.now() + refresh_days * 86400),
             access_minutes=settings.auth_access_token_lifetime // 60,
+            member_name=member.username if member is not None else None,
         )
 
     # ---- starting a request --------------------------------------------------------------------------
@@ -149,7 +173,7 @@ class _Flow:
             )
         if member is None or "login" in prompt:
             return self.signin_page()
-        return self.consent_page()
+        return self.consent_page(member)
 
     def session_member(self) -> Member | None:
         found = self.server.signin.session(self.env, self.request.cookies.get(SESSION_COOKIE))
@@ -176,6 +200,11 @@ class _Flow:
             return self.second_factor(str(form.get("pending", "")), str(form.get("otp", "")))
         if step == "consent":
             return self.decide(form)
+        if step == "signout":
+            response = self.signin_page()
+            path = f"/{self.env}/auth"
+            response.delete_cookie(SESSION_COOKIE, path=path, secure=self.secure, httponly=True)
+            return response
         return self.error_page("The form could not be understood.")
 
     # ---- sign-in: the steps are openpayer.accounts.signin's; this flow renders them -------------------
@@ -187,7 +216,7 @@ class _Flow:
             return self.signin_page(result.message, username=username, status=401)
         if isinstance(result, NeedsSecondFactor):
             return self._form_page("mfa.html", pending=result.pending)
-        return self.signed_in(result.session)
+        return self.signed_in(result.account, result.session)
 
     def second_factor(self, pending: str, otp: str) -> Response:
         result = self.server.signin.with_second_factor(
@@ -197,11 +226,11 @@ class _Flow:
             if result.retry_second_factor:
                 return self._form_page("mfa.html", 401, pending=pending, error=result.message)
             return self.signin_page(result.message, status=401)
-        return self.signed_in(result.session)
+        return self.signed_in(result.account, result.session)
 
-    def signed_in(self, session: str) -> Response:
+    def signed_in(self, member: Member, session: str) -> Response:
         """The consent page, setting the new sign-in session cookie."""
-        response = self.consent_page()
+        response = self.consent_page(member)
         set_cookie(
             response,
             SESSION_COOKIE,
@@ -222,12 +251,16 @@ class _Flow:
             audit.record(self.env, AuditEvent.CONSENT_DENY, 200, **base)  # type: ignore[arg-type]
             return self.fail("access_denied", "the member denied access", after_post=True)
         requested = parse_scopes(self.req["sc"])
-        ticked = {str(v) for v in form.getlist("scope")}
+        ticked = {part for v in form.getlist("scope") for part in str(v).split()}
         asked_for_records = bool(requested.resources)
         requested.resources = [r for r in requested.resources if r.text in ticked]
+        # Identity and offline access are the member's choices too: granted only when left ticked.
+        requested.special = [s for s in requested.special if s not in CHOICES or s in ticked]
         scope = str(requested)
-        # Unticking every record type shares nothing: no token for identity or offline access alone.
-        if not scope or (asked_for_records and not requested.resources):
+        identity = requested.has(OPENID) or requested.has(FHIR_USER)
+        # Unticking every record type shares nothing: no token for identity or offline access alone; a
+        # request for identity alone needs the identity choice.
+        if (asked_for_records and not requested.resources) or not (requested.resources or identity):
             audit.record(self.env, AuditEvent.CONSENT_DENY, 200, **base)  # type: ignore[arg-type]
             return self.fail("access_denied", "the member shared no records", after_post=True)
         settings = self.settings
