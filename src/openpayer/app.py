@@ -91,7 +91,7 @@ def _install_middleware(app: FastAPI, services: Services) -> None:
             operations=services.api.operations,
             render_error=error_response,
         )
-    app.add_middleware(AuditWriter, buffers=[services.auth.audit, services.auth.activity])
+    app.add_middleware(AuditWriter, buffers=[services.auth.audit, services.auth.activity, services.security])
     if settings.auth_enforce:
         app.add_middleware(
             CorsMiddleware, policy=smart_cors_policy(settings.environments, services.auth.clients)

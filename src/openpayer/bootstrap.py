@@ -53,8 +53,11 @@ from openpayer.portal.directory import Directory
 from openpayer.portal.services import Portal
 from openpayer.security.audit import AuditLog
 from openpayer.security.audit_search import AuditSearch
+from openpayer.security.events import AccountHasher, SecurityEvents
+from openpayer.security.monitor import SecurityMonitor
+from openpayer.security.risk import RecordingSink
 from openpayer.security.sealing import Sealer
-from openpayer.security.throttle import SignInThrottle, make_counter
+from openpayer.security.throttle import Limits, Throttle, make_counter
 
 
 @dataclass
@@ -77,6 +80,7 @@ class Services:
     portal: Portal  # the developer portal and app review (openpayer.portal)
     policy: InactivityPolicy  # the inactivity policy and its daily sweep (openpayer.policy)
     readiness: Readiness  # what /readyz checks (openpayer.observability)
+    security: SecurityMonitor  # security events, throttling, detectors, RiskSink (openpayer.security)
     signin_events: SignInEvents  # every sign-in (member, developer, staff) reports here; monitors listen
 
     def close(self) -> None:
@@ -119,12 +123,12 @@ def build_services(
     grants = GrantStore(engine, clock)
     grants.revoked_listeners.append(tokens.revoke_grant_tokens)  # a revoked consent revokes its tokens
     audit = AuditLog(engine, clock)
-    throttle = SignInThrottle(clock, make_counter(settings.redis_url))  # Redis when configured
+    security = build_security(settings, engine, clock)
     members = MemberStore(engine, clock, sealer)
     signin_events = SignInEvents(clock)  # one hook for every sign-in path (openpayer.accounts.events)
     signin = SignIn(
         members,
-        throttle=throttle,
+        security=security,
         audit=audit,
         clock=clock,
         signer=Signer(settings.resolved_secret_key),
@@ -142,7 +146,7 @@ def build_services(
         grants=grants,
         audit=audit,
         sealer=sealer,
-        throttle=throttle,
+        security=security,
         signin=signin,
         reach=Reach(fhir, cache_seconds),
         resource_types=types,
@@ -182,7 +186,7 @@ def build_services(
         auth.clients,
         sealer,
         background.email,
-        throttle,
+        security,
         signin_events,
         activity=auth.activity,
         access=AuditSearch(engine, audit),
@@ -212,8 +216,21 @@ def build_services(
         portal=portal,
         policy=policy,
         readiness=build_readiness(settings, engine, auth.keys),
+        security=security,
         signin_events=signin_events,
     )
+
+
+def build_security(settings: Settings, engine: Engine, clock: Clock) -> SecurityMonitor:
+    """The security event stream, throttle (Redis when configured) and detectors. Findings go to a
+    `RecordingSink` (a detection row) until a domain with subscriptions rebinds `security.sink`."""
+    events = SecurityEvents(
+        engine, clock, AccountHasher(settings.resolved_secret_key), enabled=settings.detect_record_events
+    )
+    throttle = Throttle(
+        clock, make_counter(settings.redis_url, settings.detect_memory_keys), Limits.from_settings(settings)
+    )
+    return SecurityMonitor(settings, engine, clock, events, throttle, RecordingSink(engine, clock))
 
 
 def build_readiness(settings: Settings, engine: Engine, keys: KeyStore) -> Readiness:

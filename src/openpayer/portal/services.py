@@ -25,8 +25,8 @@ from openpayer.portal.reviews import ReviewService
 from openpayer.portal.staff import StaffService
 from openpayer.portal.staff_actions import StaffActions
 from openpayer.security.audit_search import AuditSearch
+from openpayer.security.monitor import SecurityMonitor
 from openpayer.security.sealing import Sealer
-from openpayer.security.throttle import SignInThrottle
 
 
 @dataclass
@@ -55,15 +55,15 @@ class Portal:
         clients: ClientStore,
         sealer: Sealer,
         mailer: Mailer,
-        throttle: SignInThrottle,
+        security: SecurityMonitor,
         events: SignInEvents,
         *,
         activity: ActivityReader,
         access: AuditSearch,
     ) -> Portal:
-        """`mailer` records and queues mail (the email domain's `EmailService`); `throttle` and `events` are
-        the members' sign-in's, so one monitor sees every sign-in; `activity` is the authorization server's
-        record of client activity, `access` the access audit's reader."""
+        """`mailer` records and queues mail (the email domain's `EmailService`); `security` (throttle and
+        event stream) and `events` are the members' sign-in's, so one monitor sees every sign-in; `activity`
+        is the authorization server's record of client activity, `access` the access audit's reader."""
         calendar = BusinessCalendar.of(
             settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
         )
@@ -86,7 +86,7 @@ class Portal:
         )
         people = PeopleService(engine, clock, sealer, settings.resolved_secret_key)
         notifier = Notifier(engine, mailer)
-        signin = PeopleSignIn(people, throttle, events)
+        signin = PeopleSignIn(people, security, events)
         envs = settings.environments
         oversight = Oversight(
             engine, staff, organizations, applications, people, clients, activity, access, envs

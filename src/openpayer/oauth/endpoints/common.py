@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from starlette.requests import Request
 
@@ -35,3 +39,22 @@ def server_for(request: Request) -> tuple[AuthServer, str]:
     if env not in server.settings.environments:
         raise InvalidRequestError("there is no such environment")
     return server, env
+
+
+def client_address(request: Request) -> str:
+    """The client's address as the proxy layer (`web/proxies.py`) resolved it."""
+    return request.client.host if request.client else "unknown"
+
+
+def claimed_client_id(form: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
+    """The client id a request claims (HTTP Basic user, `client_id`, or a client assertion's issuer is not
+    read: unverified), for the security event of a failed authentication."""
+    scheme, _, value = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "basic" and value:
+        try:
+            user = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")[0]
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return unquote(user)[:64] or None
+    claimed = form.get("client_id")
+    return claimed[:64] if claimed else None

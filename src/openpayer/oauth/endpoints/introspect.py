@@ -14,8 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from openpayer.oauth.endpoints.common import read_form, server_for
+from openpayer.oauth.endpoints.common import client_address, read_form, server_for
 from openpayer.oauth.errors import NO_STORE, InvalidRequestError, OAuth2Error, error_json
+from openpayer.security.events import EventKind, Outcome
 
 
 async def introspect(request: Request) -> Response:
@@ -27,7 +28,24 @@ async def introspect(request: Request) -> Response:
             raise InvalidRequestError("token is required")
 
         def run() -> dict[str, Any]:
-            client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
+            try:
+                client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
+            except OAuth2Error:
+                server.security.record(
+                    EventKind.INTROSPECT,
+                    Outcome.FAILURE,
+                    env=env,
+                    address=client_address(request),
+                    status=401,
+                )
+                raise
+            server.security.record(
+                EventKind.INTROSPECT,
+                Outcome.SUCCESS,
+                env=env,
+                address=client_address(request),
+                client_id=client.client_id,
+            )
             with server.engine.connect() as conn:
                 info = server.tokens.find(conn, env, form["token"])
             now = server.clock.now()

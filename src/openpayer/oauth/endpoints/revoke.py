@@ -10,9 +10,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openpayer.db import write_transaction
-from openpayer.oauth.endpoints.common import read_form, server_for
+from openpayer.oauth.endpoints.common import client_address, read_form, server_for
 from openpayer.oauth.errors import NO_STORE, InvalidRequestError, OAuth2Error, error_json
 from openpayer.security.audit import AuditEvent
+from openpayer.security.events import EventKind, Outcome
 
 
 async def revoke(request: Request) -> Response:
@@ -24,7 +25,20 @@ async def revoke(request: Request) -> Response:
             raise InvalidRequestError("token is required")
 
         def run() -> None:
-            client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
+            try:
+                client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
+            except OAuth2Error:
+                server.security.record(
+                    EventKind.REVOKE, Outcome.FAILURE, env=env, address=client_address(request), status=401
+                )
+                raise
+            server.security.record(
+                EventKind.REVOKE,
+                Outcome.SUCCESS,
+                env=env,
+                address=client_address(request),
+                client_id=client.client_id,
+            )
             with write_transaction(server.engine) as conn:
                 info = server.tokens.find(conn, env, form["token"])
                 if info is None or info.client_id != client.client_id:
