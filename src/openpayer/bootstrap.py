@@ -160,25 +160,6 @@ def build_services(
 
     # ---- background work and the domains above the authorization server ---------------------------
     background = build_background(settings, engine, clock)
-    policy = InactivityPolicy(
-        settings,
-        engine,
-        clock,
-        auth.activity,
-        auth.clients,
-        tokens,
-        background.email,
-        secret=settings.resolved_secret_key,
-        directory=Directory(),
-    )
-    background.registry.periodic(
-        "policy.sweep",
-        86400,
-        lambda context: f"{len(policy.sweep())} steps",
-        offset=14 * 3600 + 30 * 60,  # 14:30 UTC: 08:30 in Chicago (CST), a working morning for replies
-        description="The inactivity policy's daily sweep (docs/policy.md)",
-    )
-
     portal = Portal.build(
         settings,
         engine,
@@ -188,8 +169,10 @@ def build_services(
         background.email,
         security,
         signin_events,
-        activity=auth.activity,
-        access=AuditSearch(engine, audit),
+        members=members,  # monitoring accounts: member accounts bound to a synthetic Patient
+        patients=lambda env, resource: fhir.create(env, "Patient", resource).stored.id,
+        activity=auth.activity,  # the console's last authorization and call per client
+        access=AuditSearch(engine, audit),  # the console's audit search and the CMS usage report
     )
     auth.directory = PortalAppDirectory(  # the consent page and member pages read the portal's answers
         engine,
@@ -197,6 +180,24 @@ def build_services(
         portal.organizations,
         portal.questionnaire,
         production_env=settings.portal_production_env,
+    )
+    policy = InactivityPolicy(
+        settings,
+        engine,
+        clock,
+        auth.activity,
+        auth.clients,
+        tokens,
+        background.email,
+        secret=settings.resolved_secret_key,
+        directory=Directory(portal.people),  # the portal, read through its services
+    )
+    background.registry.periodic(
+        "policy.sweep",
+        86400,
+        lambda context: f"{len(policy.sweep())} steps",
+        offset=14 * 3600 + 30 * 60,  # 14:30 UTC: 08:30 in Chicago (CST), a working morning for replies
+        description="The inactivity policy's daily sweep (docs/policy.md)",
     )
 
     return Services(

@@ -81,6 +81,13 @@ def usage(client: TestClient, services: Services) -> Services:
     assert read(client, token("d", portal_app=False), f"Patient/{ids['d']}") == 200
     at(services, 2031, 1, 1, 0, 30)
     assert read(client, token("a"), f"Patient/{ids['a']}") == 200
+    # A monitoring account (health checks) reads its synthetic Patient in 2030: not a patient, not counted.
+    at(services, 2030, 7, 1, 12, 0)
+    monitor = services.portal.monitoring.create(world.account_id, world.application.id, "sandbox")
+    http = TestClient(client.app, base_url="http://testserver")
+    smart = SmartApp(http, world.client_id, REDIRECT, client_secret=world.secret)
+    synthetic = smart.launch(SCOPE, monitor.account.username, monitor.password)["access_token"]
+    assert read(client, str(synthetic), f"Patient/{monitor.account.patient_id}") == 200
     return services
 
 

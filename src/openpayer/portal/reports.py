@@ -11,7 +11,9 @@ written in docs/reports.md. In short:
 - a **transfer** is everything one app received about one patient on one calendar day (America/Chicago, the
   plan's business time zone), so an app's sync session of many requests is one transfer;
 - a patient's data was transferred **more than once** when there are at least two transfers: two days with one
-  app, or two apps (on any days).
+  app, or two apps (on any days);
+- monitoring accounts' synthetic Patients (`portal/monitoring.py`, the health checks' sign-ins) are not
+  patients and are left out.
 
 The year runs from 1 January 00:00 to 1 January 00:00 of the next year in America/Chicago.
 """
@@ -25,18 +27,27 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from itertools import groupby
+from typing import Protocol
 
 from openpayer.portal.business_days import CHICAGO
 from openpayer.portal.errors import Invalid
 from openpayer.portal.interfaces import AccessRecords, Clock
 from openpayer.portal.staff import Permission, StaffService
 
+
+class MonitoringLabels(Protocol):
+    """Which Patients of an environment are monitoring accounts' (`monitoring.MonitoringService`)."""
+
+    def monitoring_patients(self, env: str) -> frozenset[str]: ...
+
+
 METHOD = (
     "Unique patients with at least one transfer in the calendar year (America/Chicago). "
     "A transfer is the data one app received about one patient on one day: successful (2xx) FHIR read, "
     "vread, search, history or $everything requests through the Patient Access API, with an access token "
     "a member authorized for that patient. More than once: two or more transfers (two days, or two apps). "
-    "Backend (system) tokens and /metadata calls (health checks) carry no patient's data and are not counted."
+    "Backend (system) tokens, /metadata calls and monitoring accounts' synthetic Patients (health checks) "
+    "are not counted."
 )
 
 
@@ -68,9 +79,15 @@ class CmsUsage:
 
 class UsageReports:
     def __init__(
-        self, staff: StaffService, records: AccessRecords, clock: Clock, environments: Sequence[str]
+        self,
+        staff: StaffService,
+        records: AccessRecords,
+        clock: Clock,
+        environments: Sequence[str],
+        monitoring: MonitoringLabels,
     ) -> None:
         self.staff = staff
+        self.monitoring = monitoring
         self.records = records
         self.clock = clock
         self.environments = tuple(environments)
@@ -87,8 +104,11 @@ class UsageReports:
         end = datetime(year + 1, 1, 1, tzinfo=CHICAGO)
         patients = more_than_once = requests = 0
         apps: set[str] = set()
+        synthetic = self.monitoring.monitoring_patients(env)
         pairs = self.records.transfers(env, _micros(start), _micros(end))
-        for _, rows in groupby(pairs, key=lambda pair: pair.patient_id):
+        for patient, rows in groupby(pairs, key=lambda pair: pair.patient_id):
+            if patient in synthetic:
+                continue
             transfers = 0
             for pair in rows:
                 apps.add(pair.client_id)

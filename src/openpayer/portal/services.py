@@ -16,6 +16,7 @@ from openpayer.portal.applications import ApplicationService
 from openpayer.portal.audit_views import AuditViews
 from openpayer.portal.business_days import BusinessCalendar
 from openpayer.portal.interfaces import ActivityReader, Mailer
+from openpayer.portal.monitoring import MemberAccounts, MonitoringService, SyntheticPatients
 from openpayer.portal.notifications import Notifier
 from openpayer.portal.organizations import OrganizationService
 from openpayer.portal.oversight import Oversight
@@ -40,6 +41,7 @@ class Portal:
     calendar: BusinessCalendar
     people: PeopleService
     notifier: Notifier
+    monitoring: MonitoringService
     signin: PeopleSignIn  # password and second factor for /portal/ and /admin/ (openpayer.accounts)
     oversight: Oversight  # what staff read in the console
     actions: StaffActions  # staff actions beyond suspend/restore/rotate (applications.py)
@@ -58,12 +60,16 @@ class Portal:
         security: SecurityMonitor,
         events: SignInEvents,
         *,
+        members: MemberAccounts,
+        patients: SyntheticPatients,
         activity: ActivityReader,
         access: AuditSearch,
     ) -> Portal:
         """`mailer` records and queues mail (the email domain's `EmailService`); `security` (throttle and
-        event stream) and `events` are the members' sign-in's, so one monitor sees every sign-in; `activity`
-        is the authorization server's record of client activity, `access` the access audit's reader."""
+        event stream) and `events` are the members' sign-in's, so one monitor sees every sign-in; `members`
+        and `patients` create monitoring accounts (the members domain's store, a FHIR Patient create);
+        `activity` is the authorization server's record of client activity, `access` the access audit's
+        reader (the console's search and the CMS usage report)."""
         calendar = BusinessCalendar.of(
             settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
         )
@@ -86,13 +92,14 @@ class Portal:
         )
         people = PeopleService(engine, clock, sealer, settings.resolved_secret_key)
         notifier = Notifier(engine, mailer)
+        monitoring = MonitoringService(engine, clock, applications, members, patients)
         signin = PeopleSignIn(people, security, events)
         envs = settings.environments
         oversight = Oversight(
             engine, staff, organizations, applications, people, clients, activity, access, envs
         )
         actions = StaffActions(engine, clock, staff, applications, people, clients)
-        reports = UsageReports(staff, access, clock, envs)
+        reports = UsageReports(staff, access, clock, envs, monitoring)
         audits = AuditViews(engine, clock, staff, access)
         return cls(
             organizations,
@@ -104,6 +111,7 @@ class Portal:
             calendar,
             people,
             notifier,
+            monitoring,
             signin,
             oversight,
             actions,
