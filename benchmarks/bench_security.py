@@ -128,9 +128,9 @@ def main() -> None:
         events = on.security.events
         started = time.perf_counter()
         for i in range(10_000):
-            events.record(
+            events.record(  # successes: the same cost, and no detector counts them as an attack
                 EventKind.SIGNIN_MEMBER,
-                Outcome.FAILURE,
+                Outcome.SUCCESS,
                 env="sandbox",
                 address="198.51.100.1",
                 client_id=client_id,

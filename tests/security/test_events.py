@@ -177,3 +177,39 @@ def test_the_cli_lists_events_and_detections(
     assert "1 detections." in detections.output
     bad = runner.invoke(cli_app, ["security", "events", "--since", "yesterday"])
     assert bad.exit_code == 2
+
+
+def test_staff_actions_are_recorded_with_the_actor_hashed(services: Services) -> None:
+    services.security.staff_action(
+        "analyst@plan.example", "suspend", target="subscription:7", address="10.1.2.3"
+    )
+    (event,) = services.security.events.query(kinds=[EventKind.STAFF_ACTION])
+    assert event.detail == "suspend subscription:7"
+    assert event.address == "10.1.2.3"
+    assert event.account == services.security.account("signin:staff", "Analyst@plan.example")
+    assert "analyst" not in (event.account or "")
+
+
+def test_member_pages_and_introspection_answer_429_when_throttled(
+    http: TestClient, services: Services, world: dict[str, str]
+) -> None:
+    from openpayer.oauth.testing import hidden
+
+    from_address(http, "203.0.113.61")
+    form = hidden(http.get(f"/{ENV}/auth/account/signin").text)
+    for _ in range(services.settings.detect_brute_force_failures):
+        data = {**form, "username": "member-a", "password": "wrong password"}
+        assert http.post(f"/{ENV}/auth/account/signin", data=data).status_code == 401
+    blocked = http.post(
+        f"/{ENV}/auth/account/signin", data={**form, "username": "member-a", "password": TEST_PASSWORD}
+    )
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) > 0
+    assert "Too many failed sign-in attempts" in blocked.text
+    client_id, _ = services.auth.clients.register(ENV, name="Backend", redirect_uris=[REDIRECT])
+    answers = [
+        http.post(f"/{ENV}/auth/introspect", data={"token": "t"}, auth=(client_id, f"guess{n}")).status_code
+        for n in range(services.settings.detect_token_address_failures + 2)
+    ]
+    assert answers[-1] == 429
+    assert answers.count(401) == services.settings.detect_token_address_failures + 1

@@ -20,7 +20,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from openpayer.oauth.clients import StaleClientError
-from openpayer.oauth.endpoints.common import claimed_client_id, client_address, read_form, server_for
+from openpayer.oauth.endpoints.common import (
+    claimed_client_id,
+    client_address,
+    read_form,
+    server_for,
+    throttled_json,
+)
 from openpayer.oauth.errors import (
     NO_STORE,
     OAuth2Error,
@@ -103,13 +109,3 @@ async def token(request: Request) -> Response:
         EventKind.CLIENT_AUTH, Outcome.SUCCESS, env=env, address=address, client_id=authenticated[-1]
     )
     return JSONResponse(body, headers=NO_STORE)
-
-
-def throttled_json(retry_after: int) -> Response:
-    """429 with `Retry-After` and an RFC 6749 §5.2-shaped body (`temporarily_unavailable`, §4.1.2.1)."""
-    body = {
-        "error": "temporarily_unavailable",
-        "error_description": f"too many failed client authentications from this address; retry after "
-        f"{retry_after} seconds",
-    }
-    return JSONResponse(body, status_code=429, headers={**NO_STORE, "Retry-After": str(retry_after)})
