@@ -15,10 +15,11 @@ Members of the health plan sign in elsewhere (`/{env}/auth`); these accounts sig
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from openpayer.accounts import passwords
@@ -117,6 +118,21 @@ class PeopleService:
                 update(portal_account).where(portal_account.c.id == account_id).values(disabled=disabled)
             )
 
+    # ---- for the domains above, in their own transaction ------------------------------------------
+    def people_in(self, conn: Connection, account_ids: Iterable[int]) -> list[Person]:
+        """The accounts with these ids that exist (the inactivity policy's recipients)."""
+        ids = list(account_ids)
+        if not ids:
+            return []
+        rows = conn.execute(select(portal_account).where(portal_account.c.id.in_(ids))).all()
+        return [_person(row) for row in rows]
+
+    def delete_in(self, conn: Connection, account_ids: Iterable[int]) -> None:
+        """Delete accounts: an organization removed for inactivity "restarts at sign-up" (docs/policy.md)."""
+        ids = list(account_ids)
+        if ids:
+            conn.execute(portal_account.delete().where(portal_account.c.id.in_(ids)))
+
     # ---- e-mail verification -----------------------------------------------------------------------
     def verification_token(self, person: Person) -> str:
         return self._links.dumps("portal.verify-email", {"a": person.id, "e": person.email})
@@ -162,6 +178,34 @@ class PeopleService:
                 select(portal_account.c.totp_secret).where(portal_account.c.id == person.id)
             ).scalar_one_or_none()
         return self.totp.verify(sealed, _totp_owner(person.id), code)
+
+    # ---- for the staff console -------------------------------------------------------------------
+    def search(self, contains: str, limit: int = 200) -> list[Person]:
+        """Accounts whose address contains `contains` (case-insensitive), by address."""
+        t = portal_account
+        query = select(t).order_by(t.c.email).limit(limit)
+        if contains.strip():
+            needle = contains.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(t.c.email.ilike(f"%{needle}%", escape="\\"))
+        with self.engine.connect() as conn:
+            return [_person(row) for row in conn.execute(query)]
+
+    def last_sign_in(self, account_id: int) -> int | None:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(portal_account.c.last_sign_in_at).where(portal_account.c.id == account_id)
+            ).scalar_one_or_none()
+        return int(found) if found is not None else None
+
+    def mark_verified(self, account_id: int) -> None:
+        """The address is taken as verified without a link (someone trusted vouches for it: an operator or an
+        admin creating a staff account)."""
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                update(portal_account)
+                .where(portal_account.c.id == account_id, portal_account.c.email_verified_at.is_(None))
+                .values(email_verified_at=self.clock.now())
+            )
 
     @staticmethod
     def temporary_password() -> str:

@@ -18,6 +18,7 @@ from openpayer.accounts.events import SignInArea
 from openpayer.accounts.people import Person
 from openpayer.portal.account_pages import AccountPages
 from openpayer.portal.area_pages import Route
+from openpayer.portal.console_time import when
 from openpayer.portal.errors import Forbidden
 from openpayer.portal.questionnaire import VERSIONS
 from openpayer.portal.staff import Permission, StaffMember
@@ -96,6 +97,9 @@ class ConsolePages(AccountPages):
             "admin/request.html",
             session=session,
             person=person,
+            staff=member,
+            sandbox=self.portal.oversight.sandbox_record(person.id, application.id),
+            when=when,
             production=production,
             overdue=production.overdue(self.clock.now()),
             application=application,
