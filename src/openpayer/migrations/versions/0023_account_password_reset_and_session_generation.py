@@ -1,7 +1,7 @@
 """accounts: password reset links (digests only) and a session generation per developer/staff account
 
 Revision ID: 0023
-Revises: 0011
+Revises: 0025
 Create Date: 2026-12-02 11:30:00
 
 `account_password_reset` keeps the SHA-256 digest of each emailed reset token (never the token), when it
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0023"
-down_revision = "0011"
+down_revision = "0025"
 branch_labels = None
 depends_on = None
 
