@@ -278,6 +278,7 @@ def test_gallery_lists_approved_apps_and_the_member_can_revoke_there(
     tokens = SmartApp(client, found["sandbox"], REDIRECT).launch(SCOPE, "member-a", TEST_PASSWORD)
     gallery = client.get(f"/{ENV}/auth/apps")
     assert "Connected" in gallery.text
+    assert 'id="gallery-signin"' not in gallery.text  # no invitation to sign in when signed in
     assert "Disconnect My Health Wallet" in gallery.text
     back = client.post(
         f"/{ENV}/auth/account/revoke",
