@@ -36,6 +36,7 @@ from openpayer.oauth.cors import smart_cors_policy
 from openpayer.oauth.guard import SmartGuard
 from openpayer.observability import metrics
 from openpayer.observability.middleware import RequestObservation
+from openpayer.policy import console as policy_console
 from openpayer.policy.routes import router as policy_router
 from openpayer.portal import routes as portal_routes
 from openpayer.security.audit_writer import AuditWriter
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     portal_routes.install(app, services.portal, services.settings, services.clock)
     app.include_router(docs_router)
     app.include_router(policy_router)  # the signed "still in use" link of the inactivity notices
+    policy_console.install(app, services.portal, services.policy, services.settings, services.clock)
     install_openapi(app)
     _install_error_handlers(app)
     _install_middleware(app, services)
@@ -91,7 +93,7 @@ def _install_middleware(app: FastAPI, services: Services) -> None:
             operations=services.api.operations,
             render_error=error_response,
         )
-    app.add_middleware(AuditWriter, buffers=[services.auth.audit, services.auth.activity])
+    app.add_middleware(AuditWriter, buffers=[services.auth.audit, services.auth.activity, services.security])
     if settings.auth_enforce:
         app.add_middleware(
             CorsMiddleware, policy=smart_cors_policy(settings.environments, services.auth.clients)

@@ -52,8 +52,11 @@ from openpayer.portal.app_profiles import PortalAppDirectory
 from openpayer.portal.directory import Directory
 from openpayer.portal.services import Portal
 from openpayer.security.audit import AuditLog
+from openpayer.security.events import AccountHasher, SecurityEvents
+from openpayer.security.monitor import SecurityMonitor
+from openpayer.security.risk import RecordingSink
 from openpayer.security.sealing import Sealer
-from openpayer.security.throttle import SignInThrottle, make_counter
+from openpayer.security.throttle import Limits, Throttle, make_counter
 
 
 @dataclass
@@ -76,6 +79,7 @@ class Services:
     portal: Portal  # the developer portal and app review (openpayer.portal)
     policy: InactivityPolicy  # the inactivity policy and its daily sweep (openpayer.policy)
     readiness: Readiness  # what /readyz checks (openpayer.observability)
+    security: SecurityMonitor  # security events, throttling, detectors, RiskSink (openpayer.security)
     signin_events: SignInEvents  # every sign-in (member, developer, staff) reports here; monitors listen
 
     def close(self) -> None:
@@ -118,12 +122,12 @@ def build_services(
     grants = GrantStore(engine, clock)
     grants.revoked_listeners.append(tokens.revoke_grant_tokens)  # a revoked consent revokes its tokens
     audit = AuditLog(engine, clock)
-    throttle = SignInThrottle(clock, make_counter(settings.redis_url))  # Redis when configured
+    security = build_security(settings, engine, clock)
     members = MemberStore(engine, clock, sealer)
     signin_events = SignInEvents(clock)  # one hook for every sign-in path (openpayer.accounts.events)
     signin = SignIn(
         members,
-        throttle=throttle,
+        security=security,
         audit=audit,
         clock=clock,
         signer=Signer(settings.resolved_secret_key),
@@ -141,7 +145,7 @@ def build_services(
         grants=grants,
         audit=audit,
         sealer=sealer,
-        throttle=throttle,
+        security=security,
         signin=signin,
         reach=Reach(fhir, cache_seconds),
         resource_types=types,
@@ -155,6 +159,25 @@ def build_services(
 
     # ---- background work and the domains above the authorization server ---------------------------
     background = build_background(settings, engine, clock)
+    portal = Portal.build(
+        settings,
+        engine,
+        clock,
+        auth.clients,
+        sealer,
+        background.email,
+        security,
+        signin_events,
+        members=members,  # monitoring accounts: member accounts bound to a synthetic Patient
+        patients=lambda env, resource: fhir.create(env, "Patient", resource).stored.id,
+    )
+    auth.directory = PortalAppDirectory(  # the consent page and member pages read the portal's answers
+        engine,
+        portal.applications,
+        portal.organizations,
+        portal.questionnaire,
+        production_env=settings.portal_production_env,
+    )
     policy = InactivityPolicy(
         settings,
         engine,
@@ -164,7 +187,7 @@ def build_services(
         tokens,
         background.email,
         secret=settings.resolved_secret_key,
-        directory=Directory(),
+        directory=Directory(portal.people),  # the portal, read through its services
     )
     background.registry.periodic(
         "policy.sweep",
@@ -172,17 +195,6 @@ def build_services(
         lambda context: f"{len(policy.sweep())} steps",
         offset=14 * 3600 + 30 * 60,  # 14:30 UTC: 08:30 in Chicago (CST), a working morning for replies
         description="The inactivity policy's daily sweep (docs/policy.md)",
-    )
-
-    portal = Portal.build(
-        settings, engine, clock, auth.clients, sealer, background.email, throttle, signin_events
-    )
-    auth.directory = PortalAppDirectory(  # the consent page and member pages read the portal's answers
-        engine,
-        portal.applications,
-        portal.organizations,
-        portal.questionnaire,
-        production_env=settings.portal_production_env,
     )
 
     return Services(
@@ -202,8 +214,21 @@ def build_services(
         portal=portal,
         policy=policy,
         readiness=build_readiness(settings, engine, auth.keys),
+        security=security,
         signin_events=signin_events,
     )
+
+
+def build_security(settings: Settings, engine: Engine, clock: Clock) -> SecurityMonitor:
+    """The security event stream, throttle (Redis when configured) and detectors. Findings go to a
+    `RecordingSink` (a detection row) until a domain with subscriptions rebinds `security.sink`."""
+    events = SecurityEvents(
+        engine, clock, AccountHasher(settings.resolved_secret_key), enabled=settings.detect_record_events
+    )
+    throttle = Throttle(
+        clock, make_counter(settings.redis_url, settings.detect_memory_keys), Limits.from_settings(settings)
+    )
+    return SecurityMonitor(settings, engine, clock, events, throttle, RecordingSink(engine, clock))
 
 
 def build_readiness(settings: Settings, engine: Engine, keys: KeyStore) -> Readiness:

@@ -118,6 +118,63 @@ class Settings(BaseSettings):
     policy_removal_days: int = Field(default=7, ge=1, description="Days from escalation to removal.")
     policy_time_zone: str = Field(default="America/Chicago", description="The zone policy dates are in.")
 
+    # Security monitoring (openpayer.security; docs/security.md): detectors' thresholds and mitigation.
+    # Windows in seconds. Defaults come from the products that publish them (docs/security.md says which).
+    detect_record_events: bool = Field(default=True, description="Record the security event stream.")
+    detect_brute_force_failures: int = Field(
+        default=10, ge=1, le=100, description="Failures of one account from one address (Auth0: 10)."
+    )
+    detect_brute_force_window: int = Field(default=900, ge=1, description="Brute-force window (15 min).")
+    detect_spray_accounts: int = Field(
+        default=15, ge=1, description="More than this many accounts failing from one address (Sentinel)."
+    )
+    detect_spray_window: int = Field(default=300, ge=1, description="Spraying window (5 min).")
+    detect_stuffing_window: int = Field(default=600, ge=1, description="Credential-stuffing window.")
+    detect_stuffing_accounts: int = Field(default=20, ge=1, description="Distinct accounts failing.")
+    detect_stuffing_addresses: int = Field(default=10, ge=1, description="Distinct addresses failing.")
+    detect_stuffing_ratio_factor: float = Field(
+        default=3.0, gt=0, description="Failure ratio this many times the environment's baseline."
+    )
+    detect_stuffing_ratio_floor: float = Field(
+        default=0.5, gt=0, le=1, description="...and at least this failure ratio."
+    )
+    detect_stuffing_baseline_window: int = Field(default=86400, ge=1, description="Baseline: the day before.")
+    detect_stuffing_baseline_default: float = Field(
+        default=0.2, ge=0, le=1, description="Baseline failure ratio while there are too few sign-ins."
+    )
+    detect_breached_accounts: int = Field(
+        default=10, ge=1, description="Accounts tried with breached-list passwords in the stuffing window."
+    )
+    detect_breached_defense: bool = Field(
+        default=True,
+        description="While stuffing goes through an app, refuse breached-list passwords there unchecked.",
+    )
+    detect_secret_failures: int = Field(
+        default=10, ge=1, description="Client authentication failures for one client or from one address."
+    )
+    detect_secret_window: int = Field(default=900, ge=1, description="Client-secret guessing window.")
+    detect_walk_targets: int = Field(
+        default=25, ge=1, description="Distinct resources a token was refused (403, restricted 404)."
+    )
+    detect_walk_window: int = Field(default=300, ge=1, description="Patient-walking window.")
+    detect_attribution_share: float = Field(
+        default=0.5, gt=0, le=1, description="Share of a detection's events an app must carry to be flagged."
+    )
+    detect_address_failures: int = Field(
+        default=25, ge=1, description="Free sign-in failures per address before growing delays (Elastic: 25)."
+    )
+    detect_address_window: int = Field(default=900, ge=1, description="Per-address failure window.")
+    detect_address_daily: int = Field(
+        default=100, ge=1, description="Sign-in failures per address a day before it is blocked (Auth0)."
+    )
+    detect_token_address_failures: int = Field(
+        default=10, ge=1, description="Free client-authentication failures per address before delays."
+    )
+    detect_max_delay: int = Field(default=900, ge=1, description="The longest growing delay (seconds).")
+    detect_memory_keys: int = Field(
+        default=100_000, ge=100, description="Keys the in-process counter keeps (hot ones are never dropped)."
+    )
+
     @field_validator("portal_holidays", mode="before")
     @classmethod
     def _split_holidays(cls, value: object) -> object:

@@ -367,13 +367,21 @@ def test_cookies_are_secure_off_localhost(
         assert "form-action 'self' https://app.example.com" in consent.headers["content-security-policy"]
 
 
-def test_repeated_failures_lock_the_account_without_saying_so(app: SmartApp) -> None:
+def test_repeated_failures_block_that_address_without_saying_whether_the_account_exists(
+    app: SmartApp,
+) -> None:
+    """Ten failures of one account from one address (Auth0's default) block that pair with 429 and
+    `Retry-After`, and the right password is not even checked; unknown usernames block the same way."""
     page = app.authorize(SCOPE).text
-    for _ in range(5):
+    for _ in range(10):
         assert app.sign_in(page, "member-a", "wrong password!").status_code == 401
-    locked = app.sign_in(page, "member-a", TEST_PASSWORD)
-    assert locked.status_code == 401
-    assert "incorrect" in locked.text
-    # Unknown usernames lock the same way, so a lockout tells nothing about existence.
-    for _ in range(6):
+    blocked = app.sign_in(page, "member-a", TEST_PASSWORD)
+    assert blocked.status_code == 429
+    assert int(blocked.headers["retry-after"]) > 0
+    assert "Too many failed sign-in attempts" in blocked.text
+    assert 'name="decision"' not in blocked.text
+    for _ in range(10):
         assert app.sign_in(page, "nobody-here", "wrong password!").status_code == 401
+    unknown = app.sign_in(page, "nobody-here", "wrong password!")
+    assert unknown.status_code == 429
+    assert "Too many failed sign-in attempts" in unknown.text

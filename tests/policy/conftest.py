@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from email import message_from_bytes
 from email.message import Message
 
+import httpx
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
@@ -17,6 +18,7 @@ from aiosmtpd.smtp import Envelope, Session
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from openpayer import healthcheck
 from openpayer.bootstrap import Services
 from openpayer.config import Settings
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
@@ -115,11 +117,36 @@ class World:
         """What a health check does: a SMART authorization and a call to /metadata with its token."""
         self.call(env, str(self.authorize(env)["access_token"]))
 
+    def healthcheck(self, env: str, username: str, password: str) -> healthcheck.Result:
+        """`openpayer healthcheck`'s client, over HTTP to this app, as `username` in `env`."""
+        options = healthcheck.Options(
+            fhir_base=f"http://testserver/{env}/fhir",
+            client_id=self.clients[env],
+            redirect_uri=REDIRECT,
+            username=username,
+            password=password,
+        )
+        return healthcheck.run(options, transport=_Through(self.http))
+
     def mail(self) -> list[tuple[list[str], str]]:
         """(recipients, subject) of the mail received since the last call."""
         out = [(to, str(message["Subject"])) for to, message in self.relay.mail()]
         self.relay.received.clear()
         return out
+
+
+class _Through(httpx.BaseTransport):
+    """Requests of a plain `httpx.Client` served by the test client's app (its responses read in full)."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self.client._transport.handle_request(request)
+        response.read()
+        return httpx.Response(
+            response.status_code, headers=response.headers.multi_items(), content=response.content
+        )
 
 
 @pytest.fixture

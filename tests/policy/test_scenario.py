@@ -160,16 +160,23 @@ def test_a_paused_subscription_is_left_alone_until_its_pause_ends(world: World) 
 
 
 def test_a_health_check_every_30_days_keeps_a_subscription_active_for_a_year(world: World) -> None:
-    world.services.policy.pause(
-        world.production, until=world.day0 + timedelta(days=400), reason="x", actor="t"
-    )
+    """`openpayer healthcheck` (its client, over HTTP) as the portal's monitoring account of each
+    environment, every 30 days: a year of daily sweeps, no step and no mail."""
+    application_id = world.services.portal.applications.subscription_by_id(world.sandbox).application_id
+    accounts = {
+        env: world.services.portal.monitoring.create(world.accounts[DEVELOPER], application_id, env)
+        for env in ("sandbox", "production")
+    }
     for day in range(0, 366):
         if day % 30 == 0:
             world.at(day)
-            world.use("sandbox")
+            for env, created in accounts.items():
+                result = world.healthcheck(env, created.account.username, created.password)
+                assert result.ok, result.line()
         assert world.sweep(day) == []
     assert world.mail() == []
     assert world.state(world.sandbox) == "active"
+    assert world.state(world.production) == "active"
 
 
 def test_the_commands_preview_and_sweep_as_of_a_date(world: World, settings: Settings) -> None:

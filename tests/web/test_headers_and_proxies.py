@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from openpayer.app import Services, build_services, create_app
 from openpayer.config import Settings
 from openpayer.oauth.testing import SmartApp, hidden, two_member_world
-from openpayer.security.throttle import CLIENT_IP
 from openpayer.web.headers import API_CSP, PAGE_CSP
 
 ALWAYS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer", "x-frame-options": "DENY"}
@@ -100,7 +99,8 @@ def test_pages_keep_their_policy_and_auth_answers_are_not_stored(smart: Services
 
 
 def failures_from(services: Services, address: str) -> int:
-    return services.auth.throttle._counter.count(CLIENT_IP, address, time.time())
+    throttle = services.security.throttle
+    return throttle._counter.window(throttle.limits.address, address, time.time()).count
 
 
 def sign_in_wrongly(http: TestClient, services: Services, headers: dict[str, str]) -> None:

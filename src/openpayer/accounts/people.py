@@ -15,10 +15,11 @@ Members of the health plan sign in elsewhere (`/{env}/auth`); these accounts sig
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 
 from openpayer.accounts import passwords
@@ -106,6 +107,21 @@ class PeopleService:
             conn.execute(
                 update(portal_account).where(portal_account.c.id == account_id).values(disabled=disabled)
             )
+
+    # ---- for the domains above, in their own transaction ------------------------------------------
+    def people_in(self, conn: Connection, account_ids: Iterable[int]) -> list[Person]:
+        """The accounts with these ids that exist (the inactivity policy's recipients)."""
+        ids = list(account_ids)
+        if not ids:
+            return []
+        rows = conn.execute(select(portal_account).where(portal_account.c.id.in_(ids))).all()
+        return [_person(row) for row in rows]
+
+    def delete_in(self, conn: Connection, account_ids: Iterable[int]) -> None:
+        """Delete accounts: an organization removed for inactivity "restarts at sign-up" (docs/policy.md)."""
+        ids = list(account_ids)
+        if ids:
+            conn.execute(portal_account.delete().where(portal_account.c.id.in_(ids)))
 
     # ---- e-mail verification -----------------------------------------------------------------------
     def verification_token(self, person: Person) -> str:

@@ -1,58 +1,105 @@
 """Sign-in for developers (`/portal/`) and staff (`/admin/`): password, then the second factor, throttled
-per account and per client address (`openpayer.security.throttle`, keyed by area) and reported to
-`SignInEvents`, like the members' sign-in (`signin.py`).
+per (account, address) and per address with growing delays (`openpayer.security.throttle`, keyed by area),
+recorded in the security event stream (`signin:developer`, `signin:staff`: the account as a keyed hash) and
+reported to `SignInEvents`, like the members' sign-in (`signin.py`).
 
 The pages decide what an area asks beyond the password (a verified address, an active staff role) and call
-`refused` when it is missing, `signed_in` once the session is complete. A lockout answers like a wrong
-password, so it does not reveal that the account exists.
+`refused` when it is missing, `signed_in` once the session is complete. A throttled attempt comes back as
+`Throttled` (the page answers 429 with `Retry-After`) without its password being checked; it says nothing
+about whether the account exists.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from openpayer.accounts.events import SignInArea, SignInEvents, SignInOutcome
 from openpayer.accounts.people import PeopleService, Person
-from openpayer.security.throttle import SignInThrottle
+from openpayer.security.breached import is_breached
+from openpayer.security.events import BREACHED, SECOND_FACTOR, EventKind, Outcome
+from openpayer.security.monitor import SecurityMonitor
+
+KINDS = {SignInArea.PORTAL: EventKind.SIGNIN_DEVELOPER, SignInArea.ADMIN: EventKind.SIGNIN_STAFF}
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    retry_after: int  # seconds, for `Retry-After`
+
+    @property
+    def message(self) -> str:
+        wait = self.retry_after
+        text = f"{wait} seconds" if wait < 120 else f"{(wait + 59) // 60} minutes"
+        return f"Too many failed sign-in attempts from your network. Try again in {text}."
 
 
 class PeopleSignIn:
-    def __init__(self, people: PeopleService, throttle: SignInThrottle, events: SignInEvents) -> None:
+    def __init__(self, people: PeopleService, security: SecurityMonitor, events: SignInEvents) -> None:
         self.people = people
-        self.throttle = throttle
+        self.security = security
+        self.throttle = security.throttle
         self.events = events
 
-    def with_password(self, area: SignInArea, typed: str, password: str, client: str | None) -> Person | None:
-        """The account when the password is right and the area's throttle allows a try; None otherwise."""
-        name, ip = typed.strip().lower(), client or ""
-        person = None
-        allowed = self.throttle.allowed(area, name, ip)
-        if name and password and allowed:
-            person = self.people.authenticate(name, password)
+    def _record(
+        self, area: SignInArea, outcome: Outcome, name: str, client: str | None, detail: str | None = None
+    ) -> None:
+        kind = KINDS.get(area, EventKind.SIGNIN_DEVELOPER)
+        account = self.security.account(str(kind), name) if name else None
+        self.security.record(kind, outcome, address=client, account=account, detail=detail)
+
+    def _check(self, area: SignInArea, name: str, client: str | None) -> Throttled | None:
+        decision = self.throttle.check_signin(str(area), name, client or "")
+        if decision.allowed:
+            return None
+        kind = KINDS.get(area, EventKind.SIGNIN_DEVELOPER)
+        account = self.security.account(str(kind), name) if name else None
+        self.security.mitigated(str(kind), decision, address=client, account=account)
+        self.events.report_sign_in(area, None, name, SignInOutcome.THROTTLED, client)
+        return Throttled(decision.retry_after)
+
+    def with_password(
+        self, area: SignInArea, typed: str, password: str, client: str | None
+    ) -> Person | Throttled | None:
+        """The account when the password is right; `Throttled` when the address must wait; else None."""
+        name = typed.strip().lower()
+        throttled = self._check(area, name, client)
+        if throttled is not None:
+            return throttled
+        detail = BREACHED if is_breached(password) else None
+        person = self.people.authenticate(name, password) if name and password else None
         if person is None:
-            self.throttle.failed(area, name, ip)
-            outcome = SignInOutcome.WRONG_PASSWORD if allowed else SignInOutcome.THROTTLED
-            self.events.report_sign_in(area, None, name, outcome, client)
+            self.throttle.signin_failed(str(area), name, client or "")
+            self._record(area, Outcome.FAILURE, name, client, detail)
+            self.events.report_sign_in(area, None, name, SignInOutcome.WRONG_PASSWORD, client)
         return person
 
-    def second_factor(self, area: SignInArea, person: Person, code: str, client: str | None) -> bool:
-        ip = client or ""
-        allowed = self.throttle.allowed(area, person.email, ip)
-        if allowed and self.people.verify_totp(person, code):
+    def second_factor(
+        self, area: SignInArea, person: Person, code: str, client: str | None
+    ) -> bool | Throttled:
+        throttled = self._check(area, person.email, client)
+        if throttled is not None:
+            return throttled
+        if self.people.verify_totp(person, code):
             return True
-        self.throttle.failed(area, person.email, ip)
-        outcome = SignInOutcome.WRONG_SECOND_FACTOR if allowed else SignInOutcome.THROTTLED
-        self.events.report_sign_in(area, None, person.email, outcome, client, account_id=person.id)
+        self.throttle.signin_failed(str(area), person.email, client or "")
+        self._record(area, Outcome.FAILURE, person.email, client, SECOND_FACTOR)
+        self.events.report_sign_in(
+            area, None, person.email, SignInOutcome.WRONG_SECOND_FACTOR, client, account_id=person.id
+        )
         return False
 
     def refused(self, area: SignInArea, person: Person, client: str | None, *, failure: bool) -> None:
         """The right password, but the account may not sign in here; `failure` counts it for the throttle."""
         if failure:
-            self.throttle.failed(area, person.email, client or "")
+            self.throttle.signin_failed(str(area), person.email, client or "")
+        self._record(area, Outcome.REFUSED, person.email, client)
         self.events.report_sign_in(
             area, None, person.email, SignInOutcome.REFUSED, client, account_id=person.id
         )
 
     def signed_in(self, area: SignInArea, person: Person, client: str | None) -> None:
-        self.throttle.succeeded(area, person.email)
+        self.throttle.signin_succeeded(str(area), person.email, client or "")
+        self._record(area, Outcome.SUCCESS, person.email, client)
         self.events.report_sign_in(
             area, None, person.email, SignInOutcome.SUCCEEDED, client, account_id=person.id
         )

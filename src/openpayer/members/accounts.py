@@ -55,6 +55,15 @@ class MemberStore:
             ).inserted_primary_key[0]  # type: ignore[index]
         return Member(int(member_id), env, username, patient_id, False)
 
+    def set_password(self, env: str, member_id: int, password: str) -> None:
+        """A new password (a monitoring account's, issued in the portal); the old one stops working."""
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                update(member_account)
+                .where(member_account.c.env == env, member_account.c.id == member_id)
+                .values(password_hash=passwords.hash_password(password))
+            )
+
     def enroll_totp(self, env: str, username: str) -> str:
         """Enrol a TOTP second factor (RFC 6238); returns the base32 secret to put in an authenticator."""
         secret, sealed = self.totp.enroll(_owner(env, username))

@@ -15,6 +15,8 @@ An ASGI middleware, so that the FHIR routes stay as they are:
 - Every request with a token is audited (no token, query or body is recorded), and the record is committed
   before the response starts: a request answered is a request on record, even if the process is killed
   the next instant. (Other buffered events are written by `security/audit_writer.py` in the background.)
+- Every refused request (401, 403, the 404 of a patient restriction) is a security event
+  (`openpayer.security.events`, buffered): the app, the address, the member as a keyed hash, what was asked.
 - Each request with a valid token (and a `/metadata` or `.well-known` request that carries one) marks its
   client active in `auth.activity` (in memory; written with the audit batches) for the inactivity policy.
 
@@ -39,6 +41,7 @@ from openpayer.oauth.service import AuthServer
 from openpayer.oauth.targets import Target, classify, refused
 from openpayer.observability.context import annotate
 from openpayer.security.audit import AuditEvent
+from openpayer.security.events import EventKind, Outcome
 from openpayer.web.cors import header
 
 
@@ -92,6 +95,7 @@ class SmartGuard:
         except FHIRError as error:
             if grant is not None:
                 await self._audit(env, grant, target, error.status)
+            self._refused(scope, env, grant, target, error.status)
             await self._reply(scope, receive, send, error)
             return
         self.auth.activity.called(env, grant.info.client_id)
@@ -111,6 +115,33 @@ class SmartGuard:
             if not recorded:  # an error below: the 500 that follows is on record first
                 recorded = True
                 await self._audit(env, grant, target, 500)
+
+    def _refused(
+        self, scope: Scope, env: str, grant: Grant | None, target: Target | None, status: int
+    ) -> None:
+        """A refused request as a security event (in memory; written in batches): 401 without a valid
+        token, 403 outside the token's scopes, 404 outside its patient restriction."""
+        client = scope.get("client")
+        info = grant.info if grant is not None else None
+        detail = None
+        if target is not None:
+            detail = target.search_type or target.resource_type
+            if target.resource_id and target.resource_type:
+                detail = f"{target.resource_type}/{target.resource_id}"
+        account = None
+        if info is not None:
+            subject = str(info.member_id) if info.member_id is not None else info.client_id
+            account = self.auth.security.account(f"token:{env}", subject)
+        self.auth.security.record(
+            EventKind.FHIR_REFUSED,
+            Outcome.FAILURE if status == 401 else Outcome.REFUSED,
+            env=env,
+            address=client[0] if client else None,
+            client_id=info.client_id if info is not None else None,
+            account=account,
+            status=status,
+            detail=detail,
+        )
 
     async def _reply(self, scope: Scope, receive: Receive, send: Send, error: FHIRError) -> None:
         response = self.render_error(error)

@@ -21,8 +21,8 @@ from openpayer.oauth.keys import ALG, KeyStore
 from openpayer.oauth.reach import Reach
 from openpayer.oauth.tokens import TokenStore
 from openpayer.security.audit import AuditLog
+from openpayer.security.monitor import SecurityMonitor
 from openpayer.security.sealing import Sealer
-from openpayer.security.throttle import SignInThrottle
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +56,7 @@ class AuthServer:
     grants: GrantStore
     audit: AuditLog
     sealer: Sealer
-    throttle: SignInThrottle
+    security: SecurityMonitor  # the security event stream, throttling and detection
     signin: SignIn[Member]  # member sign-in and second factor (openpayer.accounts.signin)
     reach: Reach  # whether a read is inside a token's restriction (cached; the guard's)
     resource_types: frozenset[str]  # what scopes may name (the FHIR engine's resource types)

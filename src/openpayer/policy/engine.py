@@ -25,6 +25,7 @@ import calendar
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -43,6 +44,7 @@ from openpayer.oauth.tokens import TokenStore
 from openpayer.policy.tables import policy_state, policy_transition
 from openpayer.portal.directory import Directory, Person, SubscriptionFacts
 
+Also = Callable[[Connection], None] | None  # more to write in a step's transaction
 OUTREACH = ("first_notice", "second_notice", "escalated")
 NEXT = {"active": "first_notice", "first_notice": "second_notice", "second_notice": "escalated"}
 NEXT["escalated"] = "removed"
@@ -149,6 +151,9 @@ class InactivityPolicy:
     def rows(
         self, conn: Connection, subscription_id: int | None = None, *, organization_id: int | None = None
     ) -> list[Row]:
+        # First: it writes this process's pending activity, and `conn` must not have read before that
+        # commits (a SQLite or PostgreSQL snapshot taken earlier would not see the write).
+        seen = self.activity.last_seen(conn)
         facts = self.directory.subscriptions(
             conn, subscription_id=subscription_id, organization_id=organization_id
         )
@@ -156,7 +161,6 @@ class InactivityPolicy:
         if subscription_id is not None:
             query = query.where(policy_state.c.subscription_id == subscription_id)
         states = {r.subscription_id: r for r in conn.execute(query)}
-        seen = self.activity.last_seen(conn)
         out = []
         for f in facts:
             p = states.get(f.subscription_id)
@@ -230,8 +234,11 @@ class InactivityPolicy:
                 steps.append(step)
         return steps
 
-    def _apply(self, row: Row, step: Step, now: int, today: date, *, actor: str, **values: Any) -> bool:
-        """Compare-and-set the subscription's (state, cycle); record the step and its mail with it."""
+    def _apply(
+        self, row: Row, step: Step, now: int, today: date, *, actor: str, also: Also = None, **values: Any
+    ) -> bool:
+        """Compare-and-set the subscription's (state, cycle); record the step and its mail with it (and
+        `also`, e.g. the console's staff audit row)."""
         cycle = row.cycle + 1 if step.to_state == "active" else row.cycle
         with write_transaction(self.engine) as conn:
             insert_ignoring_duplicates(conn, policy_state, _initial(row))
@@ -254,6 +261,8 @@ class InactivityPolicy:
             reason = step.reason
             if step.to_state == "removed":
                 reason += self._remove(conn, row)
+            if also is not None:
+                also(conn)
             conn.execute(
                 policy_transition.insert().values(
                     subscription_id=row.subscription_id,
@@ -354,7 +363,9 @@ class InactivityPolicy:
         return f"; the organization is removed, with its subscriptions ({subscriptions}) and accounts ({ids})"
 
     # ---- responses and pauses ------------------------------------------------------------------------
-    def respond(self, subscription_id: int, *, actor: str, cycle: int | None = None) -> bool:
+    def respond(
+        self, subscription_id: int, *, actor: str, cycle: int | None = None, also: Also = None
+    ) -> bool:
         """A response: the window restarts now; an outreach in progress ends (back to active). False when
         the link's cycle is over (already answered) or the subscription is removed."""
         now = self.clock.now()
@@ -376,15 +387,17 @@ class InactivityPolicy:
                     .where(policy_state.c.subscription_id == subscription_id)
                     .values(responded_at=now)
                 )
+                if also is not None:
+                    also(conn)
             return True
-        return self._apply(row, step, now, self.local_date(now), actor=actor, responded_at=now)
+        return self._apply(row, step, now, self.local_date(now), actor=actor, also=also, responded_at=now)
 
     def respond_with_link(self, subscription_id: int, cycle: int, signature: str) -> bool:
         if not hmac.compare_digest(self.sign(subscription_id, cycle), signature):
             raise PolicyError("this link is not valid")
         return self.respond(subscription_id, actor="developer link", cycle=cycle)
 
-    def pause(self, subscription_id: int, *, until: date, reason: str, actor: str) -> None:
+    def pause(self, subscription_id: int, *, until: date, reason: str, actor: str, also: Also = None) -> None:
         now = self.clock.now()
         today = self.local_date(now)
         if until <= today:
@@ -398,7 +411,7 @@ class InactivityPolicy:
         row = found[0]
         step = Step(subscription_id, row.state, "paused", f"paused until {until}: {reason.strip()}")
         values = {"paused_until": until.isoformat(), "pause_reason": reason.strip()[:1000]}
-        if not self._apply(row, step, now, today, actor=actor, **values):
+        if not self._apply(row, step, now, today, actor=actor, also=also, **values):
             raise PolicyError("the subscription changed meanwhile; try again")
 
     def transitions(self, subscription_id: int) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from openpayer.accounts.events import SignInArea
 from openpayer.accounts.people import PeopleService, Person
+from openpayer.accounts.people_signin import Throttled
 from openpayer.accounts.sessions import Signer
 from openpayer.portal.business_days import CHICAGO
 from openpayer.portal.errors import Invalid, PortalError
@@ -189,6 +190,10 @@ class SignInPages(AreaPages):
         person = self.portal.signin.with_password(
             self.signin_area, email, str(form.get("password", "")), address
         )
+        if isinstance(person, Throttled):
+            page = self.render(request, "signin.html", 429, error=person.message, email=email)
+            page.headers["Retry-After"] = str(person.retry_after)
+            return page
         if person is None:
             return self.render(
                 request, "signin.html", 401, error="The e-mail address or password is wrong.", email=email
@@ -217,7 +222,12 @@ class SignInPages(AreaPages):
         session, person = half
         form = await request.form()
         code = str(form.get("code", ""))
-        if not self.portal.signin.second_factor(self.signin_area, person, code, client_address(request)):
+        checked = self.portal.signin.second_factor(self.signin_area, person, code, client_address(request))
+        if isinstance(checked, Throttled):
+            page = self.render(request, "mfa.html", 429, error=checked.message)
+            page.headers["Retry-After"] = str(checked.retry_after)
+            return page
+        if not checked:
             return self.render(request, "mfa.html", 401, error="That code is not right; try the current one.")
         return self._complete(request, session, person)
 

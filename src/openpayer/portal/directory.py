@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, update
 
+from openpayer.accounts.people import PeopleService
 from openpayer.portal.models import (
-    portal_account,
     portal_application,
     portal_membership,
     portal_organization,
@@ -57,6 +57,9 @@ class Person:
 
 class Directory:
     """Reads and the removal steps of the portal, for the inactivity policy."""
+
+    def __init__(self, people: PeopleService) -> None:
+        self.people_service = people  # the accounts domain's (addresses; deleting accounts)
 
     def subscriptions(
         self,
@@ -112,14 +115,18 @@ class Directory:
 
     def people(self, conn: Connection, organization_id: int) -> list[Person]:
         """The organization's enabled accounts, in the order they joined."""
-        m, acc = portal_membership, portal_account
-        rows = conn.execute(
-            select(m.c.account_id, acc.c.email, m.c.role)
-            .select_from(m.join(acc, acc.c.id == m.c.account_id))
-            .where(m.c.organization_id == organization_id, acc.c.disabled.is_(False))
+        m = portal_membership
+        members = conn.execute(
+            select(m.c.account_id, m.c.role)
+            .where(m.c.organization_id == organization_id)
             .order_by(m.c.created_at, m.c.account_id)
         ).all()
-        return [Person(r.account_id, r.email, r.role) for r in rows]
+        accounts = {p.id: p for p in self.people_service.people_in(conn, [r.account_id for r in members])}
+        return [
+            Person(r.account_id, accounts[r.account_id].email, r.role)
+            for r in members
+            if r.account_id in accounts and not accounts[r.account_id].disabled
+        ]
 
     def remove_subscriptions(self, conn: Connection, subscription_ids: Iterable[int]) -> None:
         ids = list(subscription_ids)
@@ -151,7 +158,8 @@ class Directory:
             ).first()
             if elsewhere is None and staff is None:
                 removed.append(person)
-        for person in removed:
-            conn.execute(m.delete().where(m.c.account_id == person.account_id))
-            conn.execute(portal_account.delete().where(portal_account.c.id == person.account_id))
+        ids = [person.account_id for person in removed]
+        if ids:
+            conn.execute(m.delete().where(m.c.account_id.in_(ids)))
+            self.people_service.delete_in(conn, ids)
         return removed

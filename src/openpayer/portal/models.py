@@ -254,3 +254,23 @@ portal_staff_audit = Table(
     Index("ix_portal_staff_audit_at", "at"),
     Index("ix_portal_staff_audit_target_type", "target_type", "target_id"),
 )
+
+portal_monitoring_account = Table(
+    "portal_monitoring_account",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column(
+        "application_id",
+        BigInteger,
+        ForeignKey("portal_application.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("env", String(32), nullable=False),
+    Column("username", String(150), nullable=False),  # the member account's (members domain) username
+    Column("member_id", BigInteger, nullable=False),
+    Column("patient_id", String(64), nullable=False),  # its empty synthetic Patient
+    Column("created_by", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("application_id", "env"),
+    Index("ix_portal_monitoring_account_env", "env"),
+)

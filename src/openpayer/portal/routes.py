@@ -9,6 +9,7 @@ from starlette.responses import Response
 from openpayer.config import Settings
 from openpayer.portal.console import ConsolePages
 from openpayer.portal.interfaces import Clock
+from openpayer.portal.monitoring_pages import MonitoringPages
 from openpayer.portal.pages import DeveloperPages
 from openpayer.portal.services import Portal
 from openpayer.portal.web import Area
@@ -17,25 +18,34 @@ from openpayer.web.pages import page
 AREAS = ("/portal", "/admin")
 
 
+def area(settings: Settings, path: str, cookie: str) -> Area:
+    return Area(
+        path,
+        cookie,
+        settings.resolved_secret_key,
+        idle=settings.portal_session_idle,
+        max_age=settings.portal_session_max_age,
+        secure=settings.auth_cookie_secure,
+    )
+
+
+def console_area(settings: Settings) -> Area:
+    """The staff console's session, for console pages installed by the domains above the portal."""
+    return area(settings, "/admin", "op_admin")
+
+
 def install(app: FastAPI, portal: Portal, settings: Settings, clock: Clock) -> None:
     secret = settings.resolved_secret_key
-
-    def area(path: str, cookie: str) -> Area:
-        return Area(
-            path,
-            cookie,
-            secret,
-            idle=settings.portal_session_idle,
-            max_age=settings.portal_session_max_age,
-            secure=settings.auth_cookie_secure,
-        )
-
     base_url = settings.public_base_url
-    DeveloperPages(
-        portal, portal.people, portal.notifier, area("/portal", "op_portal"), clock, secret, base_url
-    ).install(app)
+    developer_area = area(settings, "/portal", "op_portal")
+    DeveloperPages(portal, portal.people, portal.notifier, developer_area, clock, secret, base_url).install(
+        app
+    )
+    MonitoringPages(portal, portal.people, portal.notifier, developer_area, clock, secret, base_url).install(
+        app
+    )
     ConsolePages(
-        portal, portal.people, portal.notifier, area("/admin", "op_admin"), clock, secret, base_url
+        portal, portal.people, portal.notifier, console_area(settings), clock, secret, base_url
     ).install(app)
 
 

@@ -15,13 +15,14 @@ from openpayer.oauth.clients import ClientStore
 from openpayer.portal.applications import ApplicationService
 from openpayer.portal.business_days import BusinessCalendar
 from openpayer.portal.interfaces import Mailer
+from openpayer.portal.monitoring import MemberAccounts, MonitoringService, SyntheticPatients
 from openpayer.portal.notifications import Notifier
 from openpayer.portal.organizations import OrganizationService
 from openpayer.portal.questionnaire import QuestionnaireService, TermsService
 from openpayer.portal.reviews import ReviewService
 from openpayer.portal.staff import StaffService
+from openpayer.security.monitor import SecurityMonitor
 from openpayer.security.sealing import Sealer
-from openpayer.security.throttle import SignInThrottle
 
 
 @dataclass
@@ -35,6 +36,7 @@ class Portal:
     calendar: BusinessCalendar
     people: PeopleService
     notifier: Notifier
+    monitoring: MonitoringService
     signin: PeopleSignIn  # password and second factor for /portal/ and /admin/ (openpayer.accounts)
 
     @classmethod
@@ -46,11 +48,15 @@ class Portal:
         clients: ClientStore,
         sealer: Sealer,
         mailer: Mailer,
-        throttle: SignInThrottle,
+        security: SecurityMonitor,
         events: SignInEvents,
+        *,
+        members: MemberAccounts,
+        patients: SyntheticPatients,
     ) -> Portal:
-        """`mailer` records and queues mail (the email domain's `EmailService`); `throttle` and `events` are
-        the members' sign-in's, so one monitor sees every sign-in."""
+        """`mailer` records and queues mail (the email domain's `EmailService`); `security` (throttle and
+        event stream) and `events` are the members' sign-in's, so one monitor sees every sign-in; `members`
+        and `patients` create monitoring accounts (the members domain's store, a FHIR Patient create)."""
         calendar = BusinessCalendar.of(
             settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
         )
@@ -73,7 +79,8 @@ class Portal:
         )
         people = PeopleService(engine, clock, sealer, settings.resolved_secret_key)
         notifier = Notifier(engine, mailer)
-        signin = PeopleSignIn(people, throttle, events)
+        monitoring = MonitoringService(engine, clock, applications, members, patients)
+        signin = PeopleSignIn(people, security, events)
         return cls(
             organizations,
             applications,
@@ -84,5 +91,6 @@ class Portal:
             calendar,
             people,
             notifier,
+            monitoring,
             signin,
         )

@@ -35,6 +35,7 @@ class Permission(StrEnum):
     AUDIT_READ = "audit:read"
     STAFF_MANAGE = "staff:manage"  # create staff, change roles, disable
     TERMS_PUBLISH = "terms:publish"  # publish new terms of service and questionnaire versions
+    POLICY_MANAGE = "policy:manage"  # the inactivity policy: pause a subscription, record a response
 
 
 class Role(StrEnum):
@@ -57,7 +58,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
             Permission.AUDIT_READ,
         }
     ),
-    Role.SUPPORT: frozenset({Permission.APPS_READ}),
+    Role.SUPPORT: frozenset({Permission.APPS_READ, Permission.POLICY_MANAGE}),
     Role.AUDITOR: frozenset({Permission.APPS_READ, Permission.AUDIT_READ}),  # read-only
 }
 
@@ -65,7 +66,8 @@ ROLE_DESCRIPTIONS: Mapping[Role, str] = {
     Role.ADMIN: "Everything, including staff accounts and terms of service",
     Role.APPSEC_REVIEWER: "Reviews production requests: approve, reject, ask for changes",
     Role.SECURITY_ANALYST: "Incident response: suspend, restore, rotate credentials; reads the audit log",
-    Role.SUPPORT: "Reads organizations, applications and subscriptions to help developers",
+    Role.SUPPORT: "Reads organizations, applications and subscriptions to help developers; records their "
+    "answers to inactivity notices and pauses the policy",
     Role.AUDITOR: "Reads everything, including the audit log; changes nothing",
 }
 

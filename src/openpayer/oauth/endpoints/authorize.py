@@ -213,7 +213,12 @@ class _Flow:
             self.env, username, password, ip=self.client_ip, client_id=self.client.client_id
         )
         if isinstance(result, Refused):
-            return self.signin_page(result.message, username=username, status=401)
+            return _retry_after(
+                self.signin_page(
+                    result.message, username=username, status=429 if result.retry_after else 401
+                ),
+                result.retry_after,
+            )
         if isinstance(result, NeedsSecondFactor):
             return self._form_page("mfa.html", pending=result.pending)
         return self.signed_in(result.account, result.session)
@@ -223,9 +228,11 @@ class _Flow:
             self.env, pending, otp, ip=self.client_ip, client_id=self.client.client_id
         )
         if isinstance(result, Refused):
+            status = 429 if result.retry_after else 401
             if result.retry_second_factor:
-                return self._form_page("mfa.html", 401, pending=pending, error=result.message)
-            return self.signin_page(result.message, status=401)
+                page = self._form_page("mfa.html", status, pending=pending, error=result.message)
+                return _retry_after(page, result.retry_after)
+            return _retry_after(self.signin_page(result.message, status=status), result.retry_after)
         return self.signed_in(result.account, result.session)
 
     def signed_in(self, member: Member, session: str) -> Response:
@@ -295,6 +302,13 @@ class _Flow:
             )
         audit.record(self.env, AuditEvent.CONSENT_ALLOW, 200, **base)  # type: ignore[arg-type]
         return self.redirect({"code": code, "state": self.req["s"]}, after_post=True)
+
+
+def _retry_after(response: Response, seconds: int | None) -> Response:
+    """A throttled sign-in: 429 with `Retry-After` (RFC 9110 §10.2.3) beside the readable message."""
+    if seconds:
+        response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 def _single_values(items: list[tuple[str, Any]]) -> tuple[dict[str, str], set[str]]:

@@ -3,6 +3,11 @@
 Responses carry `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1); errors are RFC 6749 §5.2
 JSON bodies, `invalid_client` with 401.
 
+Every client authentication is a security event (success or failure, the client id claimed, the address).
+Failures are throttled per address with growing delays (`openpayer.security.throttle`): a throttled request
+answers 429 with `Retry-After` and an RFC 6749 §5.2-style body (`temporarily_unavailable`), without checking
+its credentials.
+
 Clients are authenticated against this process's cache, and each grant confirms in its transaction that
 the stored client has not changed (`ClientStore.confirm`); when it has, the request is authenticated again
 from the database.
@@ -15,7 +20,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from openpayer.oauth.clients import StaleClientError
-from openpayer.oauth.endpoints.common import read_form, server_for
+from openpayer.oauth.endpoints.common import (
+    claimed_client_id,
+    client_address,
+    read_form,
+    server_for,
+    throttled_json,
+)
 from openpayer.oauth.errors import (
     NO_STORE,
     OAuth2Error,
@@ -27,13 +38,26 @@ from openpayer.oauth.grants.authorization_code import exchange
 from openpayer.oauth.grants.client_credentials import client_credentials
 from openpayer.oauth.grants.refresh_token import refresh
 from openpayer.observability.context import annotate
+from openpayer.security.events import EventKind, Outcome, request_address
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
 
 async def token(request: Request) -> Response:
+    address = client_address(request)
+    request_address.set(address)  # for events recorded inside the grants (code and refresh-token reuse)
     try:
         server, env = server_for(request)
+    except OAuth2Error as error:
+        return error_json(error)
+    security = server.security
+    decision = security.throttle.check_client(address)
+    if not decision.allowed:
+        security.mitigated("token", decision, env=env, address=address)
+        return throttled_json(decision.retry_after)
+    form: dict[str, str] = {}
+    authenticated: list[str] = []  # the client id, once the client is authenticated
+    try:
         form = await read_form(request)
         urls = server.urls(request, env)
         grant_type = form.get("grant_type")
@@ -43,26 +67,45 @@ async def token(request: Request) -> Response:
         def run() -> dict[str, object]:
             if grant_type != "client_credentials":
                 client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
+                authenticated.append(client.client_id)
                 annotate(client_id=client.client_id)  # on this request's log lines
                 if grant_type == "authorization_code":
                     return exchange(server, urls, client, form)
                 return refresh(server, urls, client, form)
             for cached in (True, False):
-                authenticated = server.clients.check_credentials(
+                checked = server.clients.check_credentials(
                     env, form, request.headers, urls.auth("token"), cached=cached
                 )
-                annotate(client_id=authenticated.client.client_id)  # on this request's log lines
+                authenticated.append(checked.client.client_id)
+                annotate(client_id=checked.client.client_id)  # on this request's log lines
                 try:
-                    return client_credentials(server, urls, authenticated, form, server.resource_types)
+                    return client_credentials(server, urls, checked, form, server.resource_types)
                 except StaleClientError:
                     continue  # changed since this process cached it: once more, from the database
                 except OAuth2Error:
-                    if server.clients.still_current(authenticated):
+                    if server.clients.still_current(checked):
                         raise
                     continue  # the grant refused a cached client that has since changed: once more
             raise client_error("unknown or inactive client")
 
         body = await run_in_threadpool(run)
     except OAuth2Error as error:
+        if error.error == "invalid_client" and not authenticated:
+            security.throttle.client_failed(address)
+            security.record(
+                EventKind.CLIENT_AUTH,
+                Outcome.FAILURE,
+                env=env,
+                address=address,
+                client_id=claimed_client_id(form, request.headers),
+                status=401,
+            )
+        elif authenticated:
+            security.record(
+                EventKind.CLIENT_AUTH, Outcome.SUCCESS, env=env, address=address, client_id=authenticated[-1]
+            )
         return error_json(error)
+    security.record(
+        EventKind.CLIENT_AUTH, Outcome.SUCCESS, env=env, address=address, client_id=authenticated[-1]
+    )
     return JSONResponse(body, headers=NO_STORE)

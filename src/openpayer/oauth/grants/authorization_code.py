@@ -23,6 +23,7 @@ from openpayer.oauth.grants.issue import issue_tokens
 from openpayer.oauth.models import oauth_code
 from openpayer.oauth.tokens import token_digest
 from openpayer.security.audit import AuditEvent
+from openpayer.security.events import EventKind, Outcome
 
 if TYPE_CHECKING:
     from openpayer.members.accounts import Member
@@ -93,6 +94,9 @@ def exchange(server: AuthServer, urls: Urls, client: Client, form: dict[str, str
             if row.grant_id is not None:
                 server.grants.revoke_in(conn, row.grant_id)  # and, through it, every token of the grant
     if reused:
+        server.security.record(
+            EventKind.CODE_REUSE, Outcome.REFUSED, env=urls.env, client_id=row.client_id, status=400
+        )
         server.audit.record(
             urls.env,
             AuditEvent.CODE_REUSE,

@@ -20,6 +20,7 @@ from openpayer.oauth.errors import InvalidGrantError, InvalidRequestError, Inval
 from openpayer.oauth.grants.issue import issue_tokens
 from openpayer.oauth.scopes import parse_resource_scope
 from openpayer.security.audit import AuditEvent
+from openpayer.security.events import EventKind, Outcome
 
 if TYPE_CHECKING:
     from openpayer.oauth.service import AuthServer, Urls
@@ -53,6 +54,9 @@ def refresh(server: AuthServer, urls: Urls, client: Client, form: dict[str, str]
             if info.rotated_at is None:
                 server.tokens.mark_rotated(conn, info.id)
     if reused:
+        server.security.record(
+            EventKind.REFRESH_REUSE, Outcome.REFUSED, env=urls.env, client_id=client.client_id, status=400
+        )
         server.audit.record(
             urls.env,
             AuditEvent.REFRESH_REUSE,

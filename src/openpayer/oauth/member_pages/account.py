@@ -94,7 +94,7 @@ async def signin(request: Request) -> Response:
             client_id=None,
         )
         if isinstance(result, Refused) and result.retry_second_factor:
-            return _mfa_form(page, return_to, pending, result.message, 401)
+            return _throttled(_mfa_form(page, return_to, pending, result.message, 401), result)
     else:
         username = str(form.get("username", ""))
         result = await run_in_threadpool(
@@ -106,7 +106,7 @@ async def signin(request: Request) -> Response:
             client_id=None,
         )
     if isinstance(result, Refused):
-        return _signin_form(page, return_to, result.message, 401)
+        return _throttled(_signin_form(page, return_to, result.message, 401), result)
     if isinstance(result, NeedsSecondFactor):
         return _mfa_form(page, return_to, result.pending)
     response = RedirectResponse(_return_to(page, return_to), status_code=303)
@@ -118,6 +118,14 @@ async def signin(request: Request) -> Response:
         secure=page.secure,
         max_age=page.server.settings.auth_session_lifetime,
     )
+    return response
+
+
+def _throttled(response: Response, refused: Refused) -> Response:
+    """A throttled sign-in (`openpayer.security.throttle`) answers 429 with `Retry-After`."""
+    if refused.retry_after:
+        response.status_code = 429
+        response.headers["Retry-After"] = str(refused.retry_after)
     return response
 
 

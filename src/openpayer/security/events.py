@@ -1,0 +1,198 @@
+"""The security event stream: every sign-in attempt, client authentication, token reuse, introspection and
+revocation, refused FHIR request, rate-limit hit and staff action, stored and queryable.
+
+Why buffered: sign-ins and refused FHIR requests are hot paths, so `record` only appends to a list; `flush`
+writes the batch in one transaction (the audit writer, `security/audit_writer.py`, runs it after requests
+when due, at least every `AUDIT_MAX_AGE` seconds, and at shutdown; readers flush first). A failed write
+keeps the events for the next one.
+
+An account is stored as a keyed hash (HMAC-SHA-256 under a key derived from the deployment secret, named by
+realm: member of an environment, developer, staff), so the stream can count failures per account without
+holding a username; without the key the hashes cannot be tested against guessed names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from openpayer.clock import Clock
+from openpayer.db import write_transaction
+from openpayer.security.models import security_event
+
+log = logging.getLogger("openpayer.security")
+_BATCH = 500
+MAX_AGE = 2.0  # seconds an event may wait in memory (the audit writer's period)
+
+# The client address of the request being handled, for events recorded deep in a grant (token reuse).
+# Set by the endpoint; copied into the worker thread by `run_in_threadpool`.
+request_address: ContextVar[str | None] = ContextVar("openpayer_security_address", default=None)
+
+
+class EventKind(StrEnum):
+    SIGNIN_MEMBER = "signin:member"
+    SIGNIN_DEVELOPER = "signin:developer"
+    SIGNIN_STAFF = "signin:staff"
+    CLIENT_AUTH = "token:client-auth"
+    CODE_REUSE = "token:code-reuse"
+    REFRESH_REUSE = "token:refresh-reuse"
+    INTROSPECT = "token:introspect"
+    REVOKE = "token:revoke"
+    FHIR_REFUSED = "fhir:refused"
+    RATE_LIMITED = "rate-limit"
+    STAFF_ACTION = "staff:action"
+
+
+SIGNIN_KINDS = (EventKind.SIGNIN_MEMBER, EventKind.SIGNIN_DEVELOPER, EventKind.SIGNIN_STAFF)
+
+
+class Outcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"  # wrong credentials, unknown account or client
+    REFUSED = "refused"  # refused by policy (restriction, breached password under attack, reuse)
+    THROTTLED = "throttled"  # answered 429
+
+
+# `detail` values the detectors read.
+BREACHED = "breached-password"
+SECOND_FACTOR = "second-factor"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    id: int
+    at: int  # microseconds
+    env: str | None
+    kind: str
+    outcome: str
+    address: str | None
+    client_id: str | None
+    account: str | None
+    status: int | None
+    detail: str | None
+
+
+class AccountHasher:
+    """HMAC-SHA-256 of (realm, normalised username) under a key derived from the deployment secret."""
+
+    def __init__(self, secret: str) -> None:
+        self._key = hmac.new(secret.encode(), b"openpayer/security/account", hashlib.sha256).digest()
+
+    def __call__(self, realm: str, username: str) -> str:
+        message = f"{realm}\x00{username.strip().lower()}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
+
+
+class SecurityEvents:
+    def __init__(self, engine: Engine, clock: Clock, hasher: AccountHasher, *, enabled: bool = True) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.hasher = hasher
+        self.enabled = enabled
+        self._pending: list[dict[str, Any]] = []
+        self.written = 0  # events this process has written (the monitor scans when it moves)
+        self._oldest = 0.0
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # a reader's flush waits for one already writing
+
+    def account(self, realm: str, username: str) -> str:
+        return self.hasher(realm, username)
+
+    def record(
+        self,
+        kind: EventKind,
+        outcome: Outcome,
+        *,
+        env: str | None = None,
+        address: str | None = None,
+        client_id: str | None = None,
+        account: str | None = None,
+        status: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """Buffer one event (`account`: a hash from `account()`, never a username)."""
+        if not self.enabled:
+            return
+        entry: dict[str, Any] = {
+            "at": self.clock.now_micros(),
+            "env": env,
+            "kind": str(kind),
+            "outcome": str(outcome),
+            "address": (address or request_address.get() or None),
+            "client_id": client_id[:64] if client_id else None,
+            "account": account,
+            "status": status,
+            "detail": detail[:128] if detail else None,
+        }
+        if entry["address"]:
+            entry["address"] = entry["address"][:64]
+        with self._lock:
+            if not self._pending:
+                self._oldest = time.monotonic()
+            self._pending.append(entry)
+
+    def due(self) -> bool:
+        return bool(self._pending) and (
+            len(self._pending) >= _BATCH or time.monotonic() - self._oldest >= MAX_AGE
+        )
+
+    def flush(self) -> int:
+        """Write the pending events; returns how many. On failure they are kept for the next flush."""
+        with self._flushing:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if not batch:
+                return 0
+            try:
+                with write_transaction(self.engine) as conn:
+                    conn.execute(security_event.insert(), batch)
+            except Exception:
+                log.exception("security event flush failed; %d events kept for retry", len(batch))
+                with self._lock:
+                    self._pending[:0] = batch
+                raise
+            self.written += len(batch)
+            return len(batch)
+
+    def query(
+        self,
+        *,
+        kinds: Sequence[str] = (),
+        env: str | None = None,
+        client_id: str | None = None,
+        address: str | None = None,
+        outcome: str | None = None,
+        since: int | None = None,
+        until: int | None = None,
+        limit: int = 1000,
+    ) -> list[Event]:
+        """Events, newest first, after writing this process's pending ones (`since`/`until`: microseconds)."""
+        self.flush()
+        t = security_event
+        query = select(t).order_by(t.c.id.desc()).limit(limit)
+        if kinds:
+            query = query.where(t.c.kind.in_([str(k) for k in kinds]))
+        if env is not None:
+            query = query.where(t.c.env == env)
+        if client_id is not None:
+            query = query.where(t.c.client_id == client_id)
+        if address is not None:
+            query = query.where(t.c.address == address)
+        if outcome is not None:
+            query = query.where(t.c.outcome == outcome)
+        if since is not None:
+            query = query.where(t.c.at >= since)
+        if until is not None:
+            query = query.where(t.c.at < until)
+        with self.engine.connect() as conn:
+            return [Event(**row._mapping) for row in conn.execute(query)]
