@@ -17,6 +17,7 @@ from starlette.responses import Response
 from openpayer.accounts.events import SignInArea
 from openpayer.accounts.people import Person
 from openpayer.portal.area_pages import Route, SignInPages
+from openpayer.portal.console_time import when
 from openpayer.portal.errors import Forbidden
 from openpayer.portal.questionnaire import VERSIONS
 from openpayer.portal.staff import Permission, StaffMember
@@ -90,6 +91,9 @@ class ConsolePages(SignInPages):
             "admin/request.html",
             session=session,
             person=person,
+            staff=member,
+            sandbox=self.portal.oversight.sandbox_record(person.id, application.id),
+            when=when,
             production=production,
             overdue=production.overdue(self.clock.now()),
             application=application,

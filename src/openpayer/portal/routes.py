@@ -8,6 +8,10 @@ from starlette.responses import Response
 
 from openpayer.config import Settings
 from openpayer.portal.console import ConsolePages
+from openpayer.portal.console_audit import AuditPages
+from openpayer.portal.console_orgs import DirectoryPages
+from openpayer.portal.console_reports import ReportPages
+from openpayer.portal.console_staff import AdministrationPages
 from openpayer.portal.interfaces import Clock
 from openpayer.portal.monitoring_pages import MonitoringPages
 from openpayer.portal.pages import DeveloperPages
@@ -44,9 +48,14 @@ def install(app: FastAPI, portal: Portal, settings: Settings, clock: Clock) -> N
     MonitoringPages(portal, portal.people, portal.notifier, developer_area, clock, secret, base_url).install(
         app
     )
-    ConsolePages(
+    console = ConsolePages(
         portal, portal.people, portal.notifier, console_area(settings), clock, secret, base_url
-    ).install(app)
+    )
+    console.install(app)
+    DirectoryPages(console).install(app)
+    AuditPages(console).install(app)
+    AdministrationPages(console).install(app)
+    ReportPages(console).install(app)
 
 
 def is_page_path(path: str) -> bool:
