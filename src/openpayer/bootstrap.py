@@ -54,6 +54,7 @@ from openpayer.portal.app_profiles import PortalAppDirectory
 from openpayer.portal.directory import Directory
 from openpayer.portal.services import Portal
 from openpayer.security.audit import AuditLog
+from openpayer.security.audit_search import AuditSearch
 from openpayer.security.events import AccountHasher, SecurityEvents
 from openpayer.security.monitor import SecurityMonitor
 from openpayer.security.risk import RecordingSink
@@ -180,6 +181,8 @@ def build_services(
         signin_events,
         members=members,  # monitoring accounts: member accounts bound to a synthetic Patient
         patients=lambda env, resource: fhir.create(env, "Patient", resource).stored.id,
+        activity=auth.activity,  # the console's last authorization and call per client
+        access=AuditSearch(engine, audit),  # the console's audit search and the CMS usage report
     )
     auth.directory = PortalAppDirectory(  # the consent page and member pages read the portal's answers
         engine,

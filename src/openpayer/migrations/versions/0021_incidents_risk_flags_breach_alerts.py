@@ -1,7 +1,7 @@
 """incidents: at-risk flags, incidents and their timeline, breach alerts; the OAuth revocation counter
 
 Revision ID: 0021
-Revises: 0025
+Revises: 0023
 Create Date: 2026-12-02 11:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021"
-down_revision = "0025"
+down_revision = "0023"
 branch_labels = None
 depends_on = None
 
