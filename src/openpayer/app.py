@@ -31,6 +31,7 @@ from openpayer.fhir.errors import (
     MethodNotAllowed,
     NotFound,
 )
+from openpayer.incidents import routes as incident_routes
 from openpayer.oauth import routes as oauth_routes
 from openpayer.oauth.cors import smart_cors_policy
 from openpayer.oauth.guard import SmartGuard
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(build_router("directory"))
     _install_operations_routes(app, services)
     portal_routes.install(app, services.portal, services.settings, services.clock)
+    incident_routes.install(app, services.incidents, services.portal, services.settings, services.clock)
     app.include_router(docs_router)
     app.include_router(policy_router)  # the signed "still in use" link of the inactivity notices
     policy_console.install(app, services.portal, services.policy, services.settings, services.clock)
@@ -132,7 +134,11 @@ def _refuse_to_start_when_misconfigured(services: Services) -> Any:
             log.critical("refusing to start: %s", problem)
         if problems:
             raise StartupRefused(" ".join(problems))
-        yield
+        services.revocations.start()  # suspensions from other hosts drop this one's caches (< 1 s)
+        try:
+            yield
+        finally:
+            services.revocations.stop()
 
     return lifespan
 

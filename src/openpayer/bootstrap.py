@@ -37,6 +37,7 @@ from openpayer.fhir.search.service import SearchService
 from openpayer.fhir.services import FhirService, parse_query
 from openpayer.fhir.storage.repository import ResourceRepository
 from openpayer.fhir.validation import known_resource_types, validate_resource
+from openpayer.incidents.services import Incidents
 from openpayer.members.accounts import MemberStore
 from openpayer.members.consent import GrantStore
 from openpayer.oauth.activity import ActivityLog
@@ -44,6 +45,7 @@ from openpayer.oauth.clients import ClientStore
 from openpayer.oauth.discovery import capability_contributor as smart_capability
 from openpayer.oauth.keys import KeyStore
 from openpayer.oauth.reach import Reach
+from openpayer.oauth.revocation import RevocationFeed
 from openpayer.oauth.service import AuthServer
 from openpayer.oauth.tokens import TokenStore
 from openpayer.observability.readiness import Readiness
@@ -52,6 +54,7 @@ from openpayer.portal.app_profiles import PortalAppDirectory
 from openpayer.portal.directory import Directory
 from openpayer.portal.services import Portal
 from openpayer.security.audit import AuditLog
+from openpayer.security.audit_search import AuditSearch
 from openpayer.security.events import AccountHasher, SecurityEvents
 from openpayer.security.monitor import SecurityMonitor
 from openpayer.security.risk import RecordingSink
@@ -81,6 +84,8 @@ class Services:
     readiness: Readiness  # what /readyz checks (openpayer.observability)
     security: SecurityMonitor  # security events, throttling, detectors, RiskSink (openpayer.security)
     signin_events: SignInEvents  # every sign-in (member, developer, staff) reports here; monitors listen
+    revocations: RevocationFeed  # suspensions reach every host's caches within a second (started by the app)
+    incidents: Incidents  # at-risk flags (the monitor's RiskSink: `incidents.risk`), incidents, breach alerts
 
     def close(self) -> None:
         """Release the database pool (CLI commands and tests; the server keeps it until it stops)."""
@@ -134,12 +139,18 @@ def build_services(
         session_lifetime=settings.auth_session_lifetime,
         events=signin_events,
     )
+    clients = ClientStore(engine, clock, cache_seconds)
+    revocations = RevocationFeed(
+        engine, clock, redis_url=settings.redis_url, poll_seconds=settings.auth_revocation_poll_seconds
+    )
+    clients.status_listeners.append(revocations.raise_generation)  # suspend, restore, remove
+    revocations.listeners += [tokens.forget_all, clients.forget_all]
     auth = AuthServer(
         settings=settings,
         engine=engine,
         clock=clock,
         keys=KeyStore(engine, sealer, clock),
-        clients=ClientStore(engine, clock, cache_seconds),
+        clients=clients,
         tokens=tokens,
         members=members,
         grants=grants,
@@ -170,6 +181,8 @@ def build_services(
         signin_events,
         members=members,  # monitoring accounts: member accounts bound to a synthetic Patient
         patients=lambda env, resource: fhir.create(env, "Patient", resource).stored.id,
+        activity=auth.activity,  # the console's last authorization and call per client
+        access=AuditSearch(engine, audit),  # the console's audit search and the CMS usage report
     )
     auth.directory = PortalAppDirectory(  # the consent page and member pages read the portal's answers
         engine,
@@ -197,6 +210,11 @@ def build_services(
         description="The inactivity policy's daily sweep (docs/policy.md)",
     )
 
+    incidents = Incidents.build(settings, engine, clock, background.email, portal)
+    portal.risk = incidents.risk  # the application page shows its subscriptions' risk state
+    incidents.risk.also = security.sink  # the monitor still records each finding as a detection
+    security.sink = incidents.risk  # apps the detectors attribute attacks to are flagged at risk
+
     return Services(
         settings=settings,
         clock=clock,
@@ -216,6 +234,8 @@ def build_services(
         readiness=build_readiness(settings, engine, auth.keys),
         security=security,
         signin_events=signin_events,
+        revocations=revocations,
+        incidents=incidents,
     )
 
 

@@ -49,6 +49,12 @@ class Settings(BaseSettings):
     auth_refresh_token_days: int = Field(default=90, description="Refresh tokens and offline grants.")
     auth_session_lifetime: int = Field(default=1800, description="Member sign-in session cookie.")
     auth_token_cache_seconds: float = Field(default=5.0, description="In-process cache of token checks.")
+    auth_revocation_poll_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=1.0,
+        description="How often each server reads the revocation counter (a suspension bites within 1 s).",
+    )
     auth_key_encryption_key: str | None = Field(
         default=None, description="Encrypts signing keys at rest; derived from secret_key when unset."
     )
@@ -117,6 +123,15 @@ class Settings(BaseSettings):
     )
     policy_removal_days: int = Field(default=7, ge=1, description="Days from escalation to removal.")
     policy_time_zone: str = Field(default="America/Chicago", description="The zone policy dates are in.")
+
+    # Incident response (openpayer.incidents; docs/security.md, "Breach alerts").
+    breach_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Shared secret of the breach-alert webhook (HMAC-SHA256); it answers 503 when unset.",
+    )
+    breach_webhook_tolerance_seconds: int = Field(
+        default=300, ge=1, le=3600, description="How far X-Timestamp may be from now (replay window)."
+    )
 
     # Security monitoring (openpayer.security; docs/security.md): detectors' thresholds and mitigation.
     # Windows in seconds. Defaults come from the products that publish them (docs/security.md says which).

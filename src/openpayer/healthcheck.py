@@ -16,7 +16,8 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urljoin
@@ -75,6 +76,31 @@ class Result:
     def as_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "step": self.step, "reason": self.reason, "timings_ms": self.timings}
 
+    @contextmanager
+    def timer(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[step] = round((time.perf_counter() - started) * 1000)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the discovery document and the authorization request decided (`begin`), for `finish`."""
+
+    base: str
+    authorize_url: str
+    token_url: str
+    issuer: str | None
+    state: str
+    verifier: str
+    params: dict[str, str]
+
+    @property
+    def authorize_request(self) -> str:
+        return f"{self.authorize_url}?{urlencode(self.params)}"
+
 
 def run(options: Options, transport: httpx.BaseTransport | None = None) -> Result:
     result = Result(ok=False)
@@ -100,7 +126,8 @@ def _timed(result: Result, step: str, action: Callable[[], httpx.Response]) -> h
         result.timings[step] = round((time.perf_counter() - started) * 1000)
 
 
-def _launch(http: httpx.Client, o: Options, result: Result) -> None:
+def begin(http: httpx.Client, o: Options, result: Result) -> Launch:
+    """The discovery document, then the authorization request's parameters (PKCE S256, a fresh state)."""
     base = o.fhir_base.rstrip("/")
     discovery = _timed(result, "discovery", lambda: http.get(f"{base}/.well-known/smart-configuration"))
     config = _json(discovery, "discovery")
@@ -126,7 +153,13 @@ def _launch(http: httpx.Client, o: Options, result: Result) -> None:
         "code_challenge": challenge,
         "code_challenge_method": "S256",
     }
-    page = _timed(result, "authorize", lambda: http.get(f"{authorize_url}?{urlencode(params)}"))
+    return Launch(base, authorize_url, token_url, issuer, state, verifier, params)
+
+
+def _launch(http: httpx.Client, o: Options, result: Result) -> None:
+    launch = begin(http, o, result)
+    authorize_url = launch.authorize_url
+    page = _timed(result, "authorize", lambda: http.get(launch.authorize_request))
     if page.status_code in (302, 303):
         _redirect_error(page, "authorize", o.redirect_uri)
     if page.status_code != 200:
@@ -161,7 +194,13 @@ def _launch(http: httpx.Client, o: Options, result: Result) -> None:
     )
     if back.status_code not in (302, 303):
         raise CheckFailed("consent", f"HTTP {back.status_code}: {_page_message(back.text)}")
-    location = back.headers.get("location", "")
+    finish(http, o, result, launch, back.headers.get("location", ""))
+
+
+def finish(http: httpx.Client, o: Options, result: Result, launch: Launch, location: str) -> None:
+    """From the redirect back to the app: its checks, the code exchange and the /metadata call."""
+    state, issuer, verifier, base = launch.state, launch.issuer, launch.verifier, launch.base
+    token_url = launch.token_url
     if not location.startswith(o.redirect_uri):
         raise CheckFailed("consent", "the server redirected somewhere other than the registered redirect URI")
     answer = query_of(location)

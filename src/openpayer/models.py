@@ -3,6 +3,7 @@
 from openpayer.accounts import models as account_tables
 from openpayer.email import tables as email_tables
 from openpayer.fhir.storage import tables as fhir_tables
+from openpayer.incidents import tables as incident_tables
 from openpayer.jobs import tables as job_tables
 from openpayer.members import models as member_tables
 from openpayer.oauth import models as oauth_tables
@@ -13,6 +14,7 @@ __all__ = [
     "account_tables",
     "email_tables",
     "fhir_tables",
+    "incident_tables",
     "job_tables",
     "member_tables",
     "oauth_tables",

@@ -117,8 +117,8 @@ def test_each_failure_names_its_step(server: str, services: Services) -> None:
     services.auth.clients.set_status("sandbox", client_id, "suspended")
     code, output = check(server, client_id)
     assert code == 1
-    assert output.startswith("failed at authorize: HTTP 400")
-    assert "is not registered with this health plan" in output  # a suspended client is not served
+    assert output.startswith("failed at authorize: HTTP 403")
+    assert "This app is suspended by the health plan" in output  # a suspended client is not served
 
     unreachable = f"http://127.0.0.1:{free_port()}/sandbox/fhir"
     code, output = check(unreachable, client_id)

@@ -221,6 +221,10 @@ def test_sign_in_and_sign_out_of_the_member_pages(
     assert "Signed in as member-a" in page.text
     assert "Your health plan" in page.text
     assert f"/{ENV}/auth/plan-logo" in page.text
+    refused = client.post(f"/{ENV}/auth/account/signout", data={"csrf_token": "forged"})
+    assert refused.status_code == 403
+    assert client.get(f"/{ENV}/auth/account").status_code == 200  # still signed in
+    assert client.get("/nowhere/auth/account").status_code == 404
     out = client.post(f"/{ENV}/auth/account/signout", data={"csrf_token": hidden(page.text)["csrf_token"]})
     assert out.status_code == 200
     assert "You have signed out" in out.text
@@ -274,6 +278,7 @@ def test_gallery_lists_approved_apps_and_the_member_can_revoke_there(
     tokens = SmartApp(client, found["sandbox"], REDIRECT).launch(SCOPE, "member-a", TEST_PASSWORD)
     gallery = client.get(f"/{ENV}/auth/apps")
     assert "Connected" in gallery.text
+    assert 'id="gallery-signin"' not in gallery.text  # no invitation to sign in when signed in
     assert "Disconnect My Health Wallet" in gallery.text
     back = client.post(
         f"/{ENV}/auth/account/revoke",

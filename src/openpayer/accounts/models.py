@@ -1,4 +1,5 @@
-"""Tables of the accounts domain: the developer and staff accounts that sign in to `/portal/` and `/admin/`.
+"""Tables of the accounts domain: the developer and staff accounts that sign in to `/portal/` and `/admin/`,
+and their password-reset links (digests only).
 
 (Members' accounts are `openpayer.members.models`: a member is a login tied to one Patient per environment.)
 The table keeps its first name, `portal_account`, from when the portal held it.
@@ -6,7 +7,7 @@ The table keeps its first name, `portal_account`, from when the portal held it.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text
 
 from openpayer.db import BigId, metadata
 
@@ -21,4 +22,18 @@ portal_account = Table(
     Column("disabled", Boolean, nullable=False),
     Column("created_at", BigInteger, nullable=False),
     Column("last_sign_in_at", BigInteger, nullable=True),
+    # In every session cookie; raising it (password reset, "sign out everywhere") ends all the sessions.
+    Column("session_generation", Integer, nullable=False, server_default="0"),
+)
+
+account_password_reset = Table(
+    "account_password_reset",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", BigInteger, ForeignKey("portal_account.id", ondelete="CASCADE"), nullable=False),
+    Column("token_digest", String(64), nullable=False, unique=True),  # SHA-256 of a 256-bit token
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+    Index("ix_account_password_reset_account_id", "account_id"),
 )

@@ -41,6 +41,7 @@ class Person:
     email_verified: bool
     has_totp: bool
     disabled: bool
+    session_generation: int = 0  # a session cookie of another generation has ended
 
 
 class PeopleService:
@@ -101,6 +102,15 @@ class PeopleService:
         with write_transaction(self.engine) as conn:
             conn.execute(update(portal_account).where(portal_account.c.id == row.id).values(**values))
         return _person(row)
+
+    def end_sessions(self, account_id: int) -> None:
+        """End every session of the account, everywhere ("sign out everywhere"; a password reset)."""
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                update(portal_account)
+                .where(portal_account.c.id == account_id)
+                .values(session_generation=portal_account.c.session_generation + 1)
+            )
 
     def set_disabled(self, account_id: int, disabled: bool) -> None:
         with write_transaction(self.engine) as conn:
@@ -169,6 +179,34 @@ class PeopleService:
             ).scalar_one_or_none()
         return self.totp.verify(sealed, _totp_owner(person.id), code)
 
+    # ---- for the staff console -------------------------------------------------------------------
+    def search(self, contains: str, limit: int = 200) -> list[Person]:
+        """Accounts whose address contains `contains` (case-insensitive), by address."""
+        t = portal_account
+        query = select(t).order_by(t.c.email).limit(limit)
+        if contains.strip():
+            needle = contains.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            query = query.where(t.c.email.ilike(f"%{needle}%", escape="\\"))
+        with self.engine.connect() as conn:
+            return [_person(row) for row in conn.execute(query)]
+
+    def last_sign_in(self, account_id: int) -> int | None:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(portal_account.c.last_sign_in_at).where(portal_account.c.id == account_id)
+            ).scalar_one_or_none()
+        return int(found) if found is not None else None
+
+    def mark_verified(self, account_id: int) -> None:
+        """The address is taken as verified without a link (someone trusted vouches for it: an operator or an
+        admin creating a staff account)."""
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                update(portal_account)
+                .where(portal_account.c.id == account_id, portal_account.c.email_verified_at.is_(None))
+                .values(email_verified_at=self.clock.now())
+            )
+
     @staticmethod
     def temporary_password() -> str:
         """A password for an account created from the command line, shown once (24 random characters)."""
@@ -181,5 +219,10 @@ def _totp_owner(account_id: int) -> str:
 
 def _person(row: Any) -> Person:
     return Person(
-        row.id, row.email, row.email_verified_at is not None, row.totp_secret is not None, row.disabled
+        row.id,
+        row.email,
+        row.email_verified_at is not None,
+        row.totp_secret is not None,
+        row.disabled,
+        row.session_generation,
     )

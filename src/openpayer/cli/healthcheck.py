@@ -13,6 +13,14 @@ import typer
 from joserfc.jwk import KeySet
 
 from openpayer.healthcheck import DEFAULT_SCOPE, Options, run
+from openpayer.healthcheck_browser import (
+    DEFAULT_CONSENT,
+    DEFAULT_PASSWORD,
+    DEFAULT_SUBMIT,
+    DEFAULT_USERNAME,
+    Browser,
+    run_browser,
+)
 
 _EVERY = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -53,6 +61,25 @@ def healthcheck(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a line.")] = False,
     every: Annotated[str | None, typer.Option("--every", help="Run again after this long, e.g. 30d.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds to wait for each answer.")] = 15.0,
+    browser: Annotated[
+        bool, typer.Option("--browser", help="Drive the sign-in and consent pages in chromium (Playwright).")
+    ] = False,
+    username_selector: Annotated[
+        str, typer.Option("--username-selector", help="--browser: CSS selector of the user name field.")
+    ] = DEFAULT_USERNAME,
+    password_selector: Annotated[
+        str, typer.Option("--password-selector", help="--browser: CSS selector of the password field.")
+    ] = DEFAULT_PASSWORD,
+    submit_selector: Annotated[
+        str, typer.Option("--submit-selector", help="--browser: CSS selector of the sign-in button.")
+    ] = DEFAULT_SUBMIT,
+    consent_selector: Annotated[
+        str, typer.Option("--consent-selector", help="--browser: CSS selector of the allow button.")
+    ] = DEFAULT_CONSENT,
+    chromium: Annotated[
+        Path | None,
+        typer.Option("--chromium", help="--browser: the chromium to run (/usr/bin/chromium)."),
+    ] = None,
 ) -> None:
     """Complete the SMART standalone launch as the monitoring account and call /metadata with the token.
 
@@ -83,8 +110,9 @@ def healthcheck(
         private_key=keys,
         timeout=timeout,
     )
+    driver = Browser(username_selector, password_selector, submit_selector, consent_selector, chromium)
     while True:
-        result = run(options)
+        result = run_browser(options, driver) if browser else run(options)
         typer.echo(json.dumps(result.as_json()) if as_json else result.line())
         if interval is None:
             raise typer.Exit(0 if result.ok else 1)

@@ -15,6 +15,7 @@ from openpayer.cli import keys as key_commands
 from openpayer.cli import load as load_commands
 from openpayer.cli import members as member_commands
 from openpayer.cli import policy as policy_commands
+from openpayer.cli import report as report_commands
 from openpayer.cli import security as security_commands
 from openpayer.cli import seed as seed_commands
 from openpayer.cli import serve as serve_commands
@@ -52,6 +53,7 @@ app.add_typer(staff_commands.app, name="staff")
 app.add_typer(job_commands.app, name="jobs")
 app.add_typer(email_commands.app, name="email")
 app.add_typer(policy_commands.app, name="policy")
+app.add_typer(report_commands.app, name="report")
 app.add_typer(security_commands.app, name="security")
 app.command("healthcheck")(healthcheck_command.healthcheck)
 app.command("serve")(serve_commands.serve)

@@ -12,12 +12,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlalchemy import update
 
 from openpayer.cli.context import command_services
-from openpayer.db import write_transaction
 from openpayer.portal.errors import PortalError
-from openpayer.portal.models import portal_account
 from openpayer.portal.staff import ROLE_DESCRIPTIONS, Role
 
 app = typer.Typer(help="Staff accounts of the console (/admin/).", no_args_is_help=True)
@@ -33,19 +30,7 @@ def create(
     """Give an account a staff role, creating the account (temporary password shown once) if needed."""
     try:
         with command_services() as services:
-            people, staff = services.portal.people, services.portal.staff
-            password = None
-            person = people.by_email(email)
-            if person is None:
-                password = people.temporary_password()
-                person = people.create(email, password)
-                with write_transaction(services.engine) as conn:
-                    conn.execute(
-                        update(portal_account)
-                        .where(portal_account.c.id == person.id)
-                        .values(email_verified_at=services.clock.now())
-                    )
-            member = staff.create(None, account_id=person.id, email=person.email, role=role)
+            member, password = services.portal.actions.create_staff(None, email=email, role=role)
     except PortalError as exc:
         raise typer.BadParameter(exc.message) from exc
     out: dict[str, str] = {"email": member.email, "role": member.role.value}

@@ -30,7 +30,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -149,6 +149,9 @@ class ClientStore:
         self._clients: dict[tuple[str, str], tuple[float, Client]] = {}
         self._keysets: dict[str, KeySet] = {}  # parsed JWKS by its text
         self._lock = threading.Lock()
+        # Called in the transaction of every status change (the composition root adds
+        # `RevocationFeed.raise_generation`, which tells every process to drop its caches).
+        self.status_listeners: list[Callable[[Connection], None]] = []
 
     # ---- registration ---------------------------------------------------------------------------------
     def register(
@@ -237,6 +240,9 @@ class ClientStore:
             .where(oauth_client.c.env == env, oauth_client.c.client_id == client_id)
             .values(status=status)
         ).rowcount
+        if done:
+            for listener in self.status_listeners:
+                listener(conn)
         self.forget(env, client_id)
         return bool(done)
 
@@ -244,6 +250,12 @@ class ClientStore:
         """Drop a cached client (other processes find out through `confirm`)."""
         with self._lock:
             self._clients.pop((env, client_id), None)
+
+    def forget_all(self) -> None:
+        """Drop every cached client and origin list (a status changed in another process)."""
+        with self._lock:
+            self._clients.clear()
+        self._origins.clear()
 
     def rotate_secret(self, env: str, client_id: str, overlap_seconds: int = 0) -> str:
         """A new secret for a `client_secret` client, shown once. The current one keeps working for

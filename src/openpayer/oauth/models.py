@@ -114,3 +114,15 @@ oauth_activity = Table(
     Column("last_authorized_at", BigInteger, nullable=True),  # authorization-code or client-credentials grant
     Column("last_call_at", BigInteger, nullable=True),  # any request with a valid access token (to a minute)
 )
+
+# One row (id 1): a counter raised in the transaction of every client status change (suspension, restore,
+# removal). Each serving process reads it at most every `auth_revocation_poll_seconds` and drops its cached
+# token checks and clients when it moved (`openpayer.oauth.revocation`); Redis pub/sub, when configured,
+# tells them at once. TRUNCATE empties it in tests: the first raise inserts it again.
+oauth_revocation = Table(
+    "oauth_revocation",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("changed_at", BigInteger, nullable=False),
+)

@@ -2,7 +2,9 @@
 
 Checking a bearer token on a FHIR request is one indexed lookup (joined with its client and consent grant so
 that suspension and revocation take effect), cached in-process for a few seconds (`auth_token_cache_seconds`).
-Revocations made by this process clear the cache at once; other processes see them within the cache period.
+Revocations made by this process clear the cache at once; a client's suspension, restore or removal clears
+every process's cache within a second (`oauth/revocation.py`); other revocations are seen by other
+processes within the cache period.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class TokenStore:
         self.cache_seconds = cache_seconds
         self._cache: OrderedDict[str, tuple[float, TokenInfo | None, Any]] = OrderedDict()
         self._lock = threading.Lock()
+        self._epoch = 0  # raised by `forget_all`: a check read before a drop is not cached after it
 
     def issue(
         self,
@@ -200,12 +203,14 @@ class TokenStore:
         if hit is not None and time.monotonic() - hit[0] < self.cache_seconds:
             info = hit[1]
             return (info, hit[2]) if info is not None and info.active(now) else None
+        epoch = self._epoch
         with self.engine.connect() as conn:
             info = self.find(conn, env, token, "access")
         with self._lock:
-            self._cache[key] = (time.monotonic(), info, None)
-            if len(self._cache) > _CACHE_SIZE:
-                self._cache.popitem(last=False)
+            if epoch == self._epoch:
+                self._cache[key] = (time.monotonic(), info, None)
+                if len(self._cache) > _CACHE_SIZE:
+                    self._cache.popitem(last=False)
         return (info, None) if info is not None and info.active(now) else None
 
     def remember(self, env: str, token: str, extra: Any) -> None:
@@ -218,6 +223,7 @@ class TokenStore:
 
     def forget_all(self) -> None:
         with self._lock:
+            self._epoch += 1
             self._cache.clear()
 
     # ---- revocation ------------------------------------------------------------------------------------

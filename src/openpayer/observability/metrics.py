@@ -86,6 +86,9 @@ class PoolCollector(Collector):
 
 POOL = PoolCollector()
 REGISTRY.register(POOL)
+# Collectors that read their values when scraped (the pool; a domain's counts read from the database):
+# multiprocess mode reports them from the answering process, beside the workers' aggregated counters.
+SCRAPED: list[Collector] = [POOL]
 
 
 def exposition() -> bytes:
@@ -93,7 +96,8 @@ def exposition() -> bytes:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
-        registry.register(POOL)
+        for collector in SCRAPED:
+            registry.register(collector)
         return generate_latest(registry)
     return generate_latest(REGISTRY)
 

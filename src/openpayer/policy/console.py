@@ -180,7 +180,7 @@ def install(app: FastAPI, portal: Portal, policy: InactivityPolicy, settings: Se
         portal,
         portal.people,
         portal.notifier,
-        console_area(settings),
+        console_area(settings, clock),
         clock,
         settings.resolved_secret_key,
         settings.public_base_url,

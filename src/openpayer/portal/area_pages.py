@@ -11,8 +11,10 @@ page of a signed-in account (developers). The sign-in itself (throttling, events
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, FastAPI
 from starlette.requests import Request
@@ -86,9 +88,24 @@ class AreaPages:
             **context,
         )
 
+    def session_person(self, request: Request) -> tuple[Session, Person] | None:
+        """The session of the request and its account: in time, the account enabled, and the session of
+        the account's current generation (a password reset or "sign out everywhere" ends the older ones)."""
+        session = self.area.session(request, self.clock.now())
+        person = self.people.get(session.account_id) if session else None
+        if session is None or person is None or person.disabled:
+            return None
+        if session.generation != person.session_generation:
+            return None
+        return session, person
+
     # ---- routes and the guard ----------------------------------------------------------------------
     def who(self, request: Request) -> Any:
         return None
+
+    def signin_url(self, request: Request) -> str:
+        """Where a request that needs a session goes without one."""
+        return f"{self.area.path}/signin"
 
     def install_routes(self, app: FastAPI, routes: list[Route]) -> None:
         router = APIRouter(include_in_schema=False)
@@ -111,7 +128,7 @@ class AreaPages:
                     )
             who = self.who(request)
             if not public and who is None:
-                return redirect(f"{self.area.path}/signin")
+                return redirect(self.signin_url(request))
             try:
                 return await handler(request, who, **request.path_params)
             except PortalError as error:
@@ -169,24 +186,41 @@ class SignInPages(AreaPages):
 
     # ---- the flow ----------------------------------------------------------------------------------
     def half_signed_in(self, request: Request) -> tuple[Session, Person] | None:
-        session = self.area.session(request, self.clock.now())
-        person = self.people.get(session.account_id) if session else None
-        if session is None or person is None or person.disabled or not self.may_continue(person):
-            return None
-        return session, person
+        found = self.session_person(request)
+        return found if found is not None and self.may_continue(found[1]) else None
 
-    def _complete(self, request: Request, session: Session, person: Person) -> Response:
+    def safe_next(self, value: object) -> str | None:
+        """A page of this area to go back to after signing in: a local path only (never another site)."""
+        if not isinstance(value, str) or not value.startswith(f"{self.area.path}/") or len(value) > 512:
+            return None
+        if "//" in value or "\\" in value or any(ord(c) < 33 or ord(c) == 127 for c in value):
+            return None
+        parts = urlsplit(value)
+        return value if not parts.scheme and not parts.netloc else None
+
+    def _with_next(self, url: str, next_url: str | None) -> str:
+        return f"{url}?{urlencode({'next': next_url})}" if next_url else url
+
+    def _complete(
+        self, request: Request, session: Session, person: Person, next_url: str | None = None
+    ) -> Response:
         self.portal.signin.signed_in(self.signin_area, person, client_address(request))
-        response = redirect(f"{self.area.path}/")
-        self.area.start(response, request, Session(person.id, session.signed_in_at, mfa=person.has_totp))
+        response = redirect(next_url or f"{self.area.path}/")
+        renewed = Session(person.id, session.signed_in_at, person.has_totp, person.session_generation)
+        self.area.start(response, request, renewed)
         return response
 
+    def signin_notice(self, next_url: str | None) -> str | None:
+        return None
+
     async def signin_form(self, request: Request, who: Any) -> Response:
-        return self.render(request, "signin.html")
+        next_url = self.safe_next(request.query_params.get("next"))
+        return self.render(request, "signin.html", next=next_url, notice=self.signin_notice(next_url))
 
     async def signin(self, request: Request, who: Any) -> Response:
         form = await request.form()
         email, address = str(form.get("email", "")), client_address(request)
+        next_url = self.safe_next(form.get("next"))
         person = self.portal.signin.with_password(
             self.signin_area, email, str(form.get("password", "")), address
         )
@@ -195,25 +229,28 @@ class SignInPages(AreaPages):
             page.headers["Retry-After"] = str(person.retry_after)
             return page
         if person is None:
-            return self.render(
-                request, "signin.html", 401, error="The e-mail address or password is wrong.", email=email
-            )
+            error = "The e-mail address or password is wrong."
+            return self.render(request, "signin.html", 401, error=error, email=email, next=next_url)
         refusal = self.refusal(person)
         if refusal is not None:
             status, error, failure = refusal
             self.portal.signin.refused(self.signin_area, person, address, failure=failure)
-            return self.render(request, "signin.html", status, error=error, email=email)
-        session = Session(person.id, self.clock.now(), mfa=False)
+            unverified = not person.email_verified and not failure
+            return self.render(
+                request, "signin.html", status, error=error, email=email, next=next_url, unverified=unverified
+            )
+        session = Session(person.id, self.clock.now(), False, person.session_generation)
         if not person.has_totp and not self.enrolment_completes_sign_in:
-            return self._complete(request, session, person)
-        response = redirect(f"{self.area.path}/mfa" if person.has_totp else f"{self.area.path}/totp")
+            return self._complete(request, session, person, next_url)
+        step = f"{self.area.path}/mfa" if person.has_totp else f"{self.area.path}/totp"
+        response = redirect(self._with_next(step, next_url) if person.has_totp else step)
         self.area.start(response, request, session)
         return response
 
     async def mfa_form(self, request: Request, who: Any) -> Response:
         if self.half_signed_in(request) is None:
             return redirect(f"{self.area.path}/signin")
-        return self.render(request, "mfa.html")
+        return self.render(request, "mfa.html", next=self.safe_next(request.query_params.get("next")))
 
     async def mfa(self, request: Request, who: Any) -> Response:
         half = self.half_signed_in(request)
@@ -221,15 +258,16 @@ class SignInPages(AreaPages):
             return redirect(f"{self.area.path}/signin")
         session, person = half
         form = await request.form()
-        code = str(form.get("code", ""))
+        code, next_url = str(form.get("code", "")), self.safe_next(form.get("next"))
         checked = self.portal.signin.second_factor(self.signin_area, person, code, client_address(request))
         if isinstance(checked, Throttled):
-            page = self.render(request, "mfa.html", 429, error=checked.message)
+            page = self.render(request, "mfa.html", 429, error=checked.message, next=next_url)
             page.headers["Retry-After"] = str(checked.retry_after)
             return page
         if not checked:
-            return self.render(request, "mfa.html", 401, error="That code is not right; try the current one.")
-        return self._complete(request, session, person)
+            error = "That code is not right; try the current one."
+            return self.render(request, "mfa.html", 401, error=error, next=next_url)
+        return self._complete(request, session, person, next_url)
 
     async def totp_form(self, request: Request, who: Any) -> Response:
         enrolling = self.enrolling(request)
@@ -270,11 +308,11 @@ class SignInPages(AreaPages):
                 sealed=sealed,
                 **self.enrolment_context(session, person),
             )
-        enrolled = Person(person.id, person.email, person.email_verified, True, person.disabled)
+        enrolled = replace(person, has_totp=True)
         if self.enrolment_completes_sign_in:
             return self._complete(request, session, enrolled)
         response = redirect(f"{self.area.path}/")
-        self.area.start(response, request, Session(person.id, session.signed_in_at, mfa=True))
+        self.area.start(response, request, replace(session, mfa=True))
         return response
 
     async def signout(self, request: Request, who: Any) -> Response:

@@ -16,7 +16,9 @@ from starlette.responses import Response
 
 from openpayer.accounts.events import SignInArea
 from openpayer.accounts.people import Person
-from openpayer.portal.area_pages import Route, SignInPages
+from openpayer.portal.account_pages import AccountPages
+from openpayer.portal.area_pages import Route
+from openpayer.portal.console_time import when
 from openpayer.portal.errors import Forbidden
 from openpayer.portal.questionnaire import VERSIONS
 from openpayer.portal.staff import Permission, StaffMember
@@ -25,7 +27,7 @@ from openpayer.portal.web import Session, client_address, redirect
 Staff = tuple[Session, Person, StaffMember]
 
 
-class ConsolePages(SignInPages):
+class ConsolePages(AccountPages):
     """Console templates are named in full (`portal/...`, `admin/...`)."""
 
     template_prefix = ""
@@ -42,6 +44,7 @@ class ConsolePages(SignInPages):
     def install(self, app: FastAPI) -> None:
         routes: list[Route] = [
             *self.account_routes(),
+            *self.recovery_routes(),
             ("GET", "/admin/", self.queue, False),
             ("GET", "/admin/requests/{request_id:int}", self.request_page, False),
             ("POST", "/admin/requests/{request_id:int}/decide", self.decide, False),
@@ -50,12 +53,12 @@ class ConsolePages(SignInPages):
 
     def who(self, request: Request) -> Staff | None:
         """A fully signed-in staff member: session, second factor passed, active staff role."""
-        session = self.area.session(request, self.clock.now())
-        if session is None or not session.mfa:
+        found = self.session_person(request)
+        if found is None or not found[0].mfa:
             return None
-        person = self.people.get(session.account_id)
-        member = self.portal.staff.get(session.account_id)
-        if person is None or person.disabled or member is None or member.status != "active":
+        session, person = found
+        member = self.portal.staff.get(person.id)
+        if member is None or member.status != "active":
             return None
         return session, person, member
 
@@ -70,6 +73,10 @@ class ConsolePages(SignInPages):
 
     def may_continue(self, person: Person) -> bool:
         return self.portal.staff.get(person.id) is not None
+
+    def may_reset(self, person: Person) -> bool:
+        member = self.portal.staff.get(person.id)
+        return member is not None and member.status == "active"
 
     # ---- review ------------------------------------------------------------------------------------
     async def queue(self, request: Request, staff: Staff) -> Response:
@@ -90,6 +97,9 @@ class ConsolePages(SignInPages):
             "admin/request.html",
             session=session,
             person=person,
+            staff=member,
+            sandbox=self.portal.oversight.sandbox_record(person.id, application.id),
+            when=when,
             production=production,
             overdue=production.overdue(self.clock.now()),
             application=application,

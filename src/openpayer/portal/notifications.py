@@ -1,4 +1,5 @@
-"""Mail the portal sends: address verification, invitations, and each message of a production review.
+"""Mail the portal sends: address verification, password reset, invitations, and each message of a production
+review.
 
 Each is recorded through the `Mailer` in its own transaction (with the email domain, delivery is a job with
 retries). A review message from a reviewer goes to every person in the application's organization; a
@@ -29,6 +30,12 @@ class Notifier:
 
     def verify_email(self, to: str, link: str) -> None:
         self._send([to], "portal_verify_email", {"link": link}, "portal:signup")
+
+    def password_reset(self, to: str, link: str, minutes: int) -> None:
+        self._send([to], "account_password_reset", {"link": link, "minutes": str(minutes)}, "account:reset")
+
+    def password_changed(self, to: str, link: str) -> None:
+        self._send([to], "account_password_changed", {"link": link}, "account:reset")
 
     def invitation(self, to: str, *, organization: str, inviter: str, role: str, link: str) -> None:
         context = {"organization": organization, "inviter": inviter, "role": role, "link": link}

@@ -9,6 +9,7 @@ created them (`Cache-Control: no-store`), never in a URL.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import FastAPI
 from starlette.datastructures import UploadFile
@@ -17,8 +18,9 @@ from starlette.responses import Response
 
 from openpayer.accounts.events import SignInArea
 from openpayer.accounts.people import Person
+from openpayer.portal.account_pages import AccountPages
 from openpayer.portal.applications import ApplicationDetails
-from openpayer.portal.area_pages import AreaPages, Handler, Route, SignInPages, due_text
+from openpayer.portal.area_pages import AreaPages, Handler, Route, due_text
 from openpayer.portal.errors import Forbidden, Invalid, PortalError
 from openpayer.portal.organizations import MemberRole, OrganizationDetails
 from openpayer.portal.questionnaire import CURRENT_QUESTIONNAIRE, VERSIONS
@@ -46,21 +48,29 @@ CLIENT_TYPES = [
 SECTIONS = [("privacy", "Privacy"), ("security", "Security practices"), ("monitoring", "Monitoring")]
 
 
-class DeveloperPages(SignInPages):
+class DeveloperPages(AccountPages):
     template_prefix = "portal/"
     enrolment_salt = "portal.totp-enrolment"
     signin_area = SignInArea.PORTAL
     enrolment_reason = "Two-step sign-in is required before production access."
 
     def who(self, request: Request) -> tuple[Session, Person] | None:
-        """A signed-in developer: session, account not disabled, second factor passed when enrolled."""
-        session = self.area.session(request, self.clock.now())
-        if session is None:
+        """A signed-in developer: a current session, second factor passed when the account has one."""
+        found = self.session_person(request)
+        if found is None or (found[1].has_totp and not found[0].mfa):
             return None
-        person = self.people.get(session.account_id)
-        if person is None or person.disabled or (person.has_totp and not session.mfa):
-            return None
-        return session, person
+        return found
+
+    def signin_url(self, request: Request) -> str:
+        """An invitation followed while signed out comes back after signing in (or signing up)."""
+        if request.method == "GET" and request.url.path.startswith("/portal/invitations/"):
+            return f"/portal/signin?{urlencode({'next': request.url.path})}"
+        return "/portal/signin"
+
+    def signin_notice(self, next_url: str | None) -> str | None:
+        if next_url and next_url.startswith("/portal/invitations/"):
+            return "Sign in, or create an account, to answer the invitation."
+        return None
 
     signed_in = who
 
@@ -104,7 +114,10 @@ class DeveloperPages(SignInPages):
             ("GET", "/portal/signup", self.signup_form, True),
             ("POST", "/portal/signup", self.signup, True),
             ("GET", "/portal/verify", self.verify, True),
+            ("GET", "/portal/verify/resend", self.resend_form, True),
+            ("POST", "/portal/verify/resend", self.resend, True),
             *self.account_routes(),
+            *self.recovery_routes(),
             ("GET", "/portal/organizations/new", self.organization_form, False),
             ("POST", "/portal/organizations/new", self.organization_create, False),
             ("GET", "/portal/organizations/{org_id:int}", self.organization, False),
@@ -138,26 +151,54 @@ class DeveloperPages(SignInPages):
         return self.show(request, who, "dashboard.html", organizations=organizations)
 
     async def signup_form(self, request: Request, who: Any) -> Response:
-        return self.render(request, "signup.html")
+        next_url = self.safe_next(request.query_params.get("next"))
+        return self.render(request, "signup.html", next=next_url, notice=self.signin_notice(next_url))
 
     async def signup(self, request: Request, who: Any) -> Response:
         form = await request.form()
         email, password = str(form.get("email", "")), str(form.get("password", ""))
+        next_url = self.safe_next(form.get("next"))
         try:
             person = self.people.create(email, password)
         except PortalError as error:
-            return self.render(request, "signup.html", error.status, error=error.message, email=email)
-        link = f"{self.origin(request)}/portal/verify?token={self.people.verification_token(person)}"
-        self.notifier.verify_email(person.email, link)
+            return self.render(
+                request, "signup.html", error.status, error=error.message, email=email, next=next_url
+            )
+        self.send_verification(request, person, next_url)
         return self.message(request, "Check your e-mail", f"We sent a verification link to {person.email}.")
+
+    def send_verification(self, request: Request, person: Person, next_url: str | None) -> None:
+        query = {"token": self.people.verification_token(person), **({"next": next_url} if next_url else {})}
+        self.notifier.verify_email(person.email, f"{self.origin(request)}/portal/verify?{urlencode(query)}")
 
     async def verify(self, request: Request, who: Any) -> Response:
         person = self.people.verify_email(request.query_params.get("token", ""))
         if person is None:
             return self.message(
-                request, "This link does not work", "It is invalid or older than 24 hours.", status=400
+                request,
+                "This link does not work",
+                "It is invalid or older than 24 hours.",
+                status=400,
+                link=("/portal/verify/resend", "Send a new link"),
             )
-        return self.message(request, "E-mail address verified", link=("/portal/signin", "Sign in"))
+        signin = self._with_next("/portal/signin", self.safe_next(request.query_params.get("next")))
+        return self.message(request, "E-mail address verified", link=(signin, "Sign in"))
+
+    async def resend_form(self, request: Request, who: Any) -> Response:
+        return self.render(request, "verify_resend.html")
+
+    async def resend(self, request: Request, who: Any) -> Response:
+        form = await request.form()
+        address = str(form.get("email", "")).strip()
+        person = self.portal.recovery.resend_verification(address, client_address(request))
+        if person is not None:
+            self.send_verification(request, person, None)
+        return self.message(
+            request,
+            "Check your e-mail",
+            f"If an unverified account uses {address or 'that address'}, we sent it a new verification link.",
+            "The link works for 24 hours.",
+        )
 
     # ---- organizations -----------------------------------------------------------------------------
     async def organization_form(self, request: Request, who: tuple[Session, Person]) -> Response:
@@ -284,12 +325,15 @@ class DeveloperPages(SignInPages):
         application = self.portal.applications.for_member(person.id, app_id)
         requests = self.portal.reviews.for_application(person.id, app_id)
         open_or_done = any(r.state is not State.REJECTED for r in requests)
+        subscriptions = self.portal.applications.subscriptions(app_id)
+        risk = self.portal.risk.for_developers([s.id for s in subscriptions]) if self.portal.risk else {}
         return self.show(
             request,
             who,
             "application.html",
             application=application,
-            subscriptions=self.portal.applications.subscriptions(app_id),
+            subscriptions=subscriptions,
+            risk=risk,
             answer=self.portal.questionnaire.latest(app_id),
             acceptance=self.portal.terms.acceptance_of_current(application.organization_id),
             requests=requests,

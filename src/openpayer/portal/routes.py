@@ -8,6 +8,10 @@ from starlette.responses import Response
 
 from openpayer.config import Settings
 from openpayer.portal.console import ConsolePages
+from openpayer.portal.console_audit import AuditPages
+from openpayer.portal.console_orgs import DirectoryPages
+from openpayer.portal.console_reports import ReportPages
+from openpayer.portal.console_staff import AdministrationPages
 from openpayer.portal.interfaces import Clock
 from openpayer.portal.monitoring_pages import MonitoringPages
 from openpayer.portal.pages import DeveloperPages
@@ -18,7 +22,7 @@ from openpayer.web.pages import page
 AREAS = ("/portal", "/admin")
 
 
-def area(settings: Settings, path: str, cookie: str) -> Area:
+def area(settings: Settings, path: str, cookie: str, clock: Clock | None = None) -> Area:
     return Area(
         path,
         cookie,
@@ -26,27 +30,33 @@ def area(settings: Settings, path: str, cookie: str) -> Area:
         idle=settings.portal_session_idle,
         max_age=settings.portal_session_max_age,
         secure=settings.auth_cookie_secure,
+        clock=clock,
     )
 
 
-def console_area(settings: Settings) -> Area:
+def console_area(settings: Settings, clock: Clock | None = None) -> Area:
     """The staff console's session, for console pages installed by the domains above the portal."""
-    return area(settings, "/admin", "op_admin")
+    return area(settings, "/admin", "op_admin", clock)
 
 
 def install(app: FastAPI, portal: Portal, settings: Settings, clock: Clock) -> None:
     secret = settings.resolved_secret_key
     base_url = settings.public_base_url
-    developer_area = area(settings, "/portal", "op_portal")
+    developer_area = area(settings, "/portal", "op_portal", clock)
     DeveloperPages(portal, portal.people, portal.notifier, developer_area, clock, secret, base_url).install(
         app
     )
     MonitoringPages(portal, portal.people, portal.notifier, developer_area, clock, secret, base_url).install(
         app
     )
-    ConsolePages(
-        portal, portal.people, portal.notifier, console_area(settings), clock, secret, base_url
-    ).install(app)
+    console = ConsolePages(
+        portal, portal.people, portal.notifier, console_area(settings, clock), clock, secret, base_url
+    )
+    console.install(app)
+    DirectoryPages(console).install(app)
+    AuditPages(console).install(app)
+    AdministrationPages(console).install(app)
+    ReportPages(console).install(app)
 
 
 def is_page_path(path: str) -> bool:

@@ -9,18 +9,24 @@ from sqlalchemy import Engine
 from openpayer.accounts.events import SignInEvents
 from openpayer.accounts.people import PeopleService
 from openpayer.accounts.people_signin import PeopleSignIn
+from openpayer.accounts.recovery import Recovery
 from openpayer.clock import Clock
 from openpayer.config import Settings
 from openpayer.oauth.clients import ClientStore
 from openpayer.portal.applications import ApplicationService
+from openpayer.portal.audit_views import AuditViews
 from openpayer.portal.business_days import BusinessCalendar
-from openpayer.portal.interfaces import Mailer
+from openpayer.portal.interfaces import ActivityReader, Mailer, RiskView
 from openpayer.portal.monitoring import MemberAccounts, MonitoringService, SyntheticPatients
 from openpayer.portal.notifications import Notifier
 from openpayer.portal.organizations import OrganizationService
+from openpayer.portal.oversight import Oversight
 from openpayer.portal.questionnaire import QuestionnaireService, TermsService
+from openpayer.portal.reports import UsageReports
 from openpayer.portal.reviews import ReviewService
 from openpayer.portal.staff import StaffService
+from openpayer.portal.staff_actions import StaffActions
+from openpayer.security.audit_search import AuditSearch
 from openpayer.security.monitor import SecurityMonitor
 from openpayer.security.sealing import Sealer
 
@@ -38,6 +44,12 @@ class Portal:
     notifier: Notifier
     monitoring: MonitoringService
     signin: PeopleSignIn  # password and second factor for /portal/ and /admin/ (openpayer.accounts)
+    oversight: Oversight  # what staff read in the console
+    actions: StaffActions  # staff actions beyond suspend/restore/rotate (applications.py)
+    reports: UsageReports  # the CMS usage report
+    audits: AuditViews  # the access audit and the staff trail, searched and exported
+    recovery: Recovery  # password reset and new verification links (openpayer.accounts)
+    risk: RiskView | None = None  # at-risk state on the application page (set by the composition root)
 
     @classmethod
     def build(
@@ -53,10 +65,14 @@ class Portal:
         *,
         members: MemberAccounts,
         patients: SyntheticPatients,
+        activity: ActivityReader,
+        access: AuditSearch,
     ) -> Portal:
         """`mailer` records and queues mail (the email domain's `EmailService`); `security` (throttle and
         event stream) and `events` are the members' sign-in's, so one monitor sees every sign-in; `members`
-        and `patients` create monitoring accounts (the members domain's store, a FHIR Patient create)."""
+        and `patients` create monitoring accounts (the members domain's store, a FHIR Patient create);
+        `activity` is the authorization server's record of client activity, `access` the access audit's
+        reader (the console's search and the CMS usage report)."""
         calendar = BusinessCalendar.of(
             settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
         )
@@ -81,6 +97,13 @@ class Portal:
         notifier = Notifier(engine, mailer)
         monitoring = MonitoringService(engine, clock, applications, members, patients)
         signin = PeopleSignIn(people, security, events)
+        envs = settings.environments
+        oversight = Oversight(
+            engine, staff, organizations, applications, people, clients, activity, access, envs
+        )
+        actions = StaffActions(engine, clock, staff, applications, people, clients)
+        reports = UsageReports(staff, access, clock, envs, monitoring)
+        audits = AuditViews(engine, clock, staff, access)
         return cls(
             organizations,
             applications,
@@ -93,4 +116,9 @@ class Portal:
             notifier,
             monitoring,
             signin,
+            oversight,
+            actions,
+            reports,
+            audits,
+            Recovery(engine, clock, people, security.throttle.counter),
         )

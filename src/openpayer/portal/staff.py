@@ -36,6 +36,7 @@ class Permission(StrEnum):
     STAFF_MANAGE = "staff:manage"  # create staff, change roles, disable
     TERMS_PUBLISH = "terms:publish"  # publish new terms of service and questionnaire versions
     POLICY_MANAGE = "policy:manage"  # the inactivity policy: pause a subscription, record a response
+    REPORTS_READ = "reports:read"  # the CMS usage report (aggregate counts, no member data)
 
 
 class Role(StrEnum):
@@ -59,7 +60,9 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         }
     ),
     Role.SUPPORT: frozenset({Permission.APPS_READ, Permission.POLICY_MANAGE}),
-    Role.AUDITOR: frozenset({Permission.APPS_READ, Permission.AUDIT_READ}),  # read-only
+    Role.AUDITOR: frozenset(
+        {Permission.APPS_READ, Permission.AUDIT_READ, Permission.REPORTS_READ}
+    ),  # read-only
 }
 
 ROLE_DESCRIPTIONS: Mapping[Role, str] = {
@@ -68,7 +71,7 @@ ROLE_DESCRIPTIONS: Mapping[Role, str] = {
     Role.SECURITY_ANALYST: "Incident response: suspend, restore, rotate credentials; reads the audit log",
     Role.SUPPORT: "Reads organizations, applications and subscriptions to help developers; records their "
     "answers to inactivity notices and pauses the policy",
-    Role.AUDITOR: "Reads everything, including the audit log; changes nothing",
+    Role.AUDITOR: "Reads everything, including the audit log and the CMS report; changes nothing",
 }
 
 

@@ -3,9 +3,11 @@
 - Session: a cookie signed by the accounts domain's `Signer` (the members' sessions' too; `op_portal` on
   `/portal`, `op_admin` on `/admin`), `HttpOnly`,
   `SameSite=Lax`, `Secure` except on plain-http loopback development hosts. It holds the account id, the time
-  of sign-in and whether the second factor was passed. It lapses after `portal_session_idle` seconds without a
-  page view (each view renews it) and `portal_session_max_age` after sign-in, whatever the activity
-  (NIST SP 800-63B §4.2.3 for AAL2: 30 minutes idle, 12 hours).
+  of sign-in, the time of the last page view, whether the second factor was passed and the account's session
+  generation (raised by a password reset or "sign out everywhere", which ends every session at once). It
+  lapses after `portal_session_idle` seconds without a page view (each view renews it) and
+  `portal_session_max_age` after sign-in, whatever the activity (NIST SP 800-63B §4.2.3 for AAL2: 30 minutes
+  idle, 12 hours), both measured on the platform clock.
 - CSRF: double submit. A random `op_csrf` cookie on the same path and the same value in each form's
   `csrf_token` field, compared in constant time. Every state-changing request is a POST that checks it.
 - Pages carry the security headers of the member pages (CSP without inline script or style, no framing,
@@ -23,6 +25,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from openpayer.accounts.sessions import Signer
+from openpayer.clock import Clock as SystemClock
+from openpayer.portal.interfaces import Clock
 from openpayer.web.pages import page
 
 CSRF_COOKIE = "op_csrf"
@@ -34,6 +38,7 @@ class Session:
     account_id: int
     signed_in_at: int
     mfa: bool  # the second factor was passed in this session
+    generation: int = 0  # the account's session generation when it signed in
 
 
 class Area:
@@ -48,8 +53,10 @@ class Area:
         idle: int,
         max_age: int,
         secure: bool | None,
+        clock: Clock | None = None,
     ) -> None:
         self.path = path
+        self.clock: Clock = clock or SystemClock()
         self.cookie = cookie
         self.idle = idle
         self.max_age = max_age
@@ -61,14 +68,23 @@ class Area:
         raw = request.cookies.get(self.cookie)
         if not raw:
             return None
-        data = self._signer.loads(self._purpose, raw, self.idle)
+        data = self._signer.loads(self._purpose, raw, self.max_age)
         if not isinstance(data, dict) or now - int(data.get("t", 0)) > self.max_age:
             return None
-        return Session(int(data["a"]), int(data["t"]), bool(data.get("m")))
+        if now - int(data.get("s") or data.get("t") or 0) > self.idle:
+            return None
+        return Session(int(data["a"]), int(data["t"]), bool(data.get("m")), int(data.get("g", 0)))
 
     def start(self, response: Response, request: Request, session: Session) -> None:
         value = self._signer.dumps(
-            self._purpose, {"a": session.account_id, "t": session.signed_in_at, "m": session.mfa}
+            self._purpose,
+            {
+                "a": session.account_id,
+                "t": session.signed_in_at,
+                "s": self.clock.now(),  # the last page view: the idle timeout counts from here
+                "m": session.mfa,
+                "g": session.generation,
+            },
         )
         response.set_cookie(
             self.cookie,

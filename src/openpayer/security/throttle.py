@@ -270,6 +270,7 @@ class Throttle:
         now = getattr(clock, "now_float", None) or getattr(clock, "now", None)
         self._now: Callable[[], float] = now if callable(now) else time.time
         self.limits = limits or Limits()
+        self.counter = self._counter  # shared with the `RateLimit`s of account recovery
 
     @staticmethod
     def _pair(realm: str, account: str, address: str) -> str:
@@ -315,3 +316,30 @@ class Throttle:
 
     def client_failed(self, address: str) -> None:
         self._counter.add(self.limits.token_address, address, self._now())
+
+
+class RateLimit:
+    """Every attempt counts (not only failures): per key (an account, an address) and per client address.
+
+    For actions that send mail or cost work whether or not they succeed (password reset, a new verification
+    link); the counts share the sign-in throttle's store (Redis when configured).
+    """
+
+    def __init__(
+        self, counter: FailureCounter, clock: object | None, *, per_key: Limit, per_ip: Limit
+    ) -> None:
+        self._counter = counter
+        self._now = getattr(clock, "now", time.time)
+        self.per_key = per_key
+        self.per_ip = per_ip
+
+    def hit(self, key: str, ip: str) -> bool:
+        """Count an attempt; True when it is within both limits (the attempt counts either way)."""
+        now = self._now()
+        allowed = (
+            self._counter.window(self.per_key, key, now).count < self.per_key.failures
+            and self._counter.window(self.per_ip, ip, now).count < self.per_ip.failures
+        )
+        self._counter.add(self.per_key, key, now)
+        self._counter.add(self.per_ip, ip, now)
+        return allowed

@@ -68,6 +68,15 @@ class _Flow:
             **branding(self.server, self.env),
         )
 
+    def suspended_page(self) -> Response:
+        """A suspended app (staff incident response) gets no new authorization: the member is told why,
+        and no redirect carries anything back to the app."""
+        return self.error_page(
+            "This app is suspended by the health plan, so it cannot connect to your health information "
+            "right now. Your data has not been shared with it. Contact the app's developer for more.",
+            403,
+        )
+
     def redirect(self, params: dict[str, Any], *, after_post: bool) -> Response:
         """Back to the app with RFC 9207's `iss`; 303 after a form post so credentials are not re-posted."""
         params = {**params, "iss": self.urls.issuer}
@@ -135,6 +144,8 @@ class _Flow:
     # ---- starting a request --------------------------------------------------------------------------
     def start(self, params: dict[str, str], duplicated: set[str]) -> Response:
         client = self.server.clients.get(self.env, params.get("client_id"))
+        if client is not None and client.status == "suspended" and "client_id" not in duplicated:
+            return self.suspended_page()
         if client is None or not client.active or "client_id" in duplicated:
             return self.error_page("The app that sent you here is not registered with this health plan.")
         redirect_uri = params.get("redirect_uri")
@@ -188,6 +199,8 @@ class _Flow:
         if not isinstance(req, dict):
             return self.error_page("This sign-in page has expired. Return to the app and start again.")
         client = self.server.clients.get(self.env, req["c"])
+        if client is not None and client.status == "suspended":
+            return self.suspended_page()
         if client is None or not client.active or req["r"] not in client.redirect_uris:
             return self.error_page("The app that sent you here is not registered with this health plan.")
         self.client, self.req, self.carrier = client, req, str(form["auth_request"])

@@ -1,0 +1,1 @@
+"""Incident response: at-risk subscriptions, CIRT incidents, breach alerts (docs/security.md)."""

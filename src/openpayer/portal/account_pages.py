@@ -1,0 +1,106 @@
+"""Account recovery pages of `/portal/` and `/admin/`, one implementation for both areas: "forgot password"
+(an e-mailed, single-use, expiring link; `openpayer.accounts.recovery`), choosing the new password, and "sign
+out everywhere". The developer portal adds a new verification link for an unverified address.
+
+Every answer to a request for a link is the same whether or not an account uses the address, and whether or
+not the request was throttled, so the pages reveal nothing about who has an account.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from openpayer.accounts.people import Person
+from openpayer.accounts.recovery import LINK_DOES_NOT_WORK, RESET_LIFETIME
+from openpayer.portal.area_pages import Route, SignInPages
+from openpayer.portal.errors import Invalid
+from openpayer.portal.web import client_address, redirect
+
+
+class AccountPages(SignInPages):
+    def recovery_routes(self) -> list[Route]:
+        p = self.area.path
+        return [
+            ("GET", f"{p}/forgot", self.forgot_form, True),
+            ("POST", f"{p}/forgot", self.forgot, True),
+            ("GET", f"{p}/reset", self.reset_form, True),
+            ("POST", f"{p}/reset", self.reset, True),
+            ("POST", f"{p}/signout-everywhere", self.signout_everywhere, False),
+        ]
+
+    def may_reset(self, person: Person) -> bool:
+        """Whether this area sends a reset link to the account (the console: staff only)."""
+        return True
+
+    # ---- forgot password ---------------------------------------------------------------------------
+    async def forgot_form(self, request: Request, who: Any) -> Response:
+        return self.render(request, "forgot.html")
+
+    async def forgot(self, request: Request, who: Any) -> Response:
+        form = await request.form()
+        address = str(form.get("email", "")).strip()
+        issued = self.portal.recovery.request_reset(address, client_address(request))
+        if issued is not None and self.may_reset(issued[0]):
+            person, token = issued
+            link = f"{self.origin(request)}{self.area.path}/reset?{urlencode({'token': token})}"
+            self.notifier.password_reset(person.email, link, RESET_LIFETIME // 60)
+        return self.message(
+            request,
+            "Check your e-mail",
+            f"If an account uses {address or 'that address'}, we sent it a link to choose a new password.",
+            f"The link works once, within {RESET_LIFETIME // 60} minutes. Nothing came? Check the spam "
+            "folder, or ask again in a few minutes.",
+        )
+
+    # ---- choosing the new password -----------------------------------------------------------------
+    def _link_does_not_work(self, request: Request) -> Response:
+        return self.message(
+            request,
+            "This link does not work",
+            LINK_DOES_NOT_WORK,
+            status=400,
+            link=(f"{self.area.path}/forgot", "Ask for a new link"),
+        )
+
+    async def reset_form(self, request: Request, who: Any) -> Response:
+        token = request.query_params.get("token", "")
+        person = self.portal.recovery.reset_for(token)
+        if person is None or not self.may_reset(person):
+            return self._link_does_not_work(request)
+        return self.render(request, "reset.html", token=token, email=person.email)
+
+    async def reset(self, request: Request, who: Any) -> Response:
+        form = await request.form()
+        token = str(form.get("token", ""))
+        person = self.portal.recovery.reset_for(token)
+        if person is None or not self.may_reset(person):
+            return self._link_does_not_work(request)
+        try:
+            changed = self.portal.recovery.reset(token, str(form.get("password", "")))
+        except Invalid as error:
+            if error.field == "token":
+                return self._link_does_not_work(request)
+            return self.render(
+                request, "reset.html", error.status, error=error.message, token=token, email=person.email
+            )
+        self.notifier.password_changed(changed.email, f"{self.origin(request)}{self.area.path}/forgot")
+        response = self.message(
+            request,
+            "Password changed",
+            "Every session of the account has ended. Sign in with the new password.",
+            link=(f"{self.area.path}/signin", "Sign in"),
+        )
+        self.area.end(response, request)
+        return response
+
+    # ---- sign out everywhere -----------------------------------------------------------------------
+    async def signout_everywhere(self, request: Request, who: Any) -> Response:
+        """End every session of the account (this one too): a lost laptop, a shared computer."""
+        self.people.end_sessions(who[1].id)
+        response = redirect(f"{self.area.path}/signin")
+        self.area.end(response, request)
+        return response

@@ -1,0 +1,89 @@
+"""`openpayer healthcheck --browser` against OpenPayer's own sign-in and consent pages on a live server:
+chromium (Playwright) fills the forms with the selectors, the redirect back is intercepted, the HTTP
+client exchanges the code and calls /metadata. Each failure names its step, with exit status 1."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from openpayer.app import Services
+from openpayer.cli.main import app as cli_app
+
+REDIRECT = "https://monitor.example/callback"
+PASSWORD = "a monitoring password long enough"
+
+
+def setup(services: Services) -> str:
+    client_id, _ = services.auth.clients.register(
+        "sandbox",
+        name="Monitor",
+        developer="Example Health Apps",
+        privacy_policy_url="https://monitor.example/privacy",
+        redirect_uris=[REDIRECT],
+        public=True,
+    )
+    patient = services.fhir.create("sandbox", "Patient", {"resourceType": "Patient"}).stored.id
+    services.auth.members.create("sandbox", "monitor-sandbox", PASSWORD, str(patient))
+    return client_id
+
+
+def check(server: str, client_id: str, *extra: str, password: str = PASSWORD) -> tuple[int, str]:
+    args = [
+        "healthcheck",
+        f"{server}/sandbox/fhir",
+        "--browser",
+        "--client-id",
+        client_id,
+        "--redirect-uri",
+        REDIRECT,
+        "--username",
+        "monitor-sandbox",
+        "--timeout",
+        "10",
+        *extra,
+    ]
+    result = CliRunner().invoke(cli_app, args, env={"OPENPAYER_HEALTHCHECK_PASSWORD": password})
+    return result.exit_code, result.output
+
+
+def test_the_browser_mode_signs_in_on_the_servers_pages_and_counts_as_activity(
+    server: str, services: Services
+) -> None:
+    client_id = setup(services)
+    code, output = check(server, client_id)
+    assert code == 0, output
+    assert output.startswith("ok: SMART launch and /metadata")
+    assert "sign-in=" in output
+    seen = services.auth.activity.last_seen()[("sandbox", client_id)]
+    assert seen.last_authorized_at is not None
+    assert seen.last_call_at is not None
+
+    code, output = check(
+        server,
+        client_id,
+        "--username-selector",
+        "#username",
+        "--password-selector",
+        "#password",
+        "--submit-selector",
+        "button[name=signin]",
+        "--consent-selector",
+        "button[value=allow]",
+    )
+    assert code == 0, output
+
+
+def test_the_browser_mode_names_the_failed_step(server: str, services: Services) -> None:
+    client_id = setup(services)
+    code, output = check(server, client_id, password="not the password at all")
+    assert code == 1
+    assert output.startswith("failed at sign-in:"), output
+    code, output = check(server, client_id, "--redirect-uri", "https://elsewhere.example/cb")
+    assert code == 1
+    assert output.startswith("failed at authorize:"), output
+    code, output = check(server, client_id, "--username-selector", "#no-such-field")
+    assert code == 1
+    assert output.startswith("failed at sign-in:"), output
+    code, output = check(server, client_id, "--chromium", "/no/such/browser")
+    assert code == 1
+    assert "no browser at /no/such/browser" in output
