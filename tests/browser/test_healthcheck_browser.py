@@ -4,10 +4,11 @@ client exchanges the code and calls /metadata. Each failure names its step, with
 
 from __future__ import annotations
 
-from typer.testing import CliRunner
+import os
+import subprocess
+import sys
 
 from openpayer.app import Services
-from openpayer.cli.main import app as cli_app
 
 REDIRECT = "https://monitor.example/callback"
 PASSWORD = "a monitoring password long enough"
@@ -42,8 +43,17 @@ def check(server: str, client_id: str, *extra: str, password: str = PASSWORD) ->
         "10",
         *extra,
     ]
-    result = CliRunner().invoke(cli_app, args, env={"OPENPAYER_HEALTHCHECK_PASSWORD": password})
-    return result.exit_code, result.output
+    # A process of its own, as an operator runs it: Playwright's sync API cannot start twice in the process
+    # that already drives the test browser.
+    env = {**os.environ, "OPENPAYER_HEALTHCHECK_PASSWORD": password}
+    result = subprocess.run(
+        [sys.executable, "-m", "openpayer.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return result.returncode, result.stdout + result.stderr
 
 
 def test_the_browser_mode_signs_in_on_the_servers_pages_and_counts_as_activity(
