@@ -14,12 +14,27 @@ on every page (the carried figure does not see writes made since the first page)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+import itertools
+from collections.abc import Callable, Collection, Hashable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Connection, FromClause, and_, case, func, or_, select, tuple_, union_all
+from sqlalchemy import (
+    Connection,
+    Executable,
+    FromClause,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    tuple_,
+    union_all,
+)
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -45,10 +60,17 @@ from openpayer.fhir.search.params import (
     all_resource_types,
     parse_query,
 )
-from openpayer.fhir.search.sql import Context, Restriction, criteria_clauses, sort_value
+from openpayer.fhir.search.sql import (
+    Binder,
+    Context,
+    Restriction,
+    criteria_clauses,
+    criteria_plan,
+    sort_value,
+)
+from openpayer.fhir.search.statements import StatementCache
 from openpayer.fhir.search.values import date_range
 from openpayer.fhir.storage import codec
-from openpayer.fhir.storage.repository import current_rows_by_rid
 from openpayer.fhir.storage.tables import fhir_resource, idx_reference, index_key
 
 EVERYTHING_PARAMS = frozenset({"_since", "_type", "_count", "_summary", "_elements", "_total"})
@@ -100,6 +122,7 @@ class SearchService:
         self.default_count = default_count
         self.max_count = max_count
         self.include_cap = include_cap
+        self.statements = StatementCache()
 
     # ---- public API --------------------------------------------------------------------------------------
     def search(
@@ -293,11 +316,9 @@ class SearchService:
         )
         if conn.dialect.name == "sqlite" and _uses_near(parsed):
             _ensure_sqlite_math(conn)
-        r = _MATCH
         ctx = Context(
             env, base_url, conn.dialect.name, scope.restriction, scope.allowed_types, self.clock.now_micros()
         )
-        where = self._where(r, ctx, parsed, scope)
         result = SearchResult(issues=list(parsed.issues), at=ctx.now)
         query_url = _url(base_url, scope.path, parsed.normalized)
 
@@ -315,18 +336,28 @@ class SearchService:
             return _url(base_url, scope.path, [("_page_token", self.signer.sign(cursor))])
 
         count_only = parsed.count == 0 or parsed.summary == "count"
+        # The first page counts its matches in the page query itself (`count(*) OVER ()`): the matches are
+        # all read to sort them or to count them anyway, and the count's round trip and planning are saved.
+        with_total = position is None and not count_only and parsed.total != "none"
+        plan = self._plan(ctx, parsed, scope)
         rows: list[_Row] = []
         more = False
+        counted: int | None = None
         if not count_only:
-            rows, more = self._page(conn, r, ctx, parsed, where, position, backwards)
+            rows, more, counted = self._page(conn, ctx, plan, parsed, scope, position, backwards, with_total)
         if parsed.total != "none" or count_only:
             if position is None and not more and not count_only:
                 result.total = len(rows)
+            elif counted is not None:
+                result.total = counted
             elif carried_total is not None and parsed.total != "accurate" and not count_only:
                 result.total = carried_total
             else:
-                counted = select(func.count()).select_from(select(r.c.rid).where(*where).subquery())
-                result.total = int(conn.execute(counted).scalar_one())
+                shape = ("count", parsed.types, parsed.since is not None)
+                statement, values = self._statement(
+                    ctx, plan, shape, (), lambda c: self._count_query(c, parsed, scope)
+                )
+                result.total = int(conn.execute(statement, values).scalar_one())
         result.links.append(
             ("self", _url(base_url, scope.path, [("_page_token", page_token)]) if page_token else query_url)
         )
@@ -347,6 +378,48 @@ class SearchService:
                 self._add_includes(conn, ctx, parsed, rows, result)
         return result
 
+    # ---- statements built once per query shape ----------------------------------------------------------
+    def _plan(self, ctx: Context, parsed: ParsedQuery, scope: _Scope) -> tuple[Hashable, list[Any]] | None:
+        """(the shape of the search's WHERE, its values in binding order), or None: built per request."""
+        if scope.restriction is not None or scope.condition is not None:
+            return None
+        planned = criteria_plan(parsed.criteria, ctx)
+        if planned is None:
+            return None
+        shape, values = planned
+        if parsed.since is not None:
+            values.append(date_range(parsed.since)[0])
+        key = (ctx.dialect, ctx.env, ctx.base_url, ctx.allowed_types, shape)
+        return key, values
+
+    def _statement(
+        self,
+        ctx: Context,
+        plan: tuple[Hashable, list[Any]] | None,
+        shape: Hashable,
+        extra: Sequence[Any],
+        build: Callable[[Context], Executable],
+    ) -> tuple[Executable, dict[str, Any]]:
+        """The statement for this search and the parameters to run it with: from the cache when its shape
+        was built before; otherwise built (and kept when its values were bound as the plan said)."""
+        if plan is None:
+            return build(ctx), {}
+        key = (plan[0], shape)
+        values = [*plan[1], *extra]
+        statement = self.statements.get(key)
+        if statement is not None:
+            return statement, {f"v{i}": value for i, value in enumerate(values)}
+        binder = Binder()
+        statement = build(replace(ctx, serial=itertools.count(), binder=binder))
+        if binder.values == values:  # otherwise the plan missed a value: never reuse this statement
+            self.statements.put(key, statement)
+        return statement, {}
+
+    def _count_query(self, ctx: Context, parsed: ParsedQuery, scope: _Scope) -> Executable:
+        r = _MATCH
+        where = self._where(r, ctx, parsed, scope)
+        return select(func.count()).select_from(select(r.c.rid).where(*where).subquery())
+
     def _where(
         self, r: FromClause, ctx: Context, parsed: ParsedQuery, scope: _Scope | None
     ) -> list[ColumnElement[bool]]:
@@ -360,66 +433,122 @@ class SearchService:
         if scope is not None and scope.condition is not None:
             where.append(scope.condition(r, ctx))
         if parsed.since is not None:
-            where.append(r.c.last_updated >= date_range(parsed.since)[0])
+            where.append(r.c.last_updated >= ctx.bind([date_range(parsed.since)[0]])[0])
         return where
 
     def _page(
         self,
         conn: Connection,
-        r: FromClause,
         ctx: Context,
+        plan: tuple[Hashable, list[Any]] | None,
         parsed: ParsedQuery,
-        where: list[ColumnElement[bool]],
+        scope: _Scope,
         position: list[Any] | None,
         backwards: bool,
-    ) -> tuple[list[_Row], bool]:
-        """One page in (sort keys…, rid) order, after (or before) `position`; and whether more rows follow."""
+        with_total: bool,
+    ) -> tuple[list[_Row], bool, int | None]:
+        """One page in (sort keys…, rid) order, after (or before) `position`; whether more rows follow; and
+        the count of every match when `with_total`."""
+        width = len(parsed.sort) * 2 + 1
+        if position is not None and len(position) != width:
+            raise BadRequest("The paging link is invalid or has been altered")
+        shape = (
+            "page",
+            parsed.types,
+            parsed.since is not None,
+            tuple(parsed.sort),
+            parsed.count,
+            None if position is None else tuple(type(v) for v in position),
+            backwards,
+            with_total,
+        )
+        statement, values = self._statement(
+            ctx,
+            plan,
+            shape,
+            position or (),
+            lambda c: self._page_query(c, parsed, scope, position, backwards, with_total),
+        )
+        fetched = list(conn.execute(statement, values).all())
+        more = len(fetched) > parsed.count
+        counted = int(fetched[0].total) if with_total and fetched else None
+        fetched = fetched[: parsed.count]
+        if backwards:
+            fetched.reverse()
+        rows = [_Row(f.rid, f.type, f.id, tuple(f[3 + i] for i in range(width)), f.content) for f in fetched]
+        return rows, more, counted
+
+    def _page_query(
+        self,
+        ctx: Context,
+        parsed: ParsedQuery,
+        scope: _Scope,
+        position: list[Any] | None,
+        backwards: bool,
+        with_total: bool,
+    ) -> Select[Any]:
+        r = _MATCH
+        where = self._where(r, ctx, parsed, scope)
         sorts = [(key, *sort_value(key, r, ctx)) for key in parsed.sort]
         columns: list[tuple[Any, bool]] = []  # (expression, descending)
+        total = [func.count().over().label("total")] if with_total else []
+        # PostgreSQL: with the count, every match is read; `OFFSET 0` keeps the matching planned as a whole
+        # (as the count alone would be), not as a walk in rid order that the LIMIT above it would favour
+        # (measured: `Practitioner?name=rob` merged 49,903 Practitioner rows, 2.4 ms -> 44 ms).
+        fence = with_total and ctx.dialect == "postgresql"
         if sorts:
             inner = select(
-                r.c.rid, r.c.type, r.c.id, *(value.label(f"s{i}") for i, (_, value, _) in enumerate(sorts))
+                r.c.rid,
+                r.c.type,
+                r.c.id,
+                *(value.label(f"s{i}") for i, (_, value, _) in enumerate(sorts)),
+                *total,
             ).where(*where)
-            m = inner.subquery("m")
+            m = (inner.offset(0) if fence else inner).subquery("m")
             for i, (key, _, default) in enumerate(sorts):
                 raw = m.c[f"s{i}"]
                 columns.append((case((raw.is_(None), 1), else_=0), False))  # missing values last
                 columns.append((func.coalesce(raw, default), key.descending))
             columns.append((m.c.rid, False))
             query = select(
-                m.c.rid, m.c.type, m.c.id, *(expr.label(f"k{i}") for i, (expr, _) in enumerate(columns))
+                m.c.rid,
+                m.c.type,
+                m.c.id,
+                *(expr.label(f"k{i}") for i, (expr, _) in enumerate(columns)),
+                *([m.c.total] if with_total else []),
             )
         else:  # the default order, by rid alone: no sort subquery to build (the common case, and cheaper)
-            columns.append((r.c.rid, False))
-            query = select(r.c.rid, r.c.type, r.c.id, r.c.rid.label("k0")).where(*where)
+            if fence:
+                m = select(r.c.rid, r.c.type, r.c.id).where(*where).offset(0).subquery("m")
+                columns.append((m.c.rid, False))
+                query = select(m.c.rid, m.c.type, m.c.id, m.c.rid.label("k0"), *total)
+            else:
+                columns.append((r.c.rid, False))
+                query = select(r.c.rid, r.c.type, r.c.id, r.c.rid.label("k0"), *total).where(*where)
         if position is not None:
-            if len(position) != len(columns):
-                raise BadRequest("The paging link is invalid or has been altered")
-            query = query.where(_beyond(columns, position, backwards))
+            query = query.where(_beyond(columns, ctx.bind(position), backwards))
         order = [(expr.asc() if desc == backwards else expr.desc()) for expr, desc in columns]
         page = query.order_by(*order).limit(parsed.count + 1).subquery("p")
         # The stored bytes join the page after LIMIT: one round trip, and content read only for the page.
         stored = _STORED
         keys = [page.c[f"k{i}"] for i in range(len(columns))]
-        fetched = list(
-            conn.execute(
-                select(page.c.rid, page.c.type, page.c.id, *keys, stored.c.content)
-                .join_from(page, stored, stored.c.rid == page.c.rid)
-                .order_by(
-                    *(
-                        (key.asc() if desc == backwards else key.desc())
-                        for key, (_, desc) in zip(keys, columns, strict=True)
-                    )
+        return (
+            select(
+                page.c.rid,
+                page.c.type,
+                page.c.id,
+                *keys,
+                stored.c.content,
+                *([page.c.total] if with_total else []),
+            )
+            .join_from(page, stored, stored.c.rid == page.c.rid)
+            .order_by(
+                *(
+                    (key.asc() if desc == backwards else key.desc())
+                    for key, (_, desc) in zip(keys, columns, strict=True)
                 )
-            ).all()
+            )
         )
-        more = len(fetched) > parsed.count
-        fetched = fetched[: parsed.count]
-        if backwards:
-            fetched.reverse()
-        width = len(columns)
-        rows = [_Row(f.rid, f.type, f.id, tuple(f[3 + i] for i in range(width)), f.content) for f in fetched]
-        return rows, more
 
     # ---- _include / _revinclude ---------------------------------------------------------------------------
     def _add_includes(
@@ -455,31 +584,27 @@ class SearchService:
                     f"Included resources were capped at {self.include_cap} for this page; some were left out",
                 )
             )
-        stored = current_rows_by_rid(conn, [row.rid for row in included])
         for row in included:
-            version = stored.get(row.rid)
-            if version is not None and version.body is not None:
-                result.included.append(
-                    Entry(row.type, row.id, f"{ctx.base_url}/{row.type}/{row.id}", version.body)
-                )
+            if row.content is not None:
+                body = codec.decode(row.content)
+                result.included.append(Entry(row.type, row.id, f"{ctx.base_url}/{row.type}/{row.id}", body))
 
     def _include_rows(
         self, conn: Connection, ctx: Context, spec: IncludeSpec, frontier: list[_Row], limit: int
     ) -> list[_Row]:
-        ref, other = _INCLUDE_REF, _INCLUDE_TARGET
+        """The resources `spec` adds for `frontier` (at most `limit`, in rid order), with their stored bytes:
+        one statement, built once per include and environment when no restriction applies."""
         if not spec.reverse:
             sources = [row.rid for row in frontier if spec.source_type in (None, row.type)]
             if not sources:
                 return []
-            join = and_(
-                other.c.env == ctx.env, other.c.type == ref.c.target_type, other.c.id == ref.c.target_id
-            )
-            query = select(other.c.rid, other.c.type, other.c.id).select_from(ref.join(other, join))
-            query = query.where(ref.c.rid.in_(sources))
-            if spec.code is not None and spec.source_type is not None:
-                query = query.where(ref.c.hkey == index_key(ctx.env, spec.source_type, spec.code))
-            if spec.target_type is not None:
-                query = query.where(ref.c.target_type == spec.target_type)
+            key = ("include", ctx.dialect, ctx.env, ctx.allowed_types, spec)
+            statement = self.statements.get(key) if ctx.restriction is None else None
+            if statement is None:
+                statement = self._include_query(ctx, spec, None)
+                if ctx.restriction is None:
+                    self.statements.put(key, statement)
+            params: dict[str, Any] = {"sources": sources, "limit": limit}
         else:
             by_type: dict[str, list[str]] = {}
             for row in frontier:
@@ -487,6 +612,26 @@ class SearchService:
                     by_type.setdefault(row.type, []).append(row.id)
             if not by_type:
                 return []
+            statement, params = self._include_query(ctx, spec, by_type), {"limit": limit}
+        return [_Row(row.rid, row.type, row.id, (), row.content) for row in conn.execute(statement, params)]
+
+    def _include_query(
+        self, ctx: Context, spec: IncludeSpec, by_type: dict[str, list[str]] | None
+    ) -> Select[Any]:
+        """Forward (`by_type` None): the targets of the references of the rids bound as `sources`; reverse:
+        the resources referring to the (type, ids) of `by_type`. At most `limit` (bound) rows."""
+        ref, other = _INCLUDE_REF, _INCLUDE_TARGET
+        if by_type is None:
+            join = and_(
+                other.c.env == ctx.env, other.c.type == ref.c.target_type, other.c.id == ref.c.target_id
+            )
+            query = select(other.c.rid, other.c.type, other.c.id).select_from(ref.join(other, join))
+            query = query.where(ref.c.rid.in_(bindparam("sources", expanding=True)))
+            if spec.code is not None and spec.source_type is not None:
+                query = query.where(ref.c.hkey == index_key(ctx.env, spec.source_type, spec.code))
+            if spec.target_type is not None:
+                query = query.where(ref.c.target_type == spec.target_type)
+        else:
             targets = or_(
                 *(and_(ref.c.target_type == t, ref.c.target_id.in_(ids)) for t, ids in by_type.items())
             )
@@ -500,8 +645,14 @@ class SearchService:
                 query = query.where(other.c.type == spec.source_type)
         known = spec.source_type if spec.reverse else spec.target_type
         query = query.where(other.c.deleted.is_(False), ctx.guard(other, (known,) if known else None))
-        query = query.distinct().order_by(other.c.rid).limit(limit)
-        return [_Row(row.rid, row.type, row.id) for row in conn.execute(query)]
+        found = query.distinct().order_by(other.c.rid).limit(bindparam("limit", type_=Integer)).subquery("i")
+        # The stored bytes join after DISTINCT and LIMIT, as for the page: the same round trip.
+        stored = _STORED
+        return (
+            select(found.c.rid, found.c.type, found.c.id, stored.c.content)
+            .join_from(found, stored, stored.c.rid == found.c.rid)
+            .order_by(found.c.rid)
+        )
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------

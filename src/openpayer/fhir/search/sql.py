@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, Protocol
@@ -21,6 +21,7 @@ from sqlalchemy import (
     FromClause,
     Table,
     and_,
+    bindparam,
     exists,
     false,
     func,
@@ -36,7 +37,6 @@ from openpayer.fhir.errors import BadRequest
 from openpayer.fhir.search.params import Chain, Has, Leaf, Node, SortKey
 from openpayer.fhir.search.values import (
     NumberSearch,
-    TokenSearch,
     date_range,
     like_escape,
     normalize_string,
@@ -112,6 +112,22 @@ def admits_older_version(restriction: Restriction, resource: dict[str, Any]) -> 
     return bool(admits(resource)) if admits is not None else False
 
 
+class Binder:
+    """Names the criteria's values `v0`, `v1`, … in the order the statement is built (see `criteria_plan`)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self) -> None:
+        self.values: list[Any] = []
+
+    def bind(self, values: Sequence[Any]) -> list[Any]:
+        out: list[Any] = []
+        for value in values:
+            out.append(bindparam(f"v{len(self.values)}", value))
+            self.values.append(value)
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     env: str
@@ -122,6 +138,13 @@ class Context:
     now: int  # microseconds, for `ap` on dates
     # Numbers the chain and `_has` subqueries of one statement, so each gets aliases of its own.
     serial: itertools.count[int] = field(default_factory=itertools.count, compare=False)
+    # When set, the values of criteria become named bind parameters (a statement built once per query shape,
+    # `openpayer.fhir.search.statements`); otherwise they are inlined as anonymous binds.
+    binder: Binder | None = field(default=None, compare=False)
+
+    def bind(self, values: Sequence[Any]) -> Sequence[Any]:
+        """The values a predicate compares with: themselves, or named parameters while building a shape."""
+        return values if self.binder is None else self.binder.bind(values)
 
     def aliases(self) -> tuple[FromClause, FromClause]:
         """An (index reference, resource) alias pair unique within the statement, built once per process."""
@@ -163,6 +186,47 @@ def criteria_clauses(nodes: Sequence[Node], r: FromClause, ctx: Context) -> list
         node_clause(node, r, ctx, probe=i != driver and ranks[i] < 9 and isinstance(node, Leaf))
         for i, node in enumerate(nodes)
     ]
+
+
+def criteria_plan(nodes: Sequence[Node], ctx: Context) -> tuple[Hashable, list[Any]] | None:
+    """(the shape of `nodes`' SQL, their values in the order `criteria_clauses` binds them as `v0`, `v1`, …);
+    None when a criterion's SQL depends on its values beyond what a plan records (value sets, `near`,
+    composites, `_list`): such a search builds its statement each time."""
+    values: list[Any] = []
+    shape = tuple(_node_plan(node, ctx, values) for node in nodes)
+    if None in shape:
+        return None
+    if ctx.dialect == "sqlite" and len(nodes) > 1:  # which criterion drives is part of the SQL there
+        return (shape, tuple(drive_order(node) for node in nodes)), values
+    return shape, values
+
+
+def _node_plan(node: Node, ctx: Context, values: list[Any]) -> Hashable | None:
+    if isinstance(node, Chain):
+        targets = tuple((ttype, _node_plan(inner, ctx, values)) for ttype, inner in node.targets)
+        return None if any(p is None for _, p in targets) else ("chain", node.code, node.types, targets)
+    if isinstance(node, Has):
+        inner = _node_plan(node.inner, ctx, values)
+        return None if inner is None else ("has", node.source_type, node.ref_code, inner)
+    head = (node.code, node.kind, node.types, node.modifier)
+    if node.modifier == "missing":
+        return (*head, node.values[0] == "true")
+    if node.kind == "id":
+        values.extend(unescape(v) for v in node.values)
+        return (*head, len(node.values))
+    tags: list[Hashable] = []
+    for value in node.values:
+        if node.kind == "lastUpdated":
+            plan: Plan | None = _date_plan(value, ctx)
+        elif node.kind in ("composite", "list"):
+            return None
+        else:
+            plan = value_plan(node.kind, node.modifier, value, ctx)
+        if plan is None:
+            return None
+        tags.append((plan[0], tuple(type(v) for v in plan[1])))
+        values.extend(plan[1])
+    return (*head, tuple(tags))
 
 
 def node_clause(node: Node, r: FromClause, ctx: Context, probe: bool = False) -> ColumnElement[bool]:
@@ -238,7 +302,7 @@ def drive_order(node: Node) -> int:
 def leaf_clause(leaf: Leaf, r: FromClause, ctx: Context, probe: bool = False) -> ColumnElement[bool]:
     """`probe`: test the resource's own index rows (by rid) instead of listing every matching rid."""
     if leaf.kind == "id":
-        return _id_clause(leaf, r)
+        return _id_clause(leaf, r, ctx)
     if leaf.kind == "lastUpdated":
         if leaf.modifier == "missing":
             return false() if leaf.values[0] == "true" else true()
@@ -285,10 +349,10 @@ def _list_clause(leaf: Leaf, r: FromClause, ctx: Context) -> ColumnElement[bool]
     return tuple_(r.c.type, r.c.id).in_(sub)
 
 
-def _id_clause(leaf: Leaf, r: FromClause) -> ColumnElement[bool]:
+def _id_clause(leaf: Leaf, r: FromClause, ctx: Context) -> ColumnElement[bool]:
     if leaf.modifier == "missing":
         return false() if leaf.values[0] == "true" else true()
-    ids = [unescape(v) for v in leaf.values]
+    ids = list(ctx.bind([unescape(v) for v in leaf.values]))
     return r.c.id.not_in(ids) if leaf.modifier == "not" else r.c.id.in_(ids)
 
 
@@ -323,99 +387,211 @@ def _composite(leaf: Leaf, r: FromClause, ctx: Context) -> ColumnElement[bool]:
     return or_(*alternatives)
 
 
+# A value predicate is planned, then built: the plan is (a tag naming the SQL's structure, the literal values
+# it compares with), a cheap pure function of the value; the build depends on the tag alone and takes the
+# values as given (themselves, or bind parameters). So a statement built once for one search serves every
+# search of the same shape with other values (`criteria_plan`, `openpayer.fhir.search.statements`).
+Plan = tuple[tuple[Hashable, ...], tuple[Any, ...]]
+
+
+def _sys_state(system: str | None) -> str:
+    return "any" if system is None else "none" if system == "" else "eq"
+
+
+def value_plan(kind: str, modifier: str | None, value: str, ctx: Context) -> Plan | None:
+    """(structure tag, literal values) of one value's predicate; None: not planned (built directly)."""
+    if kind == "string":
+        text = unescape(value)
+        norm = normalize_string(text)
+        if modifier == "exact":
+            return ("exact",), (norm, text[:512])
+        if modifier == "contains":
+            return ("contains",), (f"%{like_escape(norm)}%",)
+        if not norm:
+            return ("true",), ()
+        prefix = f"{like_escape(norm)}%"
+        if ctx.dialect == "sqlite" and ord(norm[-1]) < 0x10FFFF:
+            return ("range",), (norm, norm[:-1] + chr(ord(norm[-1]) + 1), prefix)
+        return ("prefix",), (prefix,)
+    if kind == "token":
+        if modifier == "text":
+            return ("text",), (f"{like_escape(normalize_string(unescape(value)))}%",)
+        if modifier in ("in", "not-in"):
+            return None  # a value set's expansion
+        if modifier == "of-type":
+            parts = [unescape(p) for p in split_escaped(value, "|")]
+            if len(parts) != 3 or not parts[1] or not parts[2]:
+                raise BadRequest(f"identifier:of-type expects system|code|value, got {value!r}")
+            code = f"{parts[1]}|{parts[2]}"
+            return (("of-type", True), (code, parts[0])) if parts[0] else (("of-type", False), (code,))
+        token = parse_token(value)
+        return _token_plan("token", token.system, token.code)
+    if kind == "date":
+        return _date_plan(value, ctx)
+    if kind == "number":
+        return _number_plan(parse_number(value))
+    if kind == "quantity":
+        q = parse_quantity(value)
+        tag, values = _number_plan(q.number)
+        if q.system is not None:
+            return ("quantity", tag, "system", q.code is not None), (*values, q.system, *_some(q.code))
+        return ("quantity", tag, "code", q.code is not None), (*values, *_some(q.code))
+    if kind == "reference":
+        if modifier == "identifier":
+            token = parse_token(value)
+            return _token_plan("identifier", token.system, token.code)
+        type_modifier = modifier if modifier and modifier[:1].isupper() else None
+        ref = parse_reference(value, ctx.base_url, type_modifier)
+        if ref.url is not None:
+            return ("url",), (ref.url,)
+        if ref.target_type is None:
+            return ("id",), (ref.target_id,)
+        if ctx.base_url:  # the same resource written as an absolute URL on our own base
+            url = f"{ctx.base_url.rstrip('/')}/{ref.target_type}/{ref.target_id}"
+            return ("local", True), (ref.target_id, ref.target_type, url)
+        return ("local", False), (ref.target_id, ref.target_type)
+    if kind == "uri":
+        text = unescape(value)
+        if modifier == "below":
+            stem = text.rstrip("/")
+            return ("below",), (text, stem, f"{like_escape(stem)}/%")
+        if modifier == "above":
+            parts = text.split("/")
+            start = 3 if "://" in text else 1
+            prefixes = sorted(p for p in {"/".join(parts[:i]) for i in range(start, len(parts) + 1)} if p)
+            return ("above", len(prefixes)), tuple(prefixes)
+        return ("eq",), (text,)
+    return None  # special (near): bounds computed in floats from the value; built directly
+
+
+def _some(value: Any) -> tuple[Any, ...]:
+    return () if value is None else (value,)
+
+
+def _token_plan(tag: str, system: str | None, code: str | None) -> Plan:
+    state = _sys_state(system)
+    return (tag, state, code is not None), (*(() if state != "eq" else (system,)), *_some(code))
+
+
+def _date_plan(value: str, ctx: Context) -> Plan:
+    prefix, text = split_prefix(value)
+    a, b = date_range(text)
+    if prefix == "ap":  # overlap with the value widened by 10% of its distance from now (R4 §3.1.1.4.1)
+        gap = max(abs(ctx.now - a), abs(ctx.now - b)) // 10
+        return ("date", "ap"), (b + gap, a - gap)
+    return ("date", prefix), (a, b)
+
+
+def _number_plan(n: NumberSearch) -> Plan:
+    if n.prefix in ("eq", "ne"):
+        return ("number", n.prefix), (n.low, n.high)
+    if n.prefix in ("gt", "sa", "lt", "eb", "ge", "le"):
+        return ("number", n.prefix), (n.value,)
+    margin = abs(n.value) * 0.1
+    return ("number", "ap"), (n.value - margin, n.value + margin)
+
+
 def _value_pred(
     kind: str, t: Table | FromClause, modifier: str | None, value: str, ctx: Context
 ) -> ColumnElement[bool]:
+    plan = value_plan(kind, modifier, value, ctx)
+    if plan is None:
+        if kind == "token":
+            return _token_in(t, value)
+        if kind == "special":
+            return _near_pred(t, value, ctx)
+        raise BadRequest(f"Unsupported parameter type {kind}")
+    tag, values = plan
+    return build_value(kind, t, tag, ctx.bind(values))
+
+
+def build_value(kind: str, t: Table | FromClause, tag: Any, p: Sequence[Any]) -> ColumnElement[bool]:
+    """The predicate of a planned value: its structure from `tag`, its values `p` (literals or parameters)."""
+    head = tag[0]
     if kind == "string":
-        return _string_pred(t, modifier, unescape(value), ctx)
-    if kind == "token":
-        return _token_pred(t, modifier, value, ctx)
-    if kind == "date":
-        return _date_pred(t.c.low, t.c.high, value, ctx)
-    if kind == "number":
-        return _number_pred(t.c.value, parse_number(value))
-    if kind == "quantity":
-        q = parse_quantity(value)
-        parts = [_number_pred(t.c.value, q.number)]
-        if q.system is not None:
-            parts.append(t.c.system == q.system)
-            if q.code is not None:
-                parts.append(t.c.code == q.code)
-        elif q.code is not None:
-            parts.append(or_(t.c.code == q.code, t.c.unit == q.code))
+        if head == "exact":
+            return and_(t.c.value_norm == p[0], t.c.value_exact == p[1])
+        if head == "true":
+            return true()
+        if head == "range":
+            # SQLite does not turn a case-insensitive LIKE into an index range; a BINARY range on the
+            # (hkey, value_norm) index does the narrowing (code point order = byte order of UTF-8).
+            # PostgreSQL uses the text_pattern_ops index for the LIKE itself.
+            like = t.c.value_norm.like(p[2], escape="\\")
+            return and_(t.c.value_norm >= p[0], t.c.value_norm < p[1], like)
+        return t.c.value_norm.like(p[0], escape="\\")  # contains, prefix
+    if kind == "token" and head == "text":
+        return t.c.text_norm.like(p[0], escape="\\")
+    if head == "of-type":
+        return and_(t.c.code == p[0], t.c.system == p[1] if tag[1] else t.c.system.is_(None))
+    if head in ("token", "identifier"):
+        system, code = (t.c.system, t.c.code) if head == "token" else (t.c.ident_system, t.c.ident_value)
+        parts: list[ColumnElement[bool]] = []
+        rest = list(p)
+        if tag[1] == "none":
+            parts.append(system.is_(None))
+        elif tag[1] == "eq":
+            parts.append(system == rest.pop(0))
+        if tag[2]:
+            parts.append(code == rest[0])
         return and_(*parts)
-    if kind == "reference":
-        return _reference_pred(t, modifier, value, ctx)
-    if kind == "uri":
-        return _uri_pred(t, modifier, unescape(value))
-    if kind == "special":
-        return _near_pred(t, value, ctx)
+    if head == "date":
+        return _date_build(t.c.low, t.c.high, tag[1], p)
+    if head == "number":
+        return _number_build(t.c.value, tag[1], p)
+    if head == "quantity":
+        n = 2 if tag[1][1] in ("eq", "ne", "ap") else 1
+        quantity = [_number_build(t.c.value, tag[1][1], p[:n])]
+        if tag[2] == "system":
+            quantity.append(t.c.system == p[n])
+            if tag[3]:
+                quantity.append(t.c.code == p[n + 1])
+        elif tag[3]:
+            quantity.append(or_(t.c.code == p[n], t.c.unit == p[n]))
+        return and_(*quantity)
+    if head == "url":
+        return t.c.url == p[0]
+    if head == "id":
+        return t.c.target_id == p[0]
+    if head == "local":
+        local = and_(t.c.target_id == p[0], t.c.target_type == p[1])
+        return or_(local, t.c.url == p[2]) if tag[1] else local
+    if head == "below":
+        return or_(t.c.value == p[0], t.c.value == p[1], t.c.value.like(p[2], escape="\\"))
+    if head == "above":
+        return t.c.value.in_(list(p))
+    if head == "eq":
+        return t.c.value == p[0]
     raise BadRequest(f"Unsupported parameter type {kind}")
 
 
-def _string_pred(
-    t: Table | FromClause, modifier: str | None, value: str, ctx: Context
-) -> ColumnElement[bool]:
-    if modifier == "exact":
-        return and_(t.c.value_norm == normalize_string(value), t.c.value_exact == value[:512])
-    norm = normalize_string(value)
-    if modifier == "contains":
-        return t.c.value_norm.like(f"%{like_escape(norm)}%", escape="\\")
-    if not norm:
-        return true()
-    prefix = t.c.value_norm.like(f"{like_escape(norm)}%", escape="\\")
-    if ctx.dialect == "sqlite" and ord(norm[-1]) < 0x10FFFF:
-        # SQLite does not turn a case-insensitive LIKE into an index range; a BINARY range on the
-        # (hkey, value_norm) index does the narrowing (code point order = byte order of UTF-8).
-        # PostgreSQL uses the text_pattern_ops index for the LIKE itself.
-        upper = norm[:-1] + chr(ord(norm[-1]) + 1)
-        return and_(t.c.value_norm >= norm, t.c.value_norm < upper, prefix)
-    return prefix
-
-
-def _token_match(t: Table | FromClause, token: TokenSearch) -> ColumnElement[bool]:
-    parts: list[ColumnElement[bool]] = []
-    if token.system == "":
-        parts.append(t.c.system.is_(None))
-    elif token.system is not None:
-        parts.append(t.c.system == token.system)
-    if token.code is not None:
-        parts.append(t.c.code == token.code)
-    return and_(*parts)
-
-
-def _token_pred(t: Table | FromClause, modifier: str | None, value: str, ctx: Context) -> ColumnElement[bool]:
-    if modifier == "text":
-        return t.c.text_norm.like(f"{like_escape(normalize_string(unescape(value)))}%", escape="\\")
-    if modifier in ("in", "not-in"):
-        codes = expand(unescape(value))
-        by_system: dict[str | None, list[str]] = {}
-        for system, code in codes:
-            by_system.setdefault(system, []).append(code)
-        # A `code` element (e.g. Patient.gender) is indexed without a system: its system is implied by the
-        # element's required binding, so a system-less row matches on the code alone.
-        every = sorted({code for _, code in codes})
-        return or_(
-            false(),
-            and_(t.c.system.is_(None), t.c.code.in_(every)) if every else false(),
-            *(
-                and_(t.c.system == s, t.c.code.in_(sorted(c)))
-                for s, c in sorted(by_system.items(), key=lambda kv: kv[0] or "")
-                if s is not None
-            ),
-        )
-    if modifier == "of-type":
-        parts = [unescape(p) for p in split_escaped(value, "|")]
-        if len(parts) != 3 or not parts[1] or not parts[2]:
-            raise BadRequest(f"identifier:of-type expects system|code|value, got {value!r}")
-        system_cond = t.c.system == parts[0] if parts[0] else t.c.system.is_(None)
-        return and_(t.c.code == f"{parts[1]}|{parts[2]}", system_cond)
-    return _token_match(t, parse_token(value))
+def _token_in(t: Table | FromClause, value: str) -> ColumnElement[bool]:
+    """`:in` / `:not-in`: the value set's codes (the negation is the caller's)."""
+    codes = expand(unescape(value))
+    by_system: dict[str | None, list[str]] = {}
+    for system, code in codes:
+        by_system.setdefault(system, []).append(code)
+    # A `code` element (e.g. Patient.gender) is indexed without a system: its system is implied by the
+    # element's required binding, so a system-less row matches on the code alone.
+    every = sorted({code for _, code in codes})
+    return or_(
+        false(),
+        and_(t.c.system.is_(None), t.c.code.in_(every)) if every else false(),
+        *(
+            and_(t.c.system == s, t.c.code.in_(sorted(c)))
+            for s, c in sorted(by_system.items(), key=lambda kv: kv[0] or "")
+            if s is not None
+        ),
+    )
 
 
 def _date_pred(low: Any, high: Any, value: str, ctx: Context) -> ColumnElement[bool]:
-    prefix, text = split_prefix(value)
-    a, b = date_range(text)
+    tag, values = _date_plan(value, ctx)
+    return _date_build(low, high, str(tag[1]), ctx.bind(values))
+
+
+def _date_build(low: Any, high: Any, prefix: str, p: Sequence[Any]) -> ColumnElement[bool]:
+    a, b = p[0], p[1]
     # Each form below is the R4 definition rewritten (using low <= high and a <= b) so that it starts with a
     # range condition on one column, which the (hkey, low) / (hkey, high) indexes serve.
     if prefix == "eq":  # the search range contains the target range
@@ -434,67 +610,23 @@ def _date_pred(low: Any, high: Any, value: str, ctx: Context) -> ColumnElement[b
         return low > b
     if prefix == "eb":
         return high < a
-    # ap: overlap with the value widened by 10% of its distance from now (R4 §3.1.1.4.1)
-    gap = max(abs(ctx.now - a), abs(ctx.now - b)) // 10
-    return and_(low <= b + gap, high >= a - gap)
+    return and_(low <= a, high >= b)  # ap: (upper bound, lower bound) of the widened value
 
 
-def _number_pred(col: Any, n: NumberSearch) -> ColumnElement[bool]:
-    prefix = n.prefix
+def _number_build(col: Any, prefix: str, p: Sequence[Any]) -> ColumnElement[bool]:
     if prefix == "eq":
-        return and_(col >= n.low, col < n.high)
+        return and_(col >= p[0], col < p[1])
     if prefix == "ne":
-        return or_(col < n.low, col >= n.high)
+        return or_(col < p[0], col >= p[1])
     if prefix in ("gt", "sa"):
-        return col > n.value
+        return col > p[0]
     if prefix in ("lt", "eb"):
-        return col < n.value
+        return col < p[0]
     if prefix == "ge":
-        return col >= n.value
+        return col >= p[0]
     if prefix == "le":
-        return col <= n.value
-    margin = abs(n.value) * 0.1
-    return and_(col >= n.value - margin, col <= n.value + margin)
-
-
-def _reference_pred(
-    t: Table | FromClause, modifier: str | None, value: str, ctx: Context
-) -> ColumnElement[bool]:
-    if modifier == "identifier":
-        token = parse_token(value)
-        parts: list[ColumnElement[bool]] = []
-        if token.system == "":
-            parts.append(t.c.ident_system.is_(None))
-        elif token.system is not None:
-            parts.append(t.c.ident_system == token.system)
-        if token.code is not None:
-            parts.append(t.c.ident_value == token.code)
-        return and_(*parts)
-    type_modifier = modifier if modifier and modifier[:1].isupper() else None
-    ref = parse_reference(value, ctx.base_url, type_modifier)
-    if ref.url is not None:
-        return t.c.url == ref.url
-    if ref.target_type is None:
-        return t.c.target_id == ref.target_id
-    local = and_(t.c.target_id == ref.target_id, t.c.target_type == ref.target_type)
-    if ctx.base_url:
-        # the same resource written as an absolute URL on our own base
-        return or_(local, t.c.url == f"{ctx.base_url.rstrip('/')}/{ref.target_type}/{ref.target_id}")
-    return local
-
-
-def _uri_pred(t: Table | FromClause, modifier: str | None, value: str) -> ColumnElement[bool]:
-    if modifier == "below":
-        stem = value.rstrip("/")
-        return or_(
-            t.c.value == value, t.c.value == stem, t.c.value.like(f"{like_escape(stem)}/%", escape="\\")
-        )
-    if modifier == "above":
-        parts = value.split("/")
-        start = 3 if "://" in value else 1
-        prefixes = {"/".join(parts[:i]) for i in range(start, len(parts) + 1)}
-        return t.c.value.in_(sorted(p for p in prefixes if p))
-    return t.c.value == value
+        return col <= p[0]
+    return and_(col >= p[0], col <= p[1])  # ap: within 10%
 
 
 def _near_pred(t: Table | FromClause, value: str, ctx: Context) -> ColumnElement[bool]:
