@@ -46,7 +46,7 @@ def _practitioner(i: int, family: str, zip_code: str) -> list[dict[str, Any]]:
 FAMILIES = ["Roberts", "Robinson", "Rodriguez", "Smith", "Smithers", "Jones"]
 
 
-@pytest.fixture()
+@pytest.fixture
 def directory(store) -> tuple[Any, str, SearchService]:
     env = f"cache-{uuid.uuid4().hex[:8]}"
     resources = []

@@ -5,10 +5,14 @@ Paging is keyset, never OFFSET: a page is "the `_count` rows after (or before) t
 environment, the restriction's identity and the allowed types. Writes between pages therefore neither skip
 nor repeat rows that did not change, and a cursor cannot be replayed with another query, patient or scope.
 
-Totals: `_total=none` gives none; otherwise an exact COUNT over the same SQL, skipped when the first page
-already holds every match. Later pages repeat the first page's count, carried (signed) in their paging links,
-so a client paging through a large result does not pay for a count per page; `_total=accurate` counts again
-on every page (the carried figure does not see writes made since the first page).
+Totals: `_total=none` gives none; otherwise the first page counts every match exactly, in its own query
+(`count(*) OVER ()`, no second statement). Later pages repeat the first page's count, carried (signed) in
+their paging links, so a client paging through a large result does not pay for a count per page;
+`_total=accurate` counts again on every page (the carried figure does not see writes made since the first
+page), as do `_summary=count` and `_count=0`, with a COUNT over the same WHERE.
+
+Statements: a search without a restriction is built once per query shape and reused with other values
+(`openpayer.fhir.search.statements`); includes fetch their resources' bytes in the statement that finds them.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, and_, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from openpayer.clock import Clock, to_http_date, to_instant
@@ -390,28 +390,6 @@ def index_rows_to_values(
 
 def _cut(value: str | None, size: int) -> str | None:
     return value[:size] if value is not None else None
-
-
-def current_rows_by_rid(conn: Connection, rids: Sequence[int]) -> dict[int, StoredVersion]:
-    """Fetch current versions by surrogate key (used by search to render result pages)."""
-    if not rids:
-        return {}
-    result = conn.execute(
-        select(
-            fhir_resource.c.rid,
-            fhir_resource.c.type,
-            fhir_resource.c.id,
-            fhir_resource.c.version,
-            fhir_resource.c.last_updated,
-            fhir_resource.c.content,
-        ).where(and_(fhir_resource.c.rid.in_(list(rids)), fhir_resource.c.deleted.is_(False)))
-    )
-    return {
-        row.rid: StoredVersion(
-            row.type, row.id, row.version, row.last_updated, False, codec.decode(row.content)
-        )
-        for row in result
-    }
 
 
 # Public aliases for other storage modules (the bulk loader stamps versions exactly as `put` does).
