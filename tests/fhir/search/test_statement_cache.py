@@ -143,6 +143,10 @@ def test_pages_rebind_their_position_and_the_first_page_counts_exactly(directory
     assert len(seen) == 6
     assert _search(directory, "Practitioner", [("_count", "2"), ("_total", "none")]).total is None
     assert _search(directory, "Practitioner", [("_summary", "count")]).total == 6
+    counted = _search(directory, "Practitioner", [("name", "ro"), ("_count", "1")])  # in the page query
+    assert (len(counted.matches), counted.total) == (1, 3)
+    sorted_first = _search(directory, "Practitioner", [("name", "s"), ("_sort", "family"), ("_count", "1")])
+    assert ([e.id for e in sorted_first.matches], sorted_first.total) == (["pr3"], 2)
     assert _search(directory, "Practitioner", [("name", "s"), ("_summary", "count")]).total == 2
 
 

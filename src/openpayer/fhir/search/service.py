@@ -342,7 +342,10 @@ class SearchService:
         count_only = parsed.count == 0 or parsed.summary == "count"
         # The first page counts its matches in the page query itself (`count(*) OVER ()`): the matches are
         # all read to sort them or to count them anyway, and the count's round trip and planning are saved.
-        with_total = position is None and not count_only and parsed.total != "none"
+        # Not without criteria: there the page is a walk of the type's rows in rid order that stops after
+        # `_count`, and a count alone is cheaper than counting and sorting them all (`Practitioner?_count=50`
+        # over 50,000: 32 ms with a COUNT of its own, 59 ms in the page query).
+        with_total = position is None and not count_only and parsed.total != "none" and bool(parsed.criteria)
         plan = self._plan(ctx, parsed, scope)
         rows: list[_Row] = []
         more = False
