@@ -25,8 +25,12 @@ from openpayer.fhir.validation.model import (
     COMPLEX,
     MANY_OBJECTS,
     OBJECT,
+    ONE_CODE,
+    ONE_DECIMAL,
     ONE_OBJECT,
     ONE_PLAIN,
+    ONE_STRING,
+    ONE_URI,
     PLAIN,
     PRIMITIVE,
     URI,
@@ -35,7 +39,7 @@ from openpayer.fhir.validation.model import (
     Node,
     get_model,
 )
-from openpayer.fhir.validation.primitives import a_or_an, show
+from openpayer.fhir.validation.primitives import INT32_MAX, MAX_STRING, a_or_an, show
 from openpayer.fhir.validation.references import CONDITIONAL, LOCAL, parse_reference
 
 logger = logging.getLogger(__name__)
@@ -256,6 +260,32 @@ class _Validator:
                 continue
             # The commonest fields first (see `Field.set_fast`): the same outcome as the general code below.
             fast = field.fast
+            if fast >= ONE_STRING:
+                # A valid value of the commonest kinds, recognised without calling the checker; anything
+                # else goes the ONE_PLAIN way (or, for a uri, the general way) below.
+                cls = value.__class__
+                if fast == ONE_STRING:
+                    if cls is str and value and len(value) <= MAX_STRING:
+                        continue
+                elif fast == ONE_CODE:
+                    if cls is str and value and value.isprintable() and " " not in value:
+                        continue
+                elif fast == ONE_URI:
+                    if cls is str and value and value.isprintable() and " " not in value:
+                        if value[0] == "#":
+                            self.refer(value)
+                        continue
+                    if value is None or cls is list:
+                        self.bad_shape(field, value, (path, field.dot))
+                    else:
+                        self.value(value, field, (path, field.dot))
+                    continue
+                elif fast == ONE_DECIMAL:
+                    if cls is int or cls is float:
+                        continue
+                elif cls is int and field.low <= value <= INT32_MAX:  # ONE_INTEGER
+                    continue
+                fast = ONE_PLAIN
             if fast == ONE_PLAIN:
                 if value.__class__ is list or value is None:
                     self.bad_shape(field, value, (path, field.dot))
