@@ -279,6 +279,7 @@ class BulkWriter:
                 (seq, env, r.rtype, r.id, version, r.micros, _METHOD, False, r.body)
                 for (r, version), seq in zip(items, seqs, strict=True)
             ],
+            _HISTORY_TYPES,
         )
         return seqs
 
@@ -294,6 +295,7 @@ class BulkWriter:
                 (rid, env, r.rtype, r.id, 1, r.micros, False, seq, r.body)
                 for r, rid, seq in zip(fresh, rids, seqs, strict=True)
             ],
+            _CURRENT_TYPES,
         )
         return rids
 
@@ -429,18 +431,30 @@ def index_tuples(rows: Iterable[tuple[Table, Sequence[dict[str, Any]]]]) -> dict
     return out
 
 
+# The resource rows go in COPY's binary format: the compressed content is sent as it is, where the text
+# format hex-encodes it in the client and decodes it in the server (a resource's two rows: ~0.02 ms of
+# the main process's CPU and ~0.035 ms of PostgreSQL's, measured on 7.8 KB ExplanationOfBenefit).
+# The binary format needs each column's exact type, in column order.
 _HISTORY_COPY = (
-    "COPY fhir_history (seq, env, type, id, version, last_updated, method, deleted, content) FROM STDIN"
+    "COPY fhir_history (seq, env, type, id, version, last_updated, method, deleted, content) "
+    "FROM STDIN (FORMAT BINARY)"
 )
+_HISTORY_TYPES = ("int8", "varchar", "varchar", "varchar", "int4", "int8", "varchar", "bool", "bytea")
 _CURRENT_COPY = (
-    "COPY fhir_resource (rid, env, type, id, version, last_updated, deleted, seq, content) FROM STDIN"
+    "COPY fhir_resource (rid, env, type, id, version, last_updated, deleted, seq, content) "
+    "FROM STDIN (FORMAT BINARY)"
 )
+_CURRENT_TYPES = ("int8", "varchar", "varchar", "varchar", "int4", "int8", "bool", "int8", "bytea")
 
 
-def _copy(conn: Connection, statement: str, rows: Iterable[tuple[Any, ...]]) -> None:
-    """PostgreSQL COPY of `rows`, in the connection's transaction."""
+def _copy(
+    conn: Connection, statement: str, rows: Iterable[tuple[Any, ...]], types: Sequence[str] | None = None
+) -> None:
+    """PostgreSQL COPY of `rows`, in the connection's transaction (binary format: with `types`)."""
     driver: Any = conn.connection.dbapi_connection  # a psycopg.Connection, in this transaction
     with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        if types is not None:
+            copy.set_types(list(types))
         write = copy.write_row
         for row in rows:
             write(row)
