@@ -27,6 +27,7 @@ from openpayer.fhir.validation.model import (
     ONE_URI,
     get_model,
 )
+from openpayer.fhir.validation.structure import MAX_GENERATED_FIELDS, generic_walker
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "fixtures" / "fhir"
@@ -35,15 +36,23 @@ SHARED = (REPO / "../shared").resolve()
 
 @contextmanager
 def general_path_only() -> Iterator[None]:
-    fields = [field for node in get_model().nodes.values() for field in node.fields.values()]
-    saved = [field.fast for field in fields]
+    """Every node walked by `walk_generic` (no generated walker), every field by its general path."""
+    validate_resource({"resourceType": "Patient"})  # the generated walkers are installed on first use
+    nodes = list(get_model().nodes.values())
+    fields = [field for node in nodes for field in node.fields.values()]
+    saved_fast = [field.fast for field in fields]
+    saved_walkers = [node.walker for node in nodes]
     for field in fields:
         field.fast = GENERAL
+    for node in nodes:
+        node.walker = generic_walker(node)
     try:
         yield
     finally:
-        for field, fast in zip(fields, saved, strict=True):
+        for field, fast in zip(fields, saved_fast, strict=True):
             field.fast = fast
+        for node, walker in zip(nodes, saved_walkers, strict=True):
+            node.walker = walker
 
 
 def _issues(resource: Any) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -82,9 +91,20 @@ def test_the_quick_kinds_are_in_use() -> None:
     assert {ONE_STRING, ONE_CODE, ONE_URI, ONE_DECIMAL, ONE_INTEGER} <= kinds
 
 
+def test_small_nodes_have_generated_walkers() -> None:
+    validate_resource({"resourceType": "Patient"})
+    nodes = get_model().nodes
+    for name in ("Coding", "CodeableConcept", "Reference", "Money", "Period", "Extension"):
+        generated = len(nodes[name].fields) <= MAX_GENERATED_FIELDS
+        assert nodes[name].walker.__code__.co_filename.startswith("<validator walk") == generated, name
+    assert nodes["Coding"].walker.__code__.co_filename == "<validator walk of Coding>"
+
+
 def test_general_path_only_is_really_general() -> None:
     with general_path_only():
-        assert {f.fast for n in get_model().nodes.values() for f in n.fields.values()} == {GENERAL}
+        nodes = get_model().nodes.values()
+        assert {f.fast for n in nodes for f in n.fields.values()} == {GENERAL}
+        assert not [n for n in nodes if n.walker.__code__.co_filename.startswith("<validator walk")]
     assert validate_resource({"resourceType": "Patient", "gender": "x y"})  # and restored afterwards
 
 

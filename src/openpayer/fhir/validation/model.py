@@ -144,7 +144,7 @@ class Field:
 class Node:
     """A resource type, datatype or backbone element: the JSON properties an object may have."""
 
-    __slots__ = ("choices", "fields", "is_resource", "name", "required", "special")
+    __slots__ = ("choices", "fields", "is_resource", "name", "required", "special", "walker")
 
     def __init__(self, name: str, is_resource: bool) -> None:
         self.name = name
@@ -153,6 +153,8 @@ class Node:
         self.fields: dict[str, Field] = {}
         self.required: tuple[tuple[str, tuple[str, ...]], ...] = ()
         self.choices: dict[str, str] = {}  # choice base name -> element name, for diagnostics
+        # (validator, obj, path) -> None: the walk of an object of this node (`structure.install_walkers`)
+        self.walker: Any = None
 
 
 class Model:
@@ -161,6 +163,7 @@ class Model:
         self.nodes = nodes
         self.resources = {name: nodes[name] for name in resource_types}
         self.element = nodes["Element"]  # the `_birthDate` object: id and extension
+        self.walkers = False  # whether `structure.install_walkers` has given each node its walker
 
 
 def _field(element: dict[str, Any], type_ref: dict[str, Any], key: str, ctx: _BuildContext) -> Field:
