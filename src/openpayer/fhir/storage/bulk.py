@@ -369,54 +369,56 @@ def _hkey(env: str, rtype: str, param: str) -> int:
 
 def index_values(env: str, rtype: str, rows: IndexRows) -> dict[str, list[tuple[Any, ...]]]:
     """The index rows of a resource as compact tuples (column order, without `rid`): what
-    `index_tuples(repository.index_rows_to_values(env, rtype, 0, rows))` gives, without the dicts."""
+    `index_tuples(repository.index_rows_to_values(env, rtype, 0, rows))` gives, without the dicts.
+    (The values are NamedTuples: unpacked here, which is faster than reading their attributes.)"""
     out: dict[str, list[tuple[Any, ...]]] = {}
     if rows.strings:
         out["fhir_idx_string"] = [
-            (_hkey(env, rtype, v.param), v.normalized[:255], v.value[:512]) for v in rows.strings
+            (_hkey(env, rtype, param), normalized[:255], value[:512])
+            for param, value, normalized in rows.strings
         ]
     if rows.tokens:
         out["fhir_idx_token"] = [
             (
-                _hkey(env, rtype, v.param),
-                None if v.system is None else v.system[:255],
-                None if v.code is None else v.code[:255],
-                None if v.text is None else v.text[:255],
+                _hkey(env, rtype, param),
+                None if system is None else system[:255],
+                None if code is None else code[:255],
+                None if text is None else text[:255],
             )
-            for v in rows.tokens
+            for param, system, code, text in rows.tokens
         ]
     if rows.dates:
-        out["fhir_idx_date"] = [(_hkey(env, rtype, v.param), v.low, v.high) for v in rows.dates]
+        out["fhir_idx_date"] = [(_hkey(env, rtype, param), low, high) for param, low, high in rows.dates]
     if rows.numbers:
-        out["fhir_idx_number"] = [(_hkey(env, rtype, v.param), v.value) for v in rows.numbers]
+        out["fhir_idx_number"] = [(_hkey(env, rtype, param), value) for param, value in rows.numbers]
     if rows.quantities:
         out["fhir_idx_quantity"] = [
             (
-                _hkey(env, rtype, v.param),
-                v.value,
-                None if v.system is None else v.system[:255],
-                None if v.code is None else v.code[:64],
-                None if v.unit is None else v.unit[:64],
+                _hkey(env, rtype, param),
+                value,
+                None if system is None else system[:255],
+                None if code is None else code[:64],
+                None if unit is None else unit[:64],
             )
-            for v in rows.quantities
+            for param, value, system, code, unit in rows.quantities
         ]
     if rows.references:
         out["fhir_idx_reference"] = [
             (
-                _hkey(env, rtype, v.param),
-                v.target_type,
-                None if v.target_id is None else v.target_id[:64],
-                None if v.url is None else v.url[:512],
-                None if v.identifier_system is None else v.identifier_system[:255],
-                None if v.identifier_value is None else v.identifier_value[:255],
+                _hkey(env, rtype, param),
+                target_type,
+                None if target_id is None else target_id[:64],
+                None if url is None else url[:512],
+                None if id_system is None else id_system[:255],
+                None if id_value is None else id_value[:255],
             )
-            for v in rows.references
+            for param, target_type, target_id, url, id_system, id_value in rows.references
         ]
     if rows.uris:
-        out["fhir_idx_uri"] = [(_hkey(env, rtype, v.param), v.value[:512]) for v in rows.uris]
+        out["fhir_idx_uri"] = [(_hkey(env, rtype, param), value[:512]) for param, value in rows.uris]
     if rows.specials:
         out["fhir_idx_special"] = [
-            (_hkey(env, rtype, v.param), v.latitude, v.longitude) for v in rows.specials
+            (_hkey(env, rtype, param), latitude, longitude) for param, latitude, longitude in rows.specials
         ]
     return out
 
