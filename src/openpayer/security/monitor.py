@@ -80,7 +80,7 @@ class SecurityMonitor:
         self._scan_lock = threading.Lock()
         self._defended: dict[tuple[str | None, str | None], int] = {}  # (env, client) -> until (micros)
         self._defenses_read = 0.0
-        self._scanned = 0  # `events.written` at the last scan
+        self._scanned = 0  # `events.signals` at the last scan
 
     # ---- recording -------------------------------------------------------------------------------------
     def account(self, realm: str, username: str) -> str:
@@ -112,16 +112,17 @@ class SecurityMonitor:
 
     # ---- the audit writer's buffer protocol --------------------------------------------------------
     def due(self) -> bool:
-        return self.events.due() or self.events.written != self._scanned
+        return self.events.due() or self.events.signals != self._scanned
 
     def flush(self) -> None:
-        """Write the pending events, then scan when anything was written since the last scan (a reader's
-        query may have written them)."""
+        """Write the pending events, then scan when an event a detector counts was written since the last
+        scan (a reader's query may have written it). Detections only grow with such events: a window that
+        slides forward with nothing new in it can only count fewer."""
         self.events.flush()
-        written = self.events.written
-        if written != self._scanned:
+        signals = self.events.signals
+        if signals != self._scanned:
             self.scan()
-            self._scanned = written
+            self._scanned = signals
 
     # ---- detection ---------------------------------------------------------------------------------
     def scan(self, now: int | None = None) -> list[Detection]:
