@@ -5,7 +5,6 @@ authorizations get a page that says the app is suspended; a restore brings the a
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from tests.live import free_port
 
 from openpayer.bootstrap import Services
 from openpayer.config import Settings
@@ -22,12 +22,6 @@ from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
 from .conftest import REDIRECT, Registered, console, staff_person, submit
 
 REDIS_TEST_URL = "redis://127.0.0.1:6379/6"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def redis_available() -> bool:
