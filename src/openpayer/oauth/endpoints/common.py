@@ -7,7 +7,7 @@ import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -15,21 +15,29 @@ from starlette.responses import JSONResponse, Response
 from openpayer.oauth.errors import NO_STORE, InvalidRequestError, OAuth2Error
 from openpayer.security.events import EventKind, Outcome
 
+MAX_FORM_FIELDS = 100  # a token request has at most a handful
+
 if TYPE_CHECKING:
     from openpayer.oauth.clients import Client
     from openpayer.oauth.service import AuthServer, Urls
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """An `application/x-www-form-urlencoded` body (RFC 6749 §3.2), each parameter at most once."""
+    """An `application/x-www-form-urlencoded` body (RFC 6749 §3.2), each parameter at most once.
+
+    Parsed with `urllib.parse` rather than Starlette's form parser (python-multipart, a streaming parser for
+    uploads): the same decoding (names and values percent-decoded as UTF-8), at a fraction of the cost on
+    the token endpoint's hot path."""
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media != "application/x-www-form-urlencoded":
         raise InvalidRequestError("the body must be application/x-www-form-urlencoded")
-    form = await request.form()
+    body = await request.body()
+    try:
+        pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:
+        raise InvalidRequestError(f"at most {MAX_FORM_FIELDS} parameters are accepted") from None
     values: dict[str, str] = {}
-    for key, value in form.multi_items():
-        if not isinstance(value, str):
-            raise InvalidRequestError("file uploads are not accepted")
+    for key, value in pairs:
         if key in values:
             raise InvalidRequestError(f"{key} must not be repeated")
         values[key] = value
