@@ -50,7 +50,6 @@ class EventKind(StrEnum):
     REVOKE = "token:revoke"
     FHIR_REFUSED = "fhir:refused"
     RATE_LIMITED = "rate-limit"
-    STAFF_ACTION = "staff:action"
 
 
 SIGNIN_KINDS = (EventKind.SIGNIN_MEMBER, EventKind.SIGNIN_DEVELOPER, EventKind.SIGNIN_STAFF)

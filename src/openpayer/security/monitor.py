@@ -89,20 +89,6 @@ class SecurityMonitor:
     def record(self, kind: EventKind, outcome: Outcome, **fields: Any) -> None:
         self.events.record(kind, outcome, **fields)
 
-    def staff_action(
-        self, actor: str, action: str, *, target: str | None = None, address: str | None = None
-    ) -> None:
-        """The recorder for staff actions (suspend, restore, rotate, ...): `actor` (an e-mail address or
-        account id) is stored as a keyed hash; `action` and `target` (`subscription:42`) are the detail."""
-        detail = f"{action} {target}" if target else action
-        self.events.record(
-            EventKind.STAFF_ACTION,
-            Outcome.SUCCESS,
-            address=address,
-            account=self.account(str(EventKind.SIGNIN_STAFF), actor),
-            detail=detail,
-        )
-
     def mitigated(self, kind: str, decision: Decision, **fields: Any) -> None:
         """A throttled attempt: counted, and recorded as a rate-limit event naming the limit."""
         MITIGATIONS.labels(kind).inc()
