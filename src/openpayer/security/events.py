@@ -50,7 +50,6 @@ class EventKind(StrEnum):
     REVOKE = "token:revoke"
     FHIR_REFUSED = "fhir:refused"
     RATE_LIMITED = "rate-limit"
-    STAFF_ACTION = "staff:action"
 
 
 SIGNIN_KINDS = (EventKind.SIGNIN_MEMBER, EventKind.SIGNIN_DEVELOPER, EventKind.SIGNIN_STAFF)
@@ -100,7 +99,8 @@ class SecurityEvents:
         self.hasher = hasher
         self.enabled = enabled
         self._pending: list[dict[str, Any]] = []
-        self.written = 0  # events this process has written (the monitor scans when it moves)
+        self.written = 0  # events this process has written
+        self.signals = 0  # of them, those a detector can count (the monitor scans when this moves)
         self._oldest = 0.0
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # a reader's flush waits for one already writing
@@ -162,6 +162,7 @@ class SecurityEvents:
                     self._pending[:0] = batch
                 raise
             self.written += len(batch)
+            self.signals += sum(1 for entry in batch if _signal(entry))
             return len(batch)
 
     def query(
@@ -196,3 +197,10 @@ class SecurityEvents:
             query = query.where(t.c.at < until)
         with self.engine.connect() as conn:
             return [Event(**row._mapping) for row in conn.execute(query)]
+
+
+def _signal(entry: dict[str, Any]) -> bool:
+    """Whether a detector can count this event: every rule counts refusals and failures, and a successful
+    sign-in only when it used a breached password. The successful client authentications of a busy token
+    endpoint are not signals, so they cost no scan (a scan is ~10 queries)."""
+    return entry["outcome"] != Outcome.SUCCESS or entry["detail"] == BREACHED
