@@ -204,7 +204,7 @@ def build_services(
         tokens,
         background.email,
         secret=settings.resolved_secret_key,
-        directory=Directory(portal.people),  # the portal, read through its services
+        directory=Directory(portal.people, portal.monitoring),  # the portal, read through its services
     )
     background.registry.periodic(
         "policy.sweep",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from openpayer.accounts import passwords
 from openpayer.accounts.totp import TotpFactor
@@ -90,6 +90,14 @@ class MemberStore:
         if row is None or row.disabled:
             return None
         return _member(row)
+
+    def disable_in(self, conn: Connection, env: str, member_id: int) -> None:
+        """In the caller's transaction: the account can no longer sign in, and its sessions end."""
+        conn.execute(
+            update(member_account)
+            .where(member_account.c.env == env, member_account.c.id == member_id)
+            .values(disabled=True, session_generation=member_account.c.session_generation + 1)
+        )
 
     def end_sessions(self, env: str, member_id: int) -> None:
         """Sign the member out everywhere: every session cookie issued so far stops working."""
