@@ -263,10 +263,11 @@ class BulkWriter:
                 {"table": table.name, "column": column},
             ).scalar_one()
             self._sequences[table.name] = sequence
+        # One row (an int8 array, converted by psycopg in C) rather than `count` rows fetched one by one.
         keys = conn.exec_driver_sql(
-            "SELECT nextval(%(sequence)s::regclass) FROM generate_series(1, %(count)s)",
+            "SELECT array_agg(nextval(%(sequence)s::regclass)) FROM generate_series(1, %(count)s)",
             {"sequence": sequence, "count": count},
-        ).scalars()
+        ).scalar_one()
         return sorted(int(key) for key in keys)
 
     def _copy_history(self, conn: Connection, items: list[tuple[PreparedResource, int]]) -> list[int]:
