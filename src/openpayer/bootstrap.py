@@ -144,6 +144,10 @@ def build_services(
         engine, clock, redis_url=settings.redis_url, poll_seconds=settings.auth_revocation_poll_seconds
     )
     clients.status_listeners.append(revocations.raise_generation)  # suspend, restore, remove
+    # A member disconnecting an app, a revoked token or a reused refresh token: every host stops accepting
+    # the tokens within a second, not when its token cache expires.
+    grants.revoked_listeners.append(lambda conn, _grant_id: revocations.raise_generation(conn))
+    tokens.revoked_listeners.append(revocations.raise_generation)
     revocations.listeners += [tokens.forget_all, clients.forget_all]
     auth = AuthServer(
         settings=settings,
@@ -200,7 +204,7 @@ def build_services(
         tokens,
         background.email,
         secret=settings.resolved_secret_key,
-        directory=Directory(portal.people),  # the portal, read through its services
+        directory=Directory(portal.people, portal.monitoring),  # the portal, read through its services
     )
     background.registry.periodic(
         "policy.sweep",

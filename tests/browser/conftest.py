@@ -18,9 +18,6 @@ The tests in this folder are marked `browser` and skipped where /usr/bin/chromiu
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -30,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
+from tests.live import live_servers
 
 from openpayer.app import create_app
 from openpayer.bootstrap import Services
@@ -63,12 +60,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """Bearer tokens required on /{env}/fhir, as in a deployment (the shared fixture turns them off)."""
@@ -78,25 +69,8 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture
 def serve() -> Iterator[Callable[[Any], str]]:
     """`serve(app)` runs an ASGI app with uvicorn on a free loopback port and returns its base URL."""
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(app: Any) -> str:
-        port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-        instance = uvicorn.Server(config)
-        thread = threading.Thread(target=instance.run, daemon=True)
-        thread.start()
-        running.append((instance, thread))
-        deadline = time.monotonic() + 15
-        while not instance.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert instance.started, "uvicorn did not start"
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for instance, thread in running:
-        instance.should_exit = True
-        thread.join(timeout=10)
+    with live_servers(lifespan="off") as start:
+        yield start
 
 
 @pytest.fixture

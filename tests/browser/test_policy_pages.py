@@ -11,13 +11,12 @@ from typing import Any
 
 import pytest
 from tests.browser.test_portal_pages import enrol
+from tests.portal.conftest import app_details, org_details
 from typer.testing import CliRunner
 
 from openpayer.app import Services
 from openpayer.cli.main import app as cli_app
 from openpayer.config import Settings
-from openpayer.portal.applications import ApplicationDetails
-from openpayer.portal.organizations import OrganizationDetails
 
 
 def subscriptions(services: Services) -> tuple[int, int]:
@@ -25,26 +24,12 @@ def subscriptions(services: Services) -> tuple[int, int]:
     owner = portal.people.create("tess@example-app.com", "a long enough portal password").id
     organization = portal.organizations.create(
         owner,
-        OrganizationDetails(
-            legal_name="Example Health Apps, Inc.",
-            website="https://example-app.com",
-            domain="example-app.com",
-            address="1 Main St, Springfield, IL 62701",
-            technical_contact_name="Tess Tech",
-            technical_contact_email="tech@example-app.com",
-            security_contact_name="Sam Secure",
-            security_contact_email="security@example-app.com",
-        ),
+        org_details(),
     )
     application, _ = portal.applications.register(
         owner,
         organization.id,
-        ApplicationDetails(
-            name="My Health Wallet",
-            description="Shows members their claims.",
-            website="https://example-app.com",
-            privacy_policy_url="https://example-app.com/privacy",
-            support_email="support@example-app.com",
+        app_details(
             redirect_uris=("https://example-app.com/callback",),
             client_type="public",
             scopes=("launch/patient", "patient/Patient.rs"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ import time
 import httpx
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from tests.live import free_port
 
 from openpayer.app import Services
 from openpayer.config import Settings
@@ -22,12 +22,6 @@ from openpayer.security.models import audit_event
 
 ENV = "sandbox"
 REDIRECT = "https://app.example.com/callback"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_server(settings: Settings, port: int) -> subprocess.Popen[bytes]:

@@ -4,13 +4,13 @@ as the monitoring account and one /metadata call; each failure names its step, w
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 import uvicorn
+from tests.live import free_port
 from typer.testing import CliRunner
 
 from openpayer.app import create_app
@@ -19,12 +19,6 @@ from openpayer.cli.main import app as cli_app
 from openpayer.oauth.testing import TEST_PASSWORD
 
 REDIRECT = "https://monitor.example/callback"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

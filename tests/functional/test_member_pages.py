@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from tests.portal.conftest import ANSWERS, app_details, org_details
 from tests.portal.test_validation import png
 
+from openpayer.accounts.sessions import SESSION_COOKIE
 from openpayer.app import create_app
 from openpayer.bootstrap import Services
 from openpayer.config import Settings
@@ -225,11 +226,16 @@ def test_sign_in_and_sign_out_of_the_member_pages(
     assert refused.status_code == 403
     assert client.get(f"/{ENV}/auth/account").status_code == 200  # still signed in
     assert client.get("/nowhere/auth/account").status_code == 404
+    copied = client.cookies.get(SESSION_COOKIE)  # a copy, as a thief or another tab would keep it
+    assert copied
     out = client.post(f"/{ENV}/auth/account/signout", data={"csrf_token": hidden(page.text)["csrf_token"]})
     assert out.status_code == 200
     assert "You have signed out" in out.text
     again = client.get(f"/{ENV}/auth/account", follow_redirects=False)
     assert again.status_code == 303
+    # The copy stopped working too: the session ended on the server, not only in this browser.
+    client.cookies.set(SESSION_COOKIE, copied, path=f"/{ENV}/auth")
+    assert client.get(f"/{ENV}/auth/account", follow_redirects=False).status_code == 303
 
 
 def test_sign_out_from_the_consent_page_keeps_the_request(

@@ -197,3 +197,32 @@ def test_symmetric_clients_cannot_use_client_credentials(client: TestClient, ser
         auth=(client_id, secret or ""),
     )
     assert response.json()["error"] == "unauthorized_client"
+
+
+def test_a_backend_asking_often_is_marked_active_once_a_minute(
+    client: TestClient, backend: tuple[str, Any, str], services: Services
+) -> None:
+    """Each client-credentials token is an authorization for the inactivity policy, kept to the minute: a
+    job asking for a token every few seconds writes one activity mark a minute, not one per token."""
+    client_id, key, alg = backend
+    activity = services.auth.activity
+
+    def authorized_at() -> int | None:
+        seen = activity.last_seen().get((ENV, client_id))
+        return seen.last_authorized_at if seen else None
+
+    first_at = services.clock.now()
+    assert request_token(client, assertion(client_id, key, alg)).status_code == 200
+    first = authorized_at()
+    assert first is not None
+    assert first >= first_at
+    services.clock.advance(30)
+    assert request_token(client, assertion(client_id, key, alg)).status_code == 200
+    assert not activity.due()  # nothing new to write
+    assert authorized_at() == first
+    services.clock.advance(31)
+    later_at = services.clock.now()
+    assert request_token(client, assertion(client_id, key, alg)).status_code == 200
+    later = authorized_at()
+    assert later is not None
+    assert later >= later_at > first

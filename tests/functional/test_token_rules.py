@@ -198,3 +198,24 @@ def test_the_csrf_cookie_is_host_prefixed_over_https(settings: Settings, service
 def test_the_csrf_cookie_keeps_its_plain_name_over_http(app: SmartApp) -> None:
     cookies = app.authorize(SCOPE).headers.get_list("set-cookie")
     assert any(c.startswith("op_csrf=") for c in cookies)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("grant_type=client_credentials&grant_type=refresh_token", "grant_type must not be repeated"),
+        ("&".join(f"p{n}=1" for n in range(101)), "at most 100 parameters"),
+    ],
+)
+def test_a_form_with_a_repeated_or_too_many_parameters_is_an_invalid_request(
+    client: TestClient, body: str, expected: str
+) -> None:
+    for endpoint in ("token", "introspect", "revoke"):
+        response = client.post(
+            f"/{ENV}/auth/{endpoint}",
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 400, endpoint
+        assert response.json()["error"] == "invalid_request"
+        assert expected in response.json()["error_description"]

@@ -5,7 +5,6 @@ authorizations get a page that says the app is suspended; a restore brings the a
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,20 +13,16 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from tests.live import free_port
 
 from openpayer.bootstrap import Services
 from openpayer.config import Settings
+from openpayer.oauth.connections import disconnect
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
 
 from .conftest import REDIRECT, Registered, console, staff_person, submit
 
 REDIS_TEST_URL = "redis://127.0.0.1:6379/6"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def redis_available() -> bool:
@@ -159,3 +154,33 @@ def test_the_suspended_page_is_shown_on_this_host_too(
     page = SmartApp(client, registered.client_id, REDIRECT).authorize("launch/patient patient/*.rs")
     assert page.status_code == 403
     assert "This app is suspended by the health plan" in page.text
+
+
+@pytest.mark.parametrize("how", ["member disconnects the app", "the app revokes its token"])
+def test_a_revoked_token_in_use_on_another_host_stops_within_a_second(
+    client: TestClient,
+    services: Services,
+    world: dict[str, str],
+    registered: Registered,
+    second_server: Callable[[dict[str, str]], str],
+    how: str,
+) -> None:
+    """Without Redis (the database counter alone): the second host had the token's check cached."""
+
+    base = second_server({})
+    app = SmartApp(client, registered.client_id, REDIRECT)
+    tokens = app.launch("launch/patient patient/*.rs", "member-a", TEST_PASSWORD)
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    url = f"{base}/sandbox/fhir/Patient/{world['a']}"
+    for _ in range(3):
+        assert httpx.get(url, headers=headers, timeout=10).status_code == 200
+    if how == "member disconnects the app":
+        member = services.auth.members.authenticate("sandbox", "member-a", TEST_PASSWORD)
+        assert member is not None
+        assert disconnect(services.auth, "sandbox", member, registered.client_id)
+    else:
+        revoked = client.post(
+            "/sandbox/auth/revoke", data={"token": tokens["access_token"], "client_id": registered.client_id}
+        )
+        assert revoked.status_code == 200
+    assert first_refusal_within(url, headers, time.monotonic() + 1.0)

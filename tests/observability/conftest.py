@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,14 +11,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from tests.live import free_port
 
 OPENPAYER = Path(sys.executable).parent / "openpayer"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def server_env(home: Path, database_url: str, secret: str, **settings: str) -> dict[str, str]:

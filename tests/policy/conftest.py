@@ -17,13 +17,12 @@ from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
+from tests.portal.conftest import app_details, org_details
 
 from openpayer import healthcheck
 from openpayer.bootstrap import Services
 from openpayer.config import Settings
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
-from openpayer.portal.applications import ApplicationDetails
-from openpayer.portal.organizations import OrganizationDetails
 
 DEVELOPER = "tess@example-app.com"  # registers the organization and the application
 COLLEAGUE = "omar@example-app.com"  # invited into the organization: "other staff"
@@ -156,31 +155,15 @@ def world(services: Services, client: TestClient, relay: Relay) -> World:
     colleague = portal.people.create(COLLEAGUE, PASSWORD).id
     organization = portal.organizations.create(
         owner,
-        OrganizationDetails(
-            legal_name="Example Health Apps, Inc.",
-            website="https://example-app.com",
-            domain="example-app.com",
-            address="1 Main St, Springfield, IL 62701",
-            technical_contact_name="Tess Tech",
-            technical_contact_email="tech@example-app.com",
-            security_contact_name="Sam Secure",
-            security_contact_email="security@example-app.com",
-        ),
+        org_details(),
     )
     _, token = portal.organizations.invite(owner, organization.id, COLLEAGUE)
     portal.organizations.accept(token, colleague, COLLEAGUE)
     application, credentials = portal.applications.register(
         owner,
         organization.id,
-        ApplicationDetails(
-            name="My Health Wallet",
-            description="Shows members their claims.",
-            website="https://example-app.com",
-            privacy_policy_url="https://example-app.com/privacy",
-            support_email="support@example-app.com",
-            redirect_uris=(REDIRECT,),
-            client_type="public",
-            scopes=("launch/patient", "patient/Patient.rs"),
+        app_details(
+            redirect_uris=(REDIRECT,), client_type="public", scopes=("launch/patient", "patient/Patient.rs")
         ),
     )
     production = portal.applications.subscribe_approved(application.id, "production")

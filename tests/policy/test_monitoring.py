@@ -131,3 +131,22 @@ def test_only_the_organizations_people_manage_its_monitoring_accounts(world: Wor
     assert bad_env.status_code == 409
     no_csrf = member.post(f"/portal/apps/{app_id}/monitoring/sandbox", data={})
     assert no_csrf.status_code == 403
+
+
+def test_a_removed_subscriptions_monitoring_account_stops_signing_in(world: World) -> None:
+    """Removed by staff or by the inactivity policy, a subscription takes its monitoring account with it:
+    the account cannot sign in any more (through any app), and its row stays for the reports."""
+    monitoring = world.services.portal.monitoring
+    app_id = application_id(world)
+    sandbox = monitoring.create(world.accounts[DEVELOPER], app_id, "sandbox")
+    production = monitoring.create(world.accounts[DEVELOPER], app_id, "production")
+    assert check(world, "sandbox", sandbox.account.username, sandbox.password).ok
+    members = world.services.auth.members
+
+    world.services.portal.staff.create(None, account_id=9001, email="admin@plan.example", role="admin")
+    world.services.portal.actions.remove_subscription(9001, world.sandbox, reason="retired by the plan")
+    assert members.authenticate("sandbox", sandbox.account.username, sandbox.password) is None
+    assert not check(world, "sandbox", sandbox.account.username, sandbox.password).ok
+    assert monitoring.get(app_id, "sandbox") is not None  # kept: reports still leave its Patient out
+    # The other environment's subscription and account are untouched.
+    assert members.authenticate("production", production.account.username, production.password) is not None

@@ -26,6 +26,8 @@ def days_until_escalation(world: World, second_notice_day: int) -> int:
 
 
 def test_silence_runs_the_whole_outreach_then_removes_the_organization(world: World) -> None:
+    application_id = world.services.portal.applications.subscription_by_id(world.sandbox).application_id
+    monitor = world.services.portal.monitoring.create(world.accounts[DEVELOPER], application_id, "sandbox")
     first_refresh = world.app("sandbox").launch(
         "launch/patient patient/Patient.rs offline_access", "member-sandbox", "correct horse battery staple"
     )
@@ -71,6 +73,8 @@ def test_silence_runs_the_whole_outreach_then_removes_the_organization(world: Wo
     assert portal.people.authenticate(DEVELOPER, PASSWORD) is None
     assert portal.people.by_email(COLLEAGUE) is None
     assert portal.people.create(DEVELOPER, PASSWORD).email == DEVELOPER
+    members = world.services.auth.members  # and the monitoring account signs in no more
+    assert members.authenticate("sandbox", monitor.account.username, monitor.password) is None
     assert world.state(world.production) == "removed"  # removed with its organization
     history = world.services.policy.transitions(world.sandbox)
     assert [t["to_state"] for t in history] == ["first_notice", "second_notice", "escalated", "removed"]

@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import uvicorn
+from tests.live import live_servers
 
 from openpayer.accounts.passwords import hash_password
 from openpayer.bootstrap import Services
@@ -26,34 +23,11 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"auth_enforce": True, "trusted_proxies": ["127.0.0.1/32"]})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def serve() -> Iterator[Callable[[Any], str]]:
     """`serve(app)`: the app behind uvicorn on a free loopback port (lifespan on: the writers run)."""
-    running: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(app: Any) -> str:
-        port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        running.append((server, thread))
-        deadline = time.monotonic() + 15
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started, "uvicorn did not start"
-        return f"http://127.0.0.1:{port}"
-
-    yield start
-    for server, thread in running:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with live_servers(lifespan="on") as start:
+        yield start
 
 
 def make_members(services: Services, env: str, count: int) -> list[tuple[str, str]]:

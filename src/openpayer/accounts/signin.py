@@ -57,6 +57,11 @@ class Account(Protocol):
     @property
     def has_totp(self) -> bool: ...
 
+    @property
+    def session_generation(self) -> int:
+        """Sessions issued under another generation have ended (signed out everywhere, new password)."""
+        ...
+
 
 A = TypeVar("A", bound=Account)
 
@@ -213,7 +218,9 @@ class SignIn(Generic[A]):
         if not isinstance(data, dict) or data.get("e") != env:
             return None
         account = self.directory.get(env, int(data["m"]))
-        return None if account is None else (account, int(data["t"]))
+        if account is None or data.get("g", 0) != account.session_generation:
+            return None  # signed out (everywhere) or a new password since
+        return account, int(data["t"])
 
     def _signed_in(self, env: str, account: A, client_id: str | None, ip: str) -> SignedIn[A]:
         now = self.clock.now()
@@ -226,5 +233,6 @@ class SignIn(Generic[A]):
             ip or None,
             account_id=account.id,
         )
-        session = self.signer.dumps("session", {"m": account.id, "e": env, "t": now})
+        claims = {"m": account.id, "e": env, "t": now, "g": account.session_generation}
+        session = self.signer.dumps("session", claims)
         return SignedIn(account, session, now)

@@ -8,8 +8,9 @@ wrong or the account is disabled (no account enumeration), and spends the same a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from openpayer.accounts import passwords
 from openpayer.accounts.totp import TotpFactor
@@ -26,6 +27,7 @@ class Member:
     username: str
     patient_id: str
     has_totp: bool
+    session_generation: int = 0  # a session cookie of another generation has ended
 
 
 def _owner(env: str, username: str) -> str:
@@ -61,7 +63,10 @@ class MemberStore:
             conn.execute(
                 update(member_account)
                 .where(member_account.c.env == env, member_account.c.id == member_id)
-                .values(password_hash=passwords.hash_password(password))
+                .values(
+                    password_hash=passwords.hash_password(password),
+                    session_generation=member_account.c.session_generation + 1,  # sessions end
+                )
             )
 
     def enroll_totp(self, env: str, username: str) -> str:
@@ -84,7 +89,24 @@ class MemberStore:
             ).first()
         if row is None or row.disabled:
             return None
-        return Member(row.id, row.env, row.username, row.patient_id, row.totp_secret is not None)
+        return _member(row)
+
+    def disable_in(self, conn: Connection, env: str, member_id: int) -> None:
+        """In the caller's transaction: the account can no longer sign in, and its sessions end."""
+        conn.execute(
+            update(member_account)
+            .where(member_account.c.env == env, member_account.c.id == member_id)
+            .values(disabled=True, session_generation=member_account.c.session_generation + 1)
+        )
+
+    def end_sessions(self, env: str, member_id: int) -> None:
+        """Sign the member out everywhere: every session cookie issued so far stops working."""
+        with write_transaction(self.engine) as conn:
+            conn.execute(
+                update(member_account)
+                .where(member_account.c.env == env, member_account.c.id == member_id)
+                .values(session_generation=member_account.c.session_generation + 1)
+            )
 
     def authenticate(self, env: str, username: str, password: str) -> Member | None:
         with self.engine.connect() as conn:
@@ -104,7 +126,7 @@ class MemberStore:
                     .where(member_account.c.id == row.id)
                     .values(password_hash=passwords.hash_password(password))
                 )
-        return Member(row.id, row.env, row.username, row.patient_id, row.totp_secret is not None)
+        return _member(row)
 
     def verify_totp(self, member: Member, code: str) -> bool:
         with self.engine.connect() as conn:
@@ -112,3 +134,9 @@ class MemberStore:
                 select(member_account.c.totp_secret).where(member_account.c.id == member.id)
             ).scalar_one_or_none()
         return self.totp.verify(sealed, _owner(member.env, member.username), code)
+
+
+def _member(row: Any) -> Member:
+    return Member(
+        row.id, row.env, row.username, row.patient_id, row.totp_secret is not None, row.session_generation
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, String, Table, Text, UniqueConstraint
 
 from openpayer.db import BigId, metadata
 
@@ -17,6 +17,8 @@ member_account = Table(
     Column("totp_secret", Text, nullable=True),  # encrypted; NULL when no second factor is enrolled
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", BigInteger, nullable=False),
+    # Raised by signing out and by a new password: a session cookie of an older generation has ended.
+    Column("session_generation", Integer, nullable=False, server_default="0"),
     UniqueConstraint("env", "username"),
 )
 

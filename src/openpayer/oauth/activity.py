@@ -4,7 +4,8 @@ Why in memory first: a call is recorded on every FHIR request, so it must cost a
 write. `called` keeps at most one pending timestamp per (environment, client) and ignores calls within
 `coalesce_seconds` (60) of the last one it kept, so the stored `last_call_at` is accurate to a minute and a
 busy client causes at most one row update a minute per process. `authorized` (a token issued by the
-authorization-code or client-credentials grant; refresh does not count) is always kept. Pending marks are
+authorization-code or client-credentials grant; refresh does not count) is coalesced the same way: a backend
+asking for a token on every job must not cost a background write per token. Pending marks are
 written by `flush`, which the bearer guard runs with the audit log's batches (at least every
 `AUDIT_MAX_AGE` seconds while the server runs, and at shutdown). Times are the one clock's seconds.
 
@@ -43,6 +44,7 @@ class ActivityLog:
         self.clock = clock
         self.coalesce_seconds = coalesce_seconds
         self._kept: dict[Key, int] = {}  # the last call time kept per key (pending or written)
+        self._kept_authorized: dict[Key, int] = {}  # the same for authorizations
         self._calls: dict[Key, int] = {}
         self._authorizations: dict[Key, int] = {}
         self._lock = threading.Lock()
@@ -64,8 +66,14 @@ class ActivityLog:
 
     def authorized(self, env: str, client_id: str) -> None:
         """A token issued to `client_id` by the authorization-code or client-credentials grant."""
+        key = (env, client_id)
+        now = self.clock.now()
+        kept = self._kept_authorized.get(key)
+        if kept is not None and 0 <= now - kept < self.coalesce_seconds:
+            return
         with self._lock:
-            self._authorizations[(env, client_id)] = self.clock.now()
+            self._kept_authorized[key] = now
+            self._authorizations[key] = now
 
     def due(self) -> bool:
         return bool(self._calls or self._authorizations)

@@ -9,26 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, select
 
-from openpayer.db import read_connection
-from openpayer.fhir.storage import codec
-from openpayer.fhir.storage.tables import fhir_resource
+from openpayer.fhir.errors import FHIRError
+from openpayer.fhir.services import FhirService
 
 
-def profile_claims(engine: Engine, env: str, patient_id: str) -> dict[str, str]:
-    with read_connection(engine) as conn:
-        content = conn.execute(
-            select(fhir_resource.c.content).where(
-                fhir_resource.c.env == env,
-                fhir_resource.c.type == "Patient",
-                fhir_resource.c.id == patient_id,
-                fhir_resource.c.deleted.is_(False),
-            )
-        ).scalar()
-    if content is None:
+def profile_claims(fhir: FhirService, env: str, patient_id: str) -> dict[str, str]:
+    """The member's name claims; none when their Patient is gone (deleted, or never loaded)."""
+    try:
+        stored = fhir.read(env, "Patient", patient_id)
+    except FHIRError:
         return {}
-    patient: dict[str, Any] = orjson.loads(codec.decode(content))
+    patient: dict[str, Any] = orjson.loads(stored.body or b"{}")
     return name_claims(patient.get("name"))
 
 

@@ -1,10 +1,12 @@
-"""Suspensions reach every host within a second: each process's caches of token checks and clients are
-dropped when any process changes a client's status.
+"""Suspensions and revocations reach every host within a second: each process's caches of token checks and
+clients are dropped when any process changes a client's status, revokes a token by id (RFC 7009) or revokes
+a consent grant (a member's disconnect, a reused refresh token).
 
 The guard caches a token's check for `auth_token_cache_seconds` (5 s) and the token endpoint caches
-clients, per process. A status change (`ClientStore.set_status_in`: suspension, restore, removal) raises
-a generation counter (`oauth_revocation`, one row) in the same transaction and publishes on the Redis
-channel `openpayer:oauth:revocation` when `OPENPAYER_REDIS_URL` is set. Every serving process runs a
+clients, per process. A status change (`ClientStore.set_status_in`: suspension, restore, removal) or a
+revocation (`TokenStore.revoke_ids`, `GrantStore.revoke_in`, through their listeners) raises a generation
+counter (`oauth_revocation`, one row) in the same transaction and publishes on the Redis channel
+`openpayer:oauth:revocation` when `OPENPAYER_REDIS_URL` is set. Every serving process runs a
 watcher thread (started with the application, `start`/`stop`) that
 
 - listens on that channel (when Redis is configured) and drops its caches on each message, within

@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,9 @@ class TokenStore:
         self._cache: OrderedDict[str, tuple[float, TokenInfo | None, Any]] = OrderedDict()
         self._lock = threading.Lock()
         self._epoch = 0  # raised by `forget_all`: a check read before a drop is not cached after it
+        # Called in the transaction of a revocation by id (the composition root adds the revocation feed,
+        # so that other processes drop their cached checks too).
+        self.revoked_listeners: list[Callable[[Connection], None]] = []
 
     def issue(
         self,
@@ -231,6 +234,8 @@ class TokenStore:
         ids = list(ids)
         if ids:
             conn.execute(update(oauth_token).where(oauth_token.c.id.in_(ids)).values(revoked=True))
+            for listener in self.revoked_listeners:
+                listener(conn)
         self.forget_all()
 
     def revoke_grant_tokens(self, conn: Connection, grant_id: int) -> None:

@@ -26,6 +26,7 @@ from openpayer.portal.models import (
     portal_staff,
     portal_subscription,
 )
+from openpayer.portal.monitoring import MonitoringService
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +59,9 @@ class Person:
 class Directory:
     """Reads and the removal steps of the portal, for the inactivity policy."""
 
-    def __init__(self, people: PeopleService) -> None:
+    def __init__(self, people: PeopleService, monitoring: MonitoringService) -> None:
         self.people_service = people  # the accounts domain's (addresses; deleting accounts)
+        self.monitoring = monitoring  # removed subscriptions' monitoring accounts stop signing in
 
     def subscriptions(
         self,
@@ -134,6 +136,9 @@ class Directory:
             conn.execute(
                 update(portal_subscription).where(portal_subscription.c.id.in_(ids)).values(status="removed")
             )
+            s = portal_subscription
+            pairs = conn.execute(select(s.c.application_id, s.c.env).where(s.c.id.in_(ids))).all()
+            self.monitoring.retire_in(conn, [(application_id, env) for application_id, env in pairs])
 
     def remove_organization(self, conn: Connection, organization_id: int, now: int) -> list[Person]:
         """Mark the organization removed and delete its people's sign-in accounts (those in no other active

@@ -14,10 +14,11 @@ report (the CMS usage metrics) or the console tell these accounts from members.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from openpayer.db import write_transaction
@@ -40,6 +41,8 @@ class MemberAccounts(Protocol):
     def create(self, env: str, username: str, password: str, patient_id: str) -> Any: ...
 
     def set_password(self, env: str, member_id: int, password: str) -> None: ...
+
+    def disable_in(self, conn: Connection, env: str, member_id: int) -> None: ...
 
 
 class SyntheticPatients(Protocol):
@@ -128,6 +131,20 @@ class MonitoringService:
         password = secrets.token_urlsafe(18)
         self.members.set_password(env, found.member_id, password)
         return NewPassword(found, password)
+
+    def retire_in(self, conn: Connection, pairs: Iterable[tuple[int, str]]) -> None:
+        """In the caller's transaction: the monitoring accounts of these (application, environment) pairs
+        can no longer sign in (their subscription is removed). The rows stay, so reports still know their
+        synthetic Patients."""
+        pairs = list(pairs)
+        if not pairs:
+            return
+        t = portal_monitoring_account
+        rows = conn.execute(
+            select(t.c.env, t.c.member_id).where(tuple_(t.c.application_id, t.c.env).in_(pairs))
+        )
+        for env, member_id in rows.all():
+            self.members.disable_in(conn, env, member_id)
 
     def get(self, application_id: int, env: str) -> MonitoringAccount | None:
         return next((m for m in self.of_application(application_id) if m.env == env), None)

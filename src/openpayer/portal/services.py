@@ -101,7 +101,7 @@ class Portal:
         oversight = Oversight(
             engine, staff, organizations, applications, people, clients, activity, access, envs
         )
-        actions = StaffActions(engine, clock, staff, applications, people, clients)
+        actions = StaffActions(engine, clock, staff, applications, people, clients, monitoring)
         reports = UsageReports(staff, access, clock, envs, monitoring)
         audits = AuditViews(engine, clock, staff, access)
         return cls(

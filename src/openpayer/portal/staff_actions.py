@@ -20,6 +20,7 @@ from openpayer.portal.applications import ApplicationService
 from openpayer.portal.errors import Conflict, NotFound
 from openpayer.portal.interfaces import Clock
 from openpayer.portal.models import portal_subscription
+from openpayer.portal.monitoring import MonitoringService
 from openpayer.portal.staff import Permission, StaffMember, StaffService, parse_role, record_audit
 
 
@@ -32,6 +33,7 @@ class StaffActions:
         applications: ApplicationService,
         people: PeopleService,
         clients: ClientStore,
+        monitoring: MonitoringService,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -39,6 +41,7 @@ class StaffActions:
         self.applications = applications
         self.people = people
         self.clients = clients
+        self.monitoring = monitoring
 
     # ---- subscriptions -----------------------------------------------------------------------------
     def remove_subscription(
@@ -58,6 +61,7 @@ class StaffActions:
                 .where(portal_subscription.c.id == subscription_id)
                 .values(status="removed")
             )
+            self.monitoring.retire_in(conn, [(subscription.application_id, subscription.env)])
             record_audit(
                 conn,
                 at=self.clock.now(),

@@ -11,8 +11,6 @@ seconds old).
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from enum import StrEnum
 from typing import Any
 
@@ -20,11 +18,11 @@ from sqlalchemy import Engine, func, select
 
 from openpayer.clock import Clock
 from openpayer.db import write_transaction
+from openpayer.security.buffer import MAX_AGE, RowBuffer
 from openpayer.security.models import audit_event
 
 log = logging.getLogger("openpayer.audit")
-_BATCH = 500
-AUDIT_MAX_AGE = 2.0
+AUDIT_MAX_AGE = MAX_AGE
 
 
 class AuditEvent(StrEnum):
@@ -45,9 +43,7 @@ class AuditLog:
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self.engine = engine
         self.clock = clock
-        self._pending: list[dict[str, Any]] = []
-        self._oldest = 0.0
-        self._lock = threading.Lock()
+        self._buffer = RowBuffer(engine, audit_event, log)
 
     def record(
         self,
@@ -86,30 +82,13 @@ class AuditLog:
                     conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 conn.execute(audit_event.insert(), [entry])
             return
-        with self._lock:
-            if not self._pending:
-                self._oldest = time.monotonic()
-            self._pending.append(entry)
+        self._buffer.append(entry)
 
     def due(self) -> bool:
-        return bool(self._pending) and (
-            len(self._pending) >= _BATCH or time.monotonic() - self._oldest >= AUDIT_MAX_AGE
-        )
+        return self._buffer.due()
 
     def flush(self) -> None:
-        with self._lock:
-            batch, self._pending = self._pending, []
-        if not batch:
-            return
-        try:
-            with write_transaction(self.engine) as conn:
-                conn.execute(audit_event.insert(), batch)
-        except Exception:
-            # Keep the events for the next flush rather than lose them; the log says why, not what.
-            log.exception("audit flush failed; %d events kept for retry", len(batch))
-            with self._lock:
-                self._pending[:0] = batch
-            raise
+        self._buffer.flush()
 
     def last_access(self, env: str, member_id: int, patient_id: str) -> dict[str, int]:
         """When each app last read this member's data (seconds, by client id): the connected-apps page's

@@ -72,8 +72,13 @@ class AuditWriter:
         return any(buffer.due() for buffer in self.buffers)
 
     async def _write(self) -> None:
+        """Every buffer, in one hand-off to the thread pool (each hand-off wakes a thread and contends for
+        the GIL with the requests being served)."""
+        await run_in_threadpool(self._flush_all)
+
+    def _flush_all(self) -> None:
         for buffer in self.buffers:
             try:
-                await run_in_threadpool(buffer.flush)
+                buffer.flush()
             except Exception:  # noqa: S112 - flush() logged it and kept the records for the next write
                 continue

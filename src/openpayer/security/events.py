@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import threading
-import time
 from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -27,12 +25,10 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from openpayer.clock import Clock
-from openpayer.db import write_transaction
+from openpayer.security.buffer import RowBuffer
 from openpayer.security.models import security_event
 
 log = logging.getLogger("openpayer.security")
-_BATCH = 500
-MAX_AGE = 2.0  # seconds an event may wait in memory (the audit writer's period)
 
 # The client address of the request being handled, for events recorded deep in a grant (token reuse).
 # Set by the endpoint; copied into the worker thread by `run_in_threadpool`.
@@ -50,7 +46,6 @@ class EventKind(StrEnum):
     REVOKE = "token:revoke"
     FHIR_REFUSED = "fhir:refused"
     RATE_LIMITED = "rate-limit"
-    STAFF_ACTION = "staff:action"
 
 
 SIGNIN_KINDS = (EventKind.SIGNIN_MEMBER, EventKind.SIGNIN_DEVELOPER, EventKind.SIGNIN_STAFF)
@@ -99,11 +94,9 @@ class SecurityEvents:
         self.clock = clock
         self.hasher = hasher
         self.enabled = enabled
-        self._pending: list[dict[str, Any]] = []
-        self.written = 0  # events this process has written (the monitor scans when it moves)
-        self._oldest = 0.0
-        self._lock = threading.Lock()
-        self._flushing = threading.Lock()  # a reader's flush waits for one already writing
+        self.written = 0  # events this process has written
+        self.signals = 0  # of them, those a detector can count (the monitor scans when this moves)
+        self._buffer = RowBuffer(engine, security_event, log, on_written=self._written)
 
     def account(self, realm: str, username: str) -> str:
         return self.hasher(realm, username)
@@ -136,33 +129,18 @@ class SecurityEvents:
         }
         if entry["address"]:
             entry["address"] = entry["address"][:64]
-        with self._lock:
-            if not self._pending:
-                self._oldest = time.monotonic()
-            self._pending.append(entry)
+        self._buffer.append(entry)
 
     def due(self) -> bool:
-        return bool(self._pending) and (
-            len(self._pending) >= _BATCH or time.monotonic() - self._oldest >= MAX_AGE
-        )
+        return self._buffer.due()
 
     def flush(self) -> int:
         """Write the pending events; returns how many. On failure they are kept for the next flush."""
-        with self._flushing:
-            with self._lock:
-                batch, self._pending = self._pending, []
-            if not batch:
-                return 0
-            try:
-                with write_transaction(self.engine) as conn:
-                    conn.execute(security_event.insert(), batch)
-            except Exception:
-                log.exception("security event flush failed; %d events kept for retry", len(batch))
-                with self._lock:
-                    self._pending[:0] = batch
-                raise
-            self.written += len(batch)
-            return len(batch)
+        return self._buffer.flush()
+
+    def _written(self, batch: list[dict[str, Any]]) -> None:
+        self.written += len(batch)
+        self.signals += sum(1 for entry in batch if _signal(entry))
 
     def query(
         self,
@@ -196,3 +174,10 @@ class SecurityEvents:
             query = query.where(t.c.at < until)
         with self.engine.connect() as conn:
             return [Event(**row._mapping) for row in conn.execute(query)]
+
+
+def _signal(entry: dict[str, Any]) -> bool:
+    """Whether a detector can count this event: every rule counts refusals and failures, and a successful
+    sign-in only when it used a breached password. The successful client authentications of a busy token
+    endpoint are not signals, so they cost no scan (a scan is ~10 queries)."""
+    return entry["outcome"] != Outcome.SUCCESS or entry["detail"] == BREACHED

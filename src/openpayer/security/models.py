@@ -25,7 +25,8 @@ audit_event = Table(
 )
 
 # The security event stream (openpayer.security.events): sign-ins, client authentication, token reuse,
-# introspection, revocation, refused FHIR requests, rate-limit hits and staff actions. `account` is a keyed
+# introspection, revocation, refused FHIR requests and rate-limit hits (staff actions have their own trail,
+# `portal_staff_audit`, with before and after). `account` is a keyed
 # hash (HMAC), never a username; `env` is NULL for the portal and console (no environment).
 security_event = Table(
     "security_event",

@@ -80,7 +80,7 @@ class SecurityMonitor:
         self._scan_lock = threading.Lock()
         self._defended: dict[tuple[str | None, str | None], int] = {}  # (env, client) -> until (micros)
         self._defenses_read = 0.0
-        self._scanned = 0  # `events.written` at the last scan
+        self._scanned = 0  # `events.signals` at the last scan
 
     # ---- recording -------------------------------------------------------------------------------------
     def account(self, realm: str, username: str) -> str:
@@ -88,20 +88,6 @@ class SecurityMonitor:
 
     def record(self, kind: EventKind, outcome: Outcome, **fields: Any) -> None:
         self.events.record(kind, outcome, **fields)
-
-    def staff_action(
-        self, actor: str, action: str, *, target: str | None = None, address: str | None = None
-    ) -> None:
-        """The recorder for staff actions (suspend, restore, rotate, ...): `actor` (an e-mail address or
-        account id) is stored as a keyed hash; `action` and `target` (`subscription:42`) are the detail."""
-        detail = f"{action} {target}" if target else action
-        self.events.record(
-            EventKind.STAFF_ACTION,
-            Outcome.SUCCESS,
-            address=address,
-            account=self.account(str(EventKind.SIGNIN_STAFF), actor),
-            detail=detail,
-        )
 
     def mitigated(self, kind: str, decision: Decision, **fields: Any) -> None:
         """A throttled attempt: counted, and recorded as a rate-limit event naming the limit."""
@@ -112,16 +98,17 @@ class SecurityMonitor:
 
     # ---- the audit writer's buffer protocol --------------------------------------------------------
     def due(self) -> bool:
-        return self.events.due() or self.events.written != self._scanned
+        return self.events.due() or self.events.signals != self._scanned
 
     def flush(self) -> None:
-        """Write the pending events, then scan when anything was written since the last scan (a reader's
-        query may have written them)."""
+        """Write the pending events, then scan when an event a detector counts was written since the last
+        scan (a reader's query may have written it). Detections only grow with such events: a window that
+        slides forward with nothing new in it can only count fewer."""
         self.events.flush()
-        written = self.events.written
-        if written != self._scanned:
+        signals = self.events.signals
+        if signals != self._scanned:
             self.scan()
-            self._scanned = written
+            self._scanned = signals
 
     # ---- detection ---------------------------------------------------------------------------------
     def scan(self, now: int | None = None) -> list[Detection]:

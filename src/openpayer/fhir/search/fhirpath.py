@@ -374,7 +374,7 @@ def _top_keys(branches: list[list[_Step]]) -> frozenset[str] | None:
 @lru_cache(maxsize=8192)
 def _compiled(expression: str) -> Extractor:
     boolean = _EXISTS_NOT_FALSE.fullmatch(expression.strip())
-    rooted: tuple[str, _Step] | None = None
+    rooted: tuple[str, list[list[_Step]]] | None = None
     if boolean:
         step, keys = _exists_not_false(boolean.group(1)), None  # false when absent: never skipped
     else:
@@ -382,7 +382,7 @@ def _compiled(expression: str) -> Extractor:
         step, keys = _union(branches), _top_keys(branches)
         roots = {getattr(steps[0], "root", None) for steps in branches}
         if keys is not None and len(roots) == 1:  # every branch is `Type.member...` with the same Type
-            rooted = (str(roots.pop()), _union([steps[1:] for steps in branches]))
+            rooted = (str(roots.pop()), [steps[1:] for steps in branches])
 
     def extract(resource: Mapping[str, Any]) -> list[Node]:
         return step([(resource, resource.get("resourceType"))])
@@ -394,9 +394,69 @@ def _compiled(expression: str) -> Extractor:
 
 def rooted(extractor: Extractor, resource_type: str) -> _Step | None:
     """For an extractor whose every branch starts with `resource_type`: the steps after that root, to
-    apply to ``[(resource, resource_type)]`` (the same values, without the root filter); else None."""
-    found: tuple[str, _Step] | None = getattr(extractor, "rooted", None)
-    return found[1] if found is not None and found[0] == resource_type else None
+    apply to ``[(resource, resource_type)]`` (the same values, without the root filter); else None.
+
+    Each branch's leading member steps are fused into one walk over the JSON (`_members`): starting
+    from the resource type, the FHIR type of every node they reach is known when compiling, unless a
+    choice element or a nested resource comes first (there the fusion stops and the steps run as usual).
+    """
+    found: tuple[str, list[list[_Step]]] | None = getattr(extractor, "rooted", None)
+    if found is None or found[0] != resource_type:
+        return None
+    return _union([_fused(steps, resource_type) for steps in found[1]])
+
+
+def _fused(steps: list[_Step], path: str) -> list[_Step]:
+    """`steps` applied to nodes of type `path`, with the leading member steps of a static type fused."""
+    keys: list[str] = []
+    for step in steps:
+        key = getattr(step, "member", None)
+        if key is None:
+            break
+        is_choice, ctype = step.plan(path)  # type: ignore[attr-defined]
+        if is_choice or ctype == "Resource":
+            break
+        keys.append(key)
+        path = ctype
+    if not keys:
+        return steps
+    return [_members(tuple(keys), path), *steps[len(keys) :]]
+
+
+def _members(keys: tuple[str, ...], ctype: str) -> _Step:
+    """Member steps whose nodes all have a type known in advance (the last one's is `ctype`): the same
+    values as `_member` steps, in the same order, walking the JSON without a type per node."""
+    *inner, last = keys
+
+    def step(nodes: list[Node]) -> list[Node]:
+        values = [nodes[0][0]] if len(nodes) == 1 else [data for data, _ in nodes]
+        for key in inner:
+            found: list[Any] = []
+            for data in values:
+                if type(data) is dict:
+                    value = data.get(key)
+                    if value is None:
+                        continue
+                    if type(value) is list:
+                        found += [item for item in value if item is not None]
+                    else:
+                        found.append(value)
+            if not found:
+                return []
+            values = found
+        out: list[Node] = []
+        for data in values:
+            if type(data) is dict:
+                value = data.get(last)
+                if value is None:
+                    continue
+                if type(value) is list:
+                    out += [(item, ctype) for item in value if item is not None]
+                else:
+                    out.append((value, ctype))
+        return out
+
+    return step
 
 
 def top_keys(extractor: Extractor) -> frozenset[str] | None:

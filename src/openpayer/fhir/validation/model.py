@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from openpayer.fhir.validation.builder import build_index_from_vendored
-from openpayer.fhir.validation.primitives import CHECKERS, URI_TYPES, Checker, Problem
+from openpayer.fhir.validation.primitives import CHECKERS, INT32_MIN, URI_TYPES, Checker, Problem
 
 PRIMITIVE = 0
 COMPLEX = 1
@@ -31,6 +31,13 @@ GENERAL = 0
 ONE_PLAIN = 1  # a single primitive, lexical check only
 ONE_OBJECT = 2  # a single complex value, walk only
 MANY_OBJECTS = 3  # an array of complex values, walk only
+# Single primitives whose commonest valid values the walker recognises inline, without calling the checker
+# (any other value goes through the checker, as for ONE_PLAIN / the general path):
+ONE_STRING = 4  # string: a non-empty str of at most 1 MB
+ONE_CODE = 5  # code without a binding: a non-empty printable str without a space
+ONE_URI = 6  # uri/url/canonical: as ONE_CODE, then "#id" counts for dom-3
+ONE_DECIMAL = 7  # decimal: an int or a float (not a bool)
+ONE_INTEGER = 8  # integer/positiveInt/unsignedInt: an int from Field.low to 2**31 - 1
 
 # Nodes with invariants checked after their properties (see `invariants`).
 SPECIAL_NODES = frozenset({"Extension", "Bundle", "Observation"})
@@ -38,6 +45,22 @@ SPECIAL_NODES = frozenset({"Extension", "Bundle", "Observation"})
 
 def _not_primitive(value: object) -> Problem | None:
     raise AssertionError("only primitive fields are checked with Field.check")
+
+
+# Checkers whose verdict on the commonest values the walker computes inline (`primitives` states the rules:
+# `check_string`, the `no_space_ok` checkers, `check_decimal`, `_integer_checker`).
+_QUICK = {
+    "string": ONE_STRING,
+    "code": ONE_CODE,
+    "uri": ONE_CODE,
+    "url": ONE_CODE,
+    "canonical": ONE_CODE,
+    "decimal": ONE_DECIMAL,
+    "integer": ONE_INTEGER,
+    "positiveInt": ONE_INTEGER,
+    "unsignedInt": ONE_INTEGER,
+}
+_INTEGER_LOW = {"integer": INT32_MIN, "positiveInt": 1, "unsignedInt": 0}
 
 
 class Field:
@@ -57,6 +80,7 @@ class Field:
         "fast",
         "key",
         "kind",
+        "low",
         "max",
         "name",
         "node",
@@ -87,6 +111,7 @@ class Field:
         self.uri = False  # uri/url/canonical: "#id" values count as local references
         self.route = PLAIN
         self.fast = GENERAL
+        self.low = 0  # ONE_INTEGER: the smallest valid value
 
     def finish(self) -> None:
         if self.kind == RESOURCE:
@@ -104,7 +129,12 @@ class Field:
         if self.choice is not None or self.max == 0:
             return
         if not self.array and self.route == PLAIN:
-            self.fast = ONE_PLAIN
+            self.fast = _QUICK.get(self.code, ONE_PLAIN)
+            if self.fast == ONE_CODE and self.code != "code":
+                self.fast = ONE_PLAIN  # uri/url/canonical have route URI; only a code is PLAIN here
+            self.low = _INTEGER_LOW.get(self.code, 0)
+        elif not self.array and self.route == URI and _QUICK.get(self.code) == ONE_CODE:
+            self.fast = ONE_URI
         elif not self.array and self.route == OBJECT:
             self.fast = ONE_OBJECT
         elif self.array and self.max is None and self.route == OBJECT:
@@ -114,7 +144,7 @@ class Field:
 class Node:
     """A resource type, datatype or backbone element: the JSON properties an object may have."""
 
-    __slots__ = ("choices", "fields", "is_resource", "name", "required", "special")
+    __slots__ = ("choices", "fields", "is_resource", "name", "required", "special", "walker")
 
     def __init__(self, name: str, is_resource: bool) -> None:
         self.name = name
@@ -123,6 +153,8 @@ class Node:
         self.fields: dict[str, Field] = {}
         self.required: tuple[tuple[str, tuple[str, ...]], ...] = ()
         self.choices: dict[str, str] = {}  # choice base name -> element name, for diagnostics
+        # (validator, obj, path) -> None: the walk of an object of this node (`structure.install_walkers`)
+        self.walker: Any = None
 
 
 class Model:
@@ -131,6 +163,7 @@ class Model:
         self.nodes = nodes
         self.resources = {name: nodes[name] for name in resource_types}
         self.element = nodes["Element"]  # the `_birthDate` object: id and extension
+        self.walkers = False  # whether `structure.install_walkers` has given each node its walker
 
 
 def _field(element: dict[str, Any], type_ref: dict[str, Any], key: str, ctx: _BuildContext) -> Field:

@@ -23,10 +23,16 @@ from openpayer.fhir.validation import invariants
 from openpayer.fhir.validation.model import (
     BOUND,
     COMPLEX,
+    GENERAL,
     MANY_OBJECTS,
     OBJECT,
+    ONE_CODE,
+    ONE_DECIMAL,
+    ONE_INTEGER,
     ONE_OBJECT,
     ONE_PLAIN,
+    ONE_STRING,
+    ONE_URI,
     PLAIN,
     PRIMITIVE,
     URI,
@@ -35,7 +41,7 @@ from openpayer.fhir.validation.model import (
     Node,
     get_model,
 )
-from openpayer.fhir.validation.primitives import a_or_an, show
+from openpayer.fhir.validation.primitives import INT32_MAX, MAX_STRING, a_or_an, show
 from openpayer.fhir.validation.references import CONDITIONAL, LOCAL, parse_reference
 
 logger = logging.getLogger(__name__)
@@ -78,7 +84,10 @@ def render(where: Where) -> str:
 
 def validate_resource(resource: object) -> list[Issue]:
     """Every structural problem of a parsed JSON resource; an empty list means valid. Never raises."""
-    validator = _Validator(get_model())
+    model = get_model()
+    if not model.walkers:
+        install_walkers(model)
+    validator = _Validator(model)
     try:
         if not isinstance(resource, dict):
             validator.report(
@@ -236,6 +245,11 @@ class _Validator:
     # -- objects -----------------------------------------------------------------------------------
 
     def walk(self, obj: dict[str, Any], node: Node, path: Where) -> None:
+        node.walker(self, obj, path)  # generated (`install_walkers`) or `walk_generic`
+
+    def walk_generic(self, obj: dict[str, Any], node: Node, path: Where) -> None:
+        """The walk of any node: `walkers` generates a shorter one for the small nodes, which does the
+        same for their fast fields and hands every other key to `general_key`."""
         if self.depth >= MAX_DEPTH:
             if not self.too_deep:  # once: a wide tree could hit the limit on every branch
                 self.too_deep = True
@@ -256,6 +270,32 @@ class _Validator:
                 continue
             # The commonest fields first (see `Field.set_fast`): the same outcome as the general code below.
             fast = field.fast
+            if fast >= ONE_STRING:
+                # A valid value of the commonest kinds, recognised without calling the checker; anything
+                # else goes the ONE_PLAIN way (or, for a uri, the general way) below.
+                cls = value.__class__
+                if fast == ONE_STRING:
+                    if cls is str and value and len(value) <= MAX_STRING:
+                        continue
+                elif fast == ONE_CODE:
+                    if cls is str and value and value.isprintable() and " " not in value:
+                        continue
+                elif fast == ONE_URI:
+                    if cls is str and value and value.isprintable() and " " not in value:
+                        if value[0] == "#":
+                            self.refer(value)
+                        continue
+                    if value is None or cls is list:
+                        self.bad_shape(field, value, (path, field.dot))
+                    else:
+                        self.value(value, field, (path, field.dot))
+                    continue
+                elif fast == ONE_DECIMAL:
+                    if cls is int or cls is float:
+                        continue
+                elif cls is int and field.low <= value <= INT32_MAX:  # ONE_INTEGER
+                    continue
+                fast = ONE_PLAIN
             if fast == ONE_PLAIN:
                 if value.__class__ is list or value is None:
                     self.bad_shape(field, value, (path, field.dot))
@@ -286,82 +326,7 @@ class _Validator:
                     else:
                         self.value(item, field, (path, dot, i))
                 continue
-            if field.choice is not None:
-                if seen is None:
-                    seen = {field.choice: key}
-                elif field.choice in seen:
-                    first = seen[field.choice]
-                    self.report(
-                        "structure",
-                        f"{node.choices[field.choice]} has more than one value: {first} and {key}",
-                        (path, field.dot),
-                    )
-                else:
-                    seen[field.choice] = key
-            # The common shapes are handled inline, with exact-type tests (other types fall through to
-            # the general `value`), and paths are built only when an issue is reported: this loop runs for
-            # every property of every object of every resource written.
-            route = field.route
-            if field.array:
-                if value.__class__ is not list or not value:
-                    self.bad_shape(field, value, (path, field.dot))
-                    continue
-                if field.max is not None and len(value) > field.max:
-                    self.report(
-                        "structure",
-                        f"{len(value)} values, but at most {field.max} allowed",
-                        (path, field.dot),
-                    )
-                if route == OBJECT:
-                    child = field.node
-                    dot = field.dot
-                    for i, item in enumerate(value):
-                        if item.__class__ is dict and item:
-                            self.walk(item, child, (path, dot, i))  # type: ignore[arg-type]
-                        elif item is None:
-                            self.null_item(obj, key, i, (path, dot))
-                        else:
-                            self.value(item, field, (path, dot, i))
-                elif route in (PLAIN, URI):
-                    check = field.check
-                    for i, item in enumerate(value):
-                        if item is None:
-                            self.null_item(obj, key, i, (path, field.dot))
-                        elif check(item) is not None:
-                            self.value(item, field, (path, field.dot, i))
-                        elif route == URI and item[0] == "#":
-                            self.refer(item)
-                elif route == BOUND:
-                    codes = field.codes
-                    for i, item in enumerate(value):
-                        if item is None:
-                            self.null_item(obj, key, i, (path, field.dot))
-                        elif item.__class__ is not str or item not in codes:  # type: ignore[operator]
-                            self.value(item, field, (path, field.dot, i))
-                else:
-                    dot = field.dot
-                    for i, item in enumerate(value):
-                        if item is None:
-                            self.null_item(obj, key, i, (path, dot))
-                        else:
-                            self.value(item, field, (path, dot, i))
-            elif value is None or value.__class__ is list or field.max == 0:
-                self.bad_shape(field, value, (path, field.dot))
-            elif route == PLAIN:
-                problem = field.check(value)
-                if problem is not None:
-                    self.report(problem[0], problem[1], (path, field.dot))
-            elif route == OBJECT:
-                if value.__class__ is dict and value:
-                    self.walk(value, field.node, (path, field.dot))  # type: ignore[arg-type]
-                else:
-                    self.value(value, field, (path, field.dot))
-            elif route == BOUND:
-                # Every member of a required value set is a valid code: skip the regex for those.
-                if value.__class__ is not str or value not in field.codes:  # type: ignore[operator]
-                    self.value(value, field, (path, field.dot))
-            else:
-                self.value(value, field, (path, field.dot))
+            seen = self.general_key(obj, node, key, value, path, seen, field)
         for name, keys in node.required:
             for key in keys:
                 if key in obj:
@@ -378,6 +343,98 @@ class _Validator:
             elif special == "Observation":
                 invariants.observation(obj, render(path), self.report)
         self.depth -= 1
+
+    def general_key(
+        self,
+        obj: dict[str, Any],
+        node: Node,
+        key: str,
+        value: Any,
+        path: Where,
+        seen: dict[str, str] | None,
+        field: Field | None,
+    ) -> dict[str, str] | None:
+        """One property of `obj` (by any path but the fast ones): returns the choices seen so far."""
+        if field is None:
+            self.other_key(obj, node, key, value, path)
+            return seen
+        if field.choice is not None:
+            if seen is None:
+                seen = {field.choice: key}
+            elif field.choice in seen:
+                first = seen[field.choice]
+                self.report(
+                    "structure",
+                    f"{node.choices[field.choice]} has more than one value: {first} and {key}",
+                    (path, field.dot),
+                )
+            else:
+                seen[field.choice] = key
+        # The common shapes are handled inline, with exact-type tests (other types fall through to
+        # the general `value`), and paths are built only when an issue is reported: this loop runs for
+        # every property of every object of every resource written.
+        route = field.route
+        if field.array:
+            if value.__class__ is not list or not value:
+                self.bad_shape(field, value, (path, field.dot))
+                return seen
+            if field.max is not None and len(value) > field.max:
+                self.report(
+                    "structure",
+                    f"{len(value)} values, but at most {field.max} allowed",
+                    (path, field.dot),
+                )
+            if route == OBJECT:
+                child = field.node
+                dot = field.dot
+                for i, item in enumerate(value):
+                    if item.__class__ is dict and item:
+                        self.walk(item, child, (path, dot, i))  # type: ignore[arg-type]
+                    elif item is None:
+                        self.null_item(obj, key, i, (path, dot))
+                    else:
+                        self.value(item, field, (path, dot, i))
+            elif route in (PLAIN, URI):
+                check = field.check
+                for i, item in enumerate(value):
+                    if item is None:
+                        self.null_item(obj, key, i, (path, field.dot))
+                    elif check(item) is not None:
+                        self.value(item, field, (path, field.dot, i))
+                    elif route == URI and item[0] == "#":
+                        self.refer(item)
+            elif route == BOUND:
+                codes = field.codes
+                for i, item in enumerate(value):
+                    if item is None:
+                        self.null_item(obj, key, i, (path, field.dot))
+                    elif item.__class__ is not str or item not in codes:  # type: ignore[operator]
+                        self.value(item, field, (path, field.dot, i))
+            else:
+                dot = field.dot
+                for i, item in enumerate(value):
+                    if item is None:
+                        self.null_item(obj, key, i, (path, dot))
+                    else:
+                        self.value(item, field, (path, dot, i))
+        elif value is None or value.__class__ is list or field.max == 0:
+            self.bad_shape(field, value, (path, field.dot))
+        elif route == PLAIN:
+            problem = field.check(value)
+            if problem is not None:
+                self.report(problem[0], problem[1], (path, field.dot))
+        elif route == OBJECT:
+            if value.__class__ is dict and value:
+                self.walk(value, field.node, (path, field.dot))  # type: ignore[arg-type]
+            else:
+                self.value(value, field, (path, field.dot))
+        elif route == BOUND:
+            # Every member of a required value set is a valid code: skip the regex for those.
+            if value.__class__ is not str or value not in field.codes:  # type: ignore[operator]
+                self.value(value, field, (path, field.dot))
+        else:
+            self.value(value, field, (path, field.dot))
+        return seen
 
     def value(self, value: Any, field: Field, path: Where) -> None:
         kind = field.kind
@@ -612,3 +669,185 @@ def _json_kind(value: object) -> str:
     if isinstance(value, int | float):
         return "a number"
     return "null" if value is None else type(value).__name__
+
+
+# -- walkers generated per node ----------------------------------------------------------------------------
+#
+# `_Validator.walk_generic` looks every property up in the node's fields and branches on the field's
+# `fast` kind. For the small nodes (the datatypes and most backbone elements: Coding, CodeableConcept,
+# Reference, Money, Period, ...), that make up most objects of most resources, a walker is generated once
+# per node: Python source with one branch per fast field, its key, FHIRPath step, checker and child walker
+# written in as constants, the node's required elements and invariant inlined, and every other key
+# (unknown keys, choices, arrays of primitives, bindings, references) handed to `general_key`, the same
+# code `walk_generic` runs for them. Issues, their order and everything else are as `walk_generic`'s
+# (tests/fhir/validation/test_fast_paths.py compares the two on every example instance and on mutants).
+
+MAX_GENERATED_FIELDS = 10  # past this many properties an if-chain is slower than `walk_generic`'s lookup
+_RARE = ("id", "extension", "modifierExtension")  # tested last in a generated walker
+
+
+def _generated_branch(field: Field, j: int, child: str) -> list[str]:
+    """The lines that handle `key == field.key` (indented for the loop body), ending in `continue`."""
+    dot = repr(field.dot)
+    where = f"(path, {dot})"
+    shape = [
+        "    if value.__class__ is list or value is None:",
+        f"        self.bad_shape(F{j}, value, {where})",
+        "    else:",
+        f"        problem = C{j}(value)",
+        "        if problem is not None:",
+        f"            self.report(problem[0], problem[1], {where})",
+        "    continue",
+    ]
+    fast = field.fast
+    if fast == ONE_STRING:
+        quick = "value.__class__ is str and value and len(value) <= MAX_STRING"
+        return [f"    if {quick}:", "        continue", *shape]
+    if fast == ONE_CODE:
+        quick = "value.__class__ is str and value and value.isprintable() and ' ' not in value"
+        return [f"    if {quick}:", "        continue", *shape]
+    if fast == ONE_DECIMAL:
+        return ["    if value.__class__ is int or value.__class__ is float:", "        continue", *shape]
+    if fast == ONE_INTEGER:
+        quick = f"value.__class__ is int and {field.low} <= value <= INT32_MAX"
+        return [f"    if {quick}:", "        continue", *shape]
+    if fast == ONE_PLAIN:
+        return shape
+    if fast == ONE_URI:
+        return [
+            "    if value.__class__ is str and value and value.isprintable() and ' ' not in value:",
+            "        if value[0] == '#':",
+            "            self.refer(value)",
+            "        continue",
+            "    if value is None or value.__class__ is list:",
+            f"        self.bad_shape(F{j}, value, {where})",
+            "    else:",
+            f"        self.value(value, F{j}, {where})",
+            "    continue",
+        ]
+    if fast == ONE_OBJECT:
+        return [
+            "    if value.__class__ is dict and value:",
+            f"        {child.format(obj='value', where=where)}",
+            "    elif value is None or value.__class__ is list:",
+            f"        self.bad_shape(F{j}, value, {where})",
+            "    else:",
+            f"        self.value(value, F{j}, {where})",
+            "    continue",
+        ]
+    if fast == MANY_OBJECTS:
+        return [
+            "    if value.__class__ is not list or not value:",
+            f"        self.bad_shape(F{j}, value, {where})",
+            "        continue",
+            "    for i, item in enumerate(value):",
+            "        if item.__class__ is dict and item:",
+            f"            {child.format(obj='item', where=f'(path, {dot}, i)')}",
+            "        elif item is None:",
+            f"            self.null_item(obj, {field.key!r}, i, (path, {dot}))",
+            "        else:",
+            f"            self.value(item, F{j}, (path, {dot}, i))",
+            "    continue",
+        ]
+    raise AssertionError(f"no generated branch for fast kind {fast}")
+
+
+def _generated_source(node: Node, names: dict[int, str], consts: dict[str, Any]) -> str:
+    """Source of `def walk(self, obj, path)` for `node` (see the comment above)."""
+    consts["NODE"] = node
+    lines = [
+        "def walk(self, obj, path):",
+        "    if self.depth >= MAX_DEPTH:",
+        "        return walk_generic(self, obj, NODE, path)  # reports the depth once",
+        "    self.depth += 1",
+        "    self.budget -= 1",
+        "    if self.budget < 0:",
+        "        raise _TooCostly(TOO_MANY)",
+        "    seen = None",
+        "    for key, value in obj.items():",
+    ]
+    fast = [f for f in node.fields.values() if f.fast != GENERAL]
+    fast.sort(key=lambda f: f.key in _RARE)
+    for j, field in enumerate(fast):
+        consts[f"F{j}"] = field
+        if field.kind == PRIMITIVE:
+            consts[f"C{j}"] = field.check
+        child = ""  # the call that walks a child object: its generated walker, else walk_generic
+        if field.node is not None:
+            name = names[id(field.node)]
+            if len(field.node.fields) <= MAX_GENERATED_FIELDS:
+                child = name + "(self, {obj}, {where})"
+            else:
+                consts["N" + name] = field.node
+                child = "walk_generic(self, {obj}, N" + name + ", {where})"
+        lines.append(f"        {'if' if j == 0 else 'elif'} key == {field.key!r}:")
+        lines += ["        " + line for line in _generated_branch(field, j, child)]
+    lines.append("        seen = general_key(self, obj, NODE, key, value, path, seen, FIELDS.get(key))")
+    consts["FIELDS"] = node.fields
+    for r, (name, keys) in enumerate(node.required):
+        base = name[:-3] if name.endswith("[x]") else name
+        consts[f"R{r}"] = (f"missing required element {name}", "." + base)
+        absent = " and ".join(f"{key!r} not in obj" for key in keys)
+        lines += [f"    if {absent}:", f"        self.report('required', R{r}[0], (path, R{r}[1]))"]
+    if node.special == "Extension":
+        lines.append("    invariants.extension(obj, path, self.report)")
+    elif node.special == "Bundle":
+        lines.append("    invariants.bundle(obj, render(path), self.report)")
+    elif node.special == "Observation":
+        lines.append("    invariants.observation(obj, render(path), self.report)")
+    lines.append("    self.depth -= 1")
+    return "\n".join(lines) + "\n"
+
+
+def generate_walker(node: Node, names: dict[int, str], scope: dict[str, Any]) -> Any:
+    """The generated walker of `node` (its globals are `scope`), or None for a large node."""
+    if len(node.fields) > MAX_GENERATED_FIELDS:
+        return None
+    source = _generated_source(node, names, scope)
+    exec(compile(source, f"<validator walk of {node.name}>", "exec"), scope)  # noqa: S102 - our own source
+    return scope["walk"]
+
+
+def install_walkers(model: Model) -> None:
+    """Give every node its walker: a generated one for the small nodes, else `walk_generic`.
+
+    The generated walkers call their children's walkers by name (`W<n>`), put in each walker's globals
+    once all are made (nodes recurse: Extension in Extension, Questionnaire.item in itself)."""
+    nodes = list(model.nodes.values())
+    names = {id(node): f"W{i}" for i, node in enumerate(nodes)}
+    shared: dict[str, Any] = {
+        "MAX_DEPTH": MAX_DEPTH,
+        "MAX_STRING": MAX_STRING,
+        "INT32_MAX": INT32_MAX,
+        "TOO_MANY": f"more than {MAX_OBJECTS} objects to check; validation stopped",
+        "_TooCostly": _TooCostly,
+        "invariants": invariants,
+        "render": render,
+        "walk_generic": _Validator.walk_generic,
+        "general_key": _Validator.general_key,
+    }
+    walkers: dict[str, Any] = {}
+    scopes: list[dict[str, Any]] = []
+    for node in nodes:
+        scope = dict(shared)
+        walker = generate_walker(node, names, scope)
+        if walker is None:
+            walker = generic_walker(node)
+        else:
+            scopes.append(scope)
+        walkers[names[id(node)]] = walker
+    for scope in scopes:
+        scope.update(walkers)
+    for node in nodes:
+        node.walker = walkers[names[id(node)]]
+    model.walkers = True
+
+
+def generic_walker(node: Node) -> Any:
+    """A walker of `node` that is `walk_generic` (what the generated ones are compared with)."""
+    generic = _Validator.walk_generic
+
+    def walk(self: _Validator, obj: dict[str, Any], path: Where) -> None:
+        generic(self, obj, node, path)
+
+    return walk

@@ -214,6 +214,9 @@ class _Flow:
         if step == "consent":
             return self.decide(form)
         if step == "signout":
+            found = self.server.signin.session(self.env, self.request.cookies.get(SESSION_COOKIE))
+            if found is not None:  # ended on the server too, with any copy of the cookie
+                self.server.members.end_sessions(self.env, found[0].id)
             response = self.signin_page()
             path = f"/{self.env}/auth"
             response.delete_cookie(SESSION_COOKIE, path=path, secure=self.secure, httponly=True)

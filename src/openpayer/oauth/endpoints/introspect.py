@@ -14,50 +14,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from openpayer.oauth.endpoints.common import (
-    claimed_client_id,
-    client_address,
-    read_form,
-    server_for,
-    throttled_json,
-)
-from openpayer.oauth.errors import NO_STORE, InvalidRequestError, OAuth2Error, error_json
-from openpayer.security.events import EventKind, Outcome
+from openpayer.oauth.endpoints.common import token_request
+from openpayer.oauth.errors import NO_STORE, OAuth2Error, error_json
+from openpayer.security.events import EventKind
 
 
 async def introspect(request: Request) -> Response:
     try:
-        server, env = server_for(request)
-        decision = server.security.throttle.check_client(client_address(request))
-        if not decision.allowed:  # client-secret guessing here is throttled as at the token endpoint
-            server.security.mitigated("token", decision, env=env, address=client_address(request))
-            return throttled_json(decision.retry_after)
-        form = await read_form(request)
-        urls = server.urls(request, env)
-        if not form.get("token"):
-            raise InvalidRequestError("token is required")
+        asked = await token_request(request)
+        if isinstance(asked, Response):
+            return asked
+        server, env, form, urls = asked.server, asked.env, asked.form, asked.urls
 
         def run() -> dict[str, Any]:
-            try:
-                client = server.clients.authenticate(env, form, request.headers, urls.auth("token"))
-            except OAuth2Error:
-                server.security.throttle.client_failed(client_address(request))
-                server.security.record(
-                    EventKind.INTROSPECT,
-                    Outcome.FAILURE,
-                    env=env,
-                    address=client_address(request),
-                    client_id=claimed_client_id(form, request.headers),
-                    status=401,
-                )
-                raise
-            server.security.record(
-                EventKind.INTROSPECT,
-                Outcome.SUCCESS,
-                env=env,
-                address=client_address(request),
-                client_id=client.client_id,
-            )
+            client = asked.authenticate(EventKind.INTROSPECT)
             with server.engine.connect() as conn:
                 info = server.tokens.find(conn, env, form["token"])
             now = server.clock.now()

@@ -30,5 +30,5 @@ async def userinfo(request: Request) -> Response:
     urls = server.urls(request, env)
     body = {"sub": str(info.member_id), "fhirUser": f"{urls.fhir}/Patient/{info.patient_id}"}
     if PROFILE in info.scope.split() and info.patient_id is not None:
-        body.update(await run_in_threadpool(profile_claims, server.engine, env, info.patient_id))
+        body.update(await run_in_threadpool(profile_claims, server.reach.fhir, env, info.patient_id))
     return JSONResponse(body, headers=NO_STORE)

@@ -100,7 +100,9 @@ def token_response(server: AuthServer, urls: Urls, client: Client, issued: Issue
             patient_id=issued.patient_id,
             nonce=issued.nonce,
             auth_time=issued.auth_time,
-            extra=profile_claims(server.engine, urls.env, issued.patient_id) if PROFILE in granted else None,
+            extra=profile_claims(server.reach.fhir, urls.env, issued.patient_id)
+            if PROFILE in granted
+            else None,
         )
     server.audit.record(
         urls.env,

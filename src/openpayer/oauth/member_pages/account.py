@@ -154,6 +154,16 @@ async def signout(request: Request) -> Response:
     form = await request.form()
     if not page.csrf_ok(form.get("csrf_token")):
         return page.message("That did not work", "The form could not be verified. Please try again.", 403)
-    response = page.message("You have signed out", "You are no longer signed in on this device.", 200)
+    cookie = request.cookies.get(SESSION_COOKIE)
+
+    def end_sessions() -> None:  # the cookie ends on the server too, with any copy of it
+        found = page.server.signin.session(page.env, cookie)
+        if found is not None:
+            page.server.members.end_sessions(page.env, found[0].id)
+
+    await run_in_threadpool(end_sessions)
+    response = page.message(
+        "You have signed out", "You are no longer signed in, on this device or any other.", 200
+    )
     response.delete_cookie(SESSION_COOKIE, path=page.base, secure=page.secure, httponly=True)
     return response
