@@ -31,7 +31,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import Envelope, Session
 from pydantic import SecretStr
-from tests.browser.conftest import DESKTOP, _open_page, free_port
+from tests.browser.conftest import DESKTOP, _open_page
+from tests.live import free_port
 from typer.testing import CliRunner
 
 from openpayer.bootstrap import Services

@@ -12,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 from sqlalchemy import Engine, select
-from tests.jobs.conftest import SmtpServer, free_port
+from tests.jobs.conftest import SmtpServer
+from tests.live import free_port
 from typer.testing import CliRunner
 
 from openpayer.bootstrap import Services

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import httpx
 from sqlalchemy import Engine, func, select
-from tests.jobs.conftest import SmtpServer, free_port
+from tests.jobs.conftest import SmtpServer
+from tests.live import free_port
 
 from openpayer.app import Services
 from openpayer.db import write_transaction

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.observability.conftest import OPENPAYER, free_port, server_env
+from tests.live import free_port
+from tests.observability.conftest import OPENPAYER, server_env
 
 from openpayer.app import StartupRefused, build_services, create_app
 from openpayer.config import Settings
