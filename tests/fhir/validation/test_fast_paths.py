@@ -27,7 +27,8 @@ from openpayer.fhir.validation.model import (
     ONE_URI,
     get_model,
 )
-from openpayer.fhir.validation.structure import MAX_GENERATED_FIELDS, generic_walker
+from openpayer.fhir.validation.structure import generic_walker
+from openpayer.fhir.validation.walkers import MAX_GENERATED_FIELDS
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "fixtures" / "fhir"

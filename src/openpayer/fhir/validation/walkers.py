@@ -1,0 +1,156 @@
+"""Walkers generated per node for the structural validator (`structure._Validator`).
+
+`_Validator.walk_generic` looks every property up in the node's fields and branches on the field's
+`fast` kind. For the small nodes (the datatypes and most backbone elements: Coding, CodeableConcept,
+Reference, Money, Period, ...), that make up most objects of most resources, a walker is generated once
+per node: Python source with one branch per fast field, its key, FHIRPath step, checker and child walker
+written in as constants, the node's required elements and invariant inlined, and every other key
+(unknown keys, choices, arrays of primitives, bindings, references) handed to `general_key`, the same
+code `walk_generic` runs for them. Issues, their order and everything else are as `walk_generic`'s
+(tests/fhir/validation/test_fast_paths.py compares the two on every example instance and on mutants).
+`structure.install_walkers` gives each node its walker; this module writes their source.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openpayer.fhir.validation.model import (
+    GENERAL,
+    MANY_OBJECTS,
+    ONE_CODE,
+    ONE_DECIMAL,
+    ONE_INTEGER,
+    ONE_OBJECT,
+    ONE_PLAIN,
+    ONE_STRING,
+    ONE_URI,
+    PRIMITIVE,
+    Field,
+    Node,
+)
+
+MAX_GENERATED_FIELDS = 10  # past this many properties an if-chain is slower than `walk_generic`'s lookup
+_RARE = ("id", "extension", "modifierExtension")  # tested last in a generated walker
+
+
+def _generated_branch(field: Field, j: int, child: str) -> list[str]:
+    """The lines that handle `key == field.key` (indented for the loop body), ending in `continue`."""
+    dot = repr(field.dot)
+    where = f"(path, {dot})"
+    shape = [
+        "    if value.__class__ is list or value is None:",
+        f"        self.bad_shape(F{j}, value, {where})",
+        "    else:",
+        f"        problem = C{j}(value)",
+        "        if problem is not None:",
+        f"            self.report(problem[0], problem[1], {where})",
+        "    continue",
+    ]
+    fast = field.fast
+    if fast == ONE_STRING:
+        quick = "value.__class__ is str and value and len(value) <= MAX_STRING"
+        return [f"    if {quick}:", "        continue", *shape]
+    if fast == ONE_CODE:
+        quick = "value.__class__ is str and value and value.isprintable() and ' ' not in value"
+        return [f"    if {quick}:", "        continue", *shape]
+    if fast == ONE_DECIMAL:
+        return ["    if value.__class__ is int or value.__class__ is float:", "        continue", *shape]
+    if fast == ONE_INTEGER:
+        quick = f"value.__class__ is int and {field.low} <= value <= INT32_MAX"
+        return [f"    if {quick}:", "        continue", *shape]
+    if fast == ONE_PLAIN:
+        return shape
+    if fast == ONE_URI:
+        return [
+            "    if value.__class__ is str and value and value.isprintable() and ' ' not in value:",
+            "        if value[0] == '#':",
+            "            self.refer(value)",
+            "        continue",
+            "    if value is None or value.__class__ is list:",
+            f"        self.bad_shape(F{j}, value, {where})",
+            "    else:",
+            f"        self.value(value, F{j}, {where})",
+            "    continue",
+        ]
+    if fast == ONE_OBJECT:
+        return [
+            "    if value.__class__ is dict and value:",
+            f"        {child.format(obj='value', where=where)}",
+            "    elif value is None or value.__class__ is list:",
+            f"        self.bad_shape(F{j}, value, {where})",
+            "    else:",
+            f"        self.value(value, F{j}, {where})",
+            "    continue",
+        ]
+    if fast == MANY_OBJECTS:
+        return [
+            "    if value.__class__ is not list or not value:",
+            f"        self.bad_shape(F{j}, value, {where})",
+            "        continue",
+            "    for i, item in enumerate(value):",
+            "        if item.__class__ is dict and item:",
+            f"            {child.format(obj='item', where=f'(path, {dot}, i)')}",
+            "        elif item is None:",
+            f"            self.null_item(obj, {field.key!r}, i, (path, {dot}))",
+            "        else:",
+            f"            self.value(item, F{j}, (path, {dot}, i))",
+            "    continue",
+        ]
+    raise AssertionError(f"no generated branch for fast kind {fast}")
+
+
+def _generated_source(node: Node, names: dict[int, str], consts: dict[str, Any]) -> str:
+    """Source of `def walk(self, obj, path)` for `node` (see the comment above)."""
+    consts["NODE"] = node
+    lines = [
+        "def walk(self, obj, path):",
+        "    if self.depth >= MAX_DEPTH:",
+        "        return walk_generic(self, obj, NODE, path)  # reports the depth once",
+        "    self.depth += 1",
+        "    self.budget -= 1",
+        "    if self.budget < 0:",
+        "        raise _TooCostly(TOO_MANY)",
+        "    seen = None",
+        "    for key, value in obj.items():",
+    ]
+    fast = [f for f in node.fields.values() if f.fast != GENERAL]
+    fast.sort(key=lambda f: f.key in _RARE)
+    for j, field in enumerate(fast):
+        consts[f"F{j}"] = field
+        if field.kind == PRIMITIVE:
+            consts[f"C{j}"] = field.check
+        child = ""  # the call that walks a child object: its generated walker, else walk_generic
+        if field.node is not None:
+            name = names[id(field.node)]
+            if len(field.node.fields) <= MAX_GENERATED_FIELDS:
+                child = name + "(self, {obj}, {where})"
+            else:
+                consts["N" + name] = field.node
+                child = "walk_generic(self, {obj}, N" + name + ", {where})"
+        lines.append(f"        {'if' if j == 0 else 'elif'} key == {field.key!r}:")
+        lines += ["        " + line for line in _generated_branch(field, j, child)]
+    lines.append("        seen = general_key(self, obj, NODE, key, value, path, seen, FIELDS.get(key))")
+    consts["FIELDS"] = node.fields
+    for r, (name, keys) in enumerate(node.required):
+        base = name[:-3] if name.endswith("[x]") else name
+        consts[f"R{r}"] = (f"missing required element {name}", "." + base)
+        absent = " and ".join(f"{key!r} not in obj" for key in keys)
+        lines += [f"    if {absent}:", f"        self.report('required', R{r}[0], (path, R{r}[1]))"]
+    if node.special == "Extension":
+        lines.append("    invariants.extension(obj, path, self.report)")
+    elif node.special == "Bundle":
+        lines.append("    invariants.bundle(obj, render(path), self.report)")
+    elif node.special == "Observation":
+        lines.append("    invariants.observation(obj, render(path), self.report)")
+    lines.append("    self.depth -= 1")
+    return "\n".join(lines) + "\n"
+
+
+def generate_walker(node: Node, names: dict[int, str], scope: dict[str, Any]) -> Any:
+    """The generated walker of `node` (its globals are `scope`), or None for a large node."""
+    if len(node.fields) > MAX_GENERATED_FIELDS:
+        return None
+    source = _generated_source(node, names, scope)
+    exec(compile(source, f"<validator walk of {node.name}>", "exec"), scope)  # noqa: S102 - our own source
+    return scope["walk"]
