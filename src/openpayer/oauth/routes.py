@@ -25,11 +25,15 @@ def install(app: FastAPI) -> None:
     auth = "/{env}/auth"
     add = app.add_api_route
     add(f"{auth}/authorize", authorize, methods=["GET", "POST"], include_in_schema=False)
-    add(f"{auth}/token", token, methods=["POST"], include_in_schema=False)
-    add(f"{auth}/introspect", introspect, methods=["POST"], include_in_schema=False)
-    add(f"{auth}/revoke", revoke, methods=["POST"], include_in_schema=False)
-    add(f"{auth}/jwks", jwks, methods=["GET"], include_in_schema=False)
-    add(f"{auth}/userinfo", userinfo, methods=["GET", "POST"], include_in_schema=False)
+    # The JSON endpoints take the request and answer a response themselves: plain Starlette routes, without
+    # FastAPI's request handling (parameter solving, its response wrapping), which cost as much again as
+    # the rest of the framework on the token endpoint's hot path (docs/performance.md, Token endpoint).
+    plain = app.add_route
+    plain(f"{auth}/token", token, methods=["POST"], include_in_schema=False)
+    plain(f"{auth}/introspect", introspect, methods=["POST"], include_in_schema=False)
+    plain(f"{auth}/revoke", revoke, methods=["POST"], include_in_schema=False)
+    plain(f"{auth}/jwks", jwks, methods=["GET"], include_in_schema=False)
+    plain(f"{auth}/userinfo", userinfo, methods=["GET", "POST"], include_in_schema=False)
     add(f"{auth}/.well-known/openid-configuration", openid_configuration_endpoint, methods=["GET"])
     member_pages.install(app)  # connected apps, app gallery, member education
     for base in ("auth", "fhir", "directory"):
