@@ -315,15 +315,7 @@ class _Validator:
                 if value.__class__ is not list or not value:
                     self.bad_shape(field, value, (path, field.dot))
                     continue
-                child = field.node
-                dot = field.dot
-                for i, item in enumerate(value):
-                    if item.__class__ is dict and item:
-                        self.walk(item, child, (path, dot, i))  # type: ignore[arg-type]
-                    elif item is None:
-                        self.null_item(obj, key, i, (path, dot))
-                    else:
-                        self.value(item, field, (path, dot, i))
+                self.objects(obj, key, value, field, path)
                 continue
             seen = self.general_key(obj, node, key, value, path, seen, field)
         for name, keys in node.required:
@@ -342,6 +334,18 @@ class _Validator:
             elif special == "Observation":
                 invariants.observation(obj, render(path), self.report)
         self.depth -= 1
+
+    def objects(self, obj: dict[str, Any], key: str, value: list[Any], field: Field, path: Where) -> None:
+        """The items of a non-empty array of complex values: each object walked, anything else reported."""
+        child = field.node
+        dot = field.dot
+        for i, item in enumerate(value):
+            if item.__class__ is dict and item:
+                self.walk(item, child, (path, dot, i))  # type: ignore[arg-type]
+            elif item is None:
+                self.null_item(obj, key, i, (path, dot))
+            else:
+                self.value(item, field, (path, dot, i))
 
     def general_key(
         self,
@@ -384,15 +388,7 @@ class _Validator:
                     (path, field.dot),
                 )
             if route == OBJECT:
-                child = field.node
-                dot = field.dot
-                for i, item in enumerate(value):
-                    if item.__class__ is dict and item:
-                        self.walk(item, child, (path, dot, i))  # type: ignore[arg-type]
-                    elif item is None:
-                        self.null_item(obj, key, i, (path, dot))
-                    else:
-                        self.value(item, field, (path, dot, i))
+                self.objects(obj, key, value, field, path)
             elif route in (PLAIN, URI):
                 check = field.check
                 for i, item in enumerate(value):
