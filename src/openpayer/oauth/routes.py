@@ -21,10 +21,10 @@ from openpayer.oauth.member_pages import routes as member_pages
 
 
 def install(app: FastAPI) -> None:
-    """Call before the FHIR routers are included, so `.well-known` wins over `/{type}/{id}`."""
+    """Call before the FHIR routers are included, so `.well-known` wins over `/{type}/{id}`. Only the JSON
+    endpoints and discovery go here; `install_pages` adds the rest after the FHIR routers, so that a FHIR
+    request is not first checked against every page's route (routes are matched in order)."""
     auth = "/{env}/auth"
-    add = app.add_api_route
-    add(f"{auth}/authorize", authorize, methods=["GET", "POST"], include_in_schema=False)
     # The JSON endpoints take the request and answer a response themselves: plain Starlette routes, without
     # FastAPI's request handling (parameter solving, its response wrapping), which cost as much again as
     # the rest of the framework on the token endpoint's hot path (docs/performance.md, Token endpoint).
@@ -34,8 +34,14 @@ def install(app: FastAPI) -> None:
     plain(f"{auth}/revoke", revoke, methods=["POST"], include_in_schema=False)
     plain(f"{auth}/jwks", jwks, methods=["GET"], include_in_schema=False)
     plain(f"{auth}/userinfo", userinfo, methods=["GET", "POST"], include_in_schema=False)
+    add = app.add_api_route
     add(f"{auth}/.well-known/openid-configuration", openid_configuration_endpoint, methods=["GET"])
-    member_pages.install(app)  # connected apps, app gallery, member education
     for base in ("auth", "fhir", "directory"):
         add(f"/{{env}}/{base}/.well-known/smart-configuration", smart_configuration_endpoint, methods=["GET"])
+
+
+def install_pages(app: FastAPI) -> None:
+    """The authorization page, the member pages and their static files (after the FHIR routers)."""
+    app.add_api_route("/{env}/auth/authorize", authorize, methods=["GET", "POST"], include_in_schema=False)
+    member_pages.install(app)  # connected apps, app gallery, member education
     app.mount("/static", StaticFiles(packages=[("openpayer", "static")]), name="static")

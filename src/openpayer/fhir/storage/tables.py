@@ -100,6 +100,7 @@ idx_string = Table(
         "hkey",
         "value_norm",
         postgresql_ops={"value_norm": "text_pattern_ops"},
+        postgresql_include=["rid"],  # a name search reads the index alone (migration 0027)
     ),
 )
 

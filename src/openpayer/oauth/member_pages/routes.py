@@ -1,4 +1,4 @@
-"""Installs the member pages under `/{env}/auth/` (called by `openpayer.oauth.routes.install`)."""
+"""Installs the member pages under `/{env}/auth/` (called by `openpayer.oauth.routes.install_pages`)."""
 
 from __future__ import annotations
 
