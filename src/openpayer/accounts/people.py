@@ -53,17 +53,14 @@ class PeopleService:
 
     def create(self, address: str, password: str) -> Person:
         address = email(address, "email").lower()
-        try:
-            passwords.check(password, email=address)
-        except passwords.PasswordProblem as exc:
-            raise Invalid(str(exc), "password") from exc
+        password_hash = chosen_password_hash(password, address)
         try:
             with write_transaction(self.engine) as conn:
                 account_id = conn.execute(
                     portal_account.insert()
                     .values(
                         email=address,
-                        password_hash=passwords.hash_password(passwords.normalise(password)),
+                        password_hash=password_hash,
                         disabled=False,
                         created_at=self.clock.now(),
                     )
@@ -101,6 +98,30 @@ class PeopleService:
             values["password_hash"] = passwords.hash_password(typed)
         with write_transaction(self.engine) as conn:
             conn.execute(update(portal_account).where(portal_account.c.id == row.id).values(**values))
+        return _person(row)
+
+    def password_matches(self, person: Person, password: str) -> bool:
+        """Re-authentication of a signed-in account (changing its password): the sign-in's argon2 work."""
+        with self.engine.connect() as conn:
+            stored = conn.execute(
+                select(portal_account.c.password_hash).where(portal_account.c.id == person.id)
+            ).scalar_one_or_none()
+        return passwords.verify(stored, passwords.normalise(password))
+
+    def change_password(self, person: Person, password: str) -> Person:
+        """Set a new password the person chose (sign-up's rules, else `Invalid`) and end every session of the
+        account by raising its generation; the caller re-issues the one session that made the change."""
+        password_hash = chosen_password_hash(password, person.email)
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                update(portal_account)
+                .where(portal_account.c.id == person.id)
+                .values(
+                    password_hash=password_hash,
+                    session_generation=portal_account.c.session_generation + 1,
+                )
+                .returning(*portal_account.c)
+            ).one()
         return _person(row)
 
     def end_sessions(self, account_id: int) -> None:
@@ -211,6 +232,16 @@ class PeopleService:
     def temporary_password() -> str:
         """A password for an account created from the command line, shown once (24 random characters)."""
         return secrets.token_urlsafe(18)
+
+
+def chosen_password_hash(password: str, address: str) -> str:
+    """The hash of a password a person chose, once it passes the NIST rules (`Invalid` naming `password`):
+    sign-up, a reset link and a change while signed in apply exactly the same rules."""
+    try:
+        passwords.check(password, email=address)
+    except passwords.PasswordProblem as exc:
+        raise Invalid(str(exc), "password") from exc
+    return passwords.hash_password(passwords.normalise(password))
 
 
 def _totp_owner(account_id: int) -> str:

@@ -6,7 +6,8 @@ reported to `SignInEvents`, like the members' sign-in (`signin.py`).
 The pages decide what an area asks beyond the password (a verified address, an active staff role) and call
 `refused` when it is missing, `signed_in` once the session is complete. A throttled attempt comes back as
 `Throttled` (the page answers 429 with `Retry-After`) without its password being checked; it says nothing
-about whether the account exists.
+about whether the account exists. Changing a password while signed in confirms the current one here
+(`confirm_password`): the same argon2 work, the same counters and the same failure reports as a sign-in.
 """
 
 from __future__ import annotations
@@ -72,6 +73,24 @@ class PeopleSignIn:
             self._record(area, Outcome.FAILURE, name, client, detail)
             self.events.report_sign_in(area, None, name, SignInOutcome.WRONG_PASSWORD, client)
         return person
+
+    def confirm_password(
+        self, area: SignInArea, person: Person, password: str, client: str | None
+    ) -> bool | Throttled:
+        """A signed-in person's current password (to change it), throttled and counted like a sign-in's, so a
+        stolen session is no unlimited password-guessing oracle. Only failures are reported: none signs in."""
+        throttled = self._check(area, person.email, client)
+        if throttled is not None:
+            return throttled
+        if password and self.people.password_matches(person, password):
+            return True
+        detail = BREACHED if is_breached(password) else None
+        self.throttle.signin_failed(str(area), person.email, client or "")
+        self._record(area, Outcome.FAILURE, person.email, client, detail)
+        self.events.report_sign_in(
+            area, None, person.email, SignInOutcome.WRONG_PASSWORD, client, account_id=person.id
+        )
+        return False
 
     def second_factor(
         self, area: SignInArea, person: Person, code: str, client: str | None

@@ -18,9 +18,8 @@ import secrets
 
 from sqlalchemy import Engine, delete, select, update
 
-from openpayer.accounts import passwords
 from openpayer.accounts.models import account_password_reset, portal_account
-from openpayer.accounts.people import PeopleService, Person
+from openpayer.accounts.people import PeopleService, Person, chosen_password_hash
 from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.security.throttle import FailureCounter, Limit, RateLimit
@@ -87,11 +86,7 @@ class Recovery:
         person = self.reset_for(token)
         if person is None:
             raise Invalid(LINK_DOES_NOT_WORK, "token")
-        try:
-            passwords.check(password, email=person.email)
-        except passwords.PasswordProblem as exc:
-            raise Invalid(str(exc), "password") from exc
-        password_hash = passwords.hash_password(passwords.normalise(password))
+        password_hash = chosen_password_hash(password, person.email)
         now = self.clock.now()
         with write_transaction(self.engine) as conn:
             spent = conn.execute(

@@ -1,6 +1,7 @@
 """Account recovery pages of `/portal/` and `/admin/`, one implementation for both areas: "forgot password"
-(an e-mailed, single-use, expiring link; `openpayer.accounts.recovery`), choosing the new password, and "sign
-out everywhere". The developer portal adds a new verification link for an unverified address.
+(an e-mailed, single-use, expiring link; `openpayer.accounts.recovery`), choosing the new password, changing
+the password while signed in, and "sign out everywhere". The developer portal adds a new verification link
+for an unverified address.
 
 Every answer to a request for a link is the same whether or not an account uses the address, and whether or
 not the request was throttled, so the pages reveal nothing about who has an account.
@@ -8,6 +9,7 @@ not the request was throttled, so the pages reveal nothing about who has an acco
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from openpayer.accounts.people import Person
+from openpayer.accounts.people_signin import Throttled
 from openpayer.accounts.recovery import LINK_DOES_NOT_WORK, RESET_LIFETIME
 from openpayer.portal.area_pages import Route, SignInPages
 from openpayer.portal.errors import Invalid
@@ -30,7 +33,13 @@ class AccountPages(SignInPages):
             ("GET", f"{p}/reset", self.reset_form, True),
             ("POST", f"{p}/reset", self.reset, True),
             ("POST", f"{p}/signout-everywhere", self.signout_everywhere, False),
+            ("GET", f"{p}/password", self.password_form, False),
+            ("POST", f"{p}/password", self.change_password, False),
         ]
+
+    def account_context(self, who: Any) -> dict[str, Any]:
+        """What a signed-in page of the area renders with (the console adds the staff member for its menu)."""
+        return {"session": who[0], "person": who[1]}
 
     def may_reset(self, person: Person) -> bool:
         """Whether this area sends a reset link to the account (the console: staff only)."""
@@ -96,6 +105,48 @@ class AccountPages(SignInPages):
         )
         self.area.end(response, request)
         return response
+
+    # ---- changing the password while signed in ---------------------------------------------------------
+    async def password_form(self, request: Request, who: Any) -> Response:
+        return self.render(request, "password.html", **self.account_context(who))
+
+    async def change_password(self, request: Request, who: Any) -> Response:
+        """The current password first (throttled like a sign-in), then the new one with the reset's rules; on
+        success every other session ends and this one carries on under the new generation."""
+        session, person = who[0], who[1]
+        form = await request.form()
+        current, new = str(form.get("current_password", "")), str(form.get("new_password", ""))
+        checked = self.portal.signin.confirm_password(
+            self.signin_area, person, current, client_address(request)
+        )
+        if isinstance(checked, Throttled):
+            page = self._password_page(request, who, 429, checked.message)
+            page.headers["Retry-After"] = str(checked.retry_after)
+            return page
+        if not checked:
+            return self._password_page(request, who, 401, "The current password is wrong.")
+        if new != str(form.get("confirm_password", "")):
+            return self._password_page(request, who, 422, "The new password and its confirmation differ.")
+        try:
+            changed = self.people.change_password(person, new)
+        except Invalid as error:
+            return self._password_page(request, who, error.status, error.message)
+        self.notifier.password_changed_signed_in(
+            changed.email, f"{self.origin(request)}{self.area.path}/forgot"
+        )
+        context = {**self.account_context(who), "person": changed}
+        context["session"] = replace(session, generation=changed.session_generation)
+        return self.message(
+            request,
+            "Password changed",
+            "Use the new password from now on. Every other session of the account has ended; this one stays.",
+            link=(f"{self.area.path}/", "Continue"),
+            **context,
+        )
+
+    def _password_page(self, request: Request, who: Any, status: int, error: str) -> Response:
+        """The form again with why (never the passwords typed)."""
+        return self.render(request, "password.html", status, error=error, **self.account_context(who))
 
     # ---- sign out everywhere -----------------------------------------------------------------------
     async def signout_everywhere(self, request: Request, who: Any) -> Response:

@@ -64,6 +64,10 @@ class ConsolePages(AccountPages):
 
     _staff = who
 
+    def account_context(self, who: Any) -> dict[str, Any]:
+        session, person, member = who
+        return {"session": session, "person": person, "staff": member}
+
     def refusal(self, person: Person) -> tuple[int, str, bool] | None:
         member = self.portal.staff.get(person.id)
         if member is None or member.status != "active":

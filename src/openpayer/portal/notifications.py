@@ -1,5 +1,5 @@
-"""Mail the portal sends: address verification, password reset, invitations, and each message of a production
-review.
+"""Mail the portal sends: address verification, password reset and change notices, invitations, and each
+message of a production review.
 
 Each is recorded through the `Mailer` in its own transaction (with the email domain, delivery is a job with
 retries). A review message from a reviewer goes to every person in the application's organization; a
@@ -36,6 +36,10 @@ class Notifier:
 
     def password_changed(self, to: str, link: str) -> None:
         self._send([to], "account_password_changed", {"link": link}, "account:reset")
+
+    def password_changed_signed_in(self, to: str, link: str) -> None:
+        """The notice after a change while signed in: the owner learns of it if a session was stolen."""
+        self._send([to], "account_password_changed_signed_in", {"link": link}, "account:password-change")
 
     def invitation(self, to: str, *, organization: str, inviter: str, role: str, link: str) -> None:
         context = {"organization": organization, "inviter": inviter, "role": role, "link": link}
