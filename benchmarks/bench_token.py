@@ -428,7 +428,7 @@ def main() -> None:
                         count = args.assertions // 4
                         for seconds in (2, args.seconds):
                             # a 2 s warm-up (connections, caches, the signing key), then the measured run,
-                            # with at least 1.5x the assertions the warm-up's rate would spend
+                            # with at least 3x the assertions the warm-up's rate would spend (a server still warming up is slower)
                             script = make_script(grant, server, target, signer, workdir, count)
                             profile = None
                             if args.profile and server is ours and seconds == args.seconds:
@@ -437,7 +437,7 @@ def main() -> None:
                             result = run_wrk(base, script, seconds, args.connections, pid, workdir, profile)
                             if grant == "refresh_token":
                                 server.refresh_tokens = result["tokens"]  # the rotated pool, for later runs
-                            count = max(args.assertions, int(result["rate"] * args.seconds * 1.5))
+                            count = max(args.assertions, int(result["rate"] * args.seconds * 3))
                         results.setdefault((grant, name), []).append(result)
                         print(describe(grant, name, result), flush=True)
     finally:

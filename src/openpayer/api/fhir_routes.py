@@ -6,13 +6,17 @@ worker thread, and render. Status codes and headers follow the R4 HTTP page inte
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import APIRouter
+from starlette._utils import get_route_path
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match
+from starlette.types import Scope
 
 from openpayer.api.context import BaseKind, FhirBase, fhir_base
 from openpayer.api.negotiation import check_acceptable, check_content_type, fhir_response, pretty
@@ -38,8 +42,23 @@ async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(fn, *args, **kwargs)
 
 
+class _BaseRouter(APIRouter):
+    """Answers "no match" in one regular expression for a path outside its base. FastAPI (0.165) keeps an
+    included router whole and asks each of its routes in turn, so every `/{env}/directory` request was
+    first checked against the 20-odd `/{env}/fhir` routes (~5 µs each with FastAPI's bookkeeping)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(prefix=f"/{{env}}/{kind}")
+        self._base = re.compile(rf"/[^/]+/{re.escape(kind)}(?:/|$)")
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and not self._base.match(get_route_path(scope)):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def build_router(kind: BaseKind) -> APIRouter:
-    router = APIRouter(prefix=f"/{{env}}/{kind}")
+    router = _BaseRouter(kind)
 
     def base(request: Request) -> FhirBase:
         found = fhir_base(request, kind)

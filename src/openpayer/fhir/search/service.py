@@ -54,6 +54,7 @@ from openpayer.fhir.search.compartment import (
     member_rids,
     non_patient_types,
 )
+from openpayer.fhir.search.driven import index_driven_page
 from openpayer.fhir.search.params import (
     MAX_INCLUDE_ITERATIONS,
     TRANSPORT_PARAMS,
@@ -494,6 +495,11 @@ class SearchService:
         backwards: bool,
         with_total: bool,
     ) -> Select[Any]:
+        if with_total and not parsed.sort and ctx.dialect == "postgresql":
+            # SQLite keeps its own plan: one criterion drives and the others probe (`criteria_clauses`)
+            driven = None if scope.condition else index_driven_page(ctx, parsed, _STORED, position, backwards)
+            if driven is not None:
+                return driven
         r = _MATCH
         where = self._where(r, ctx, parsed, scope)
         sorts = [(key, *sort_value(key, r, ctx)) for key in parsed.sort]

@@ -1,0 +1,111 @@
+"""First pages read from the index tables alone (`openpayer.fhir.search.driven`, PostgreSQL).
+
+The rewrite relies on an invariant of the writers: index rows exist only for the current, undeleted version
+of a resource of their key's environment and type. These tests put a deleted resource, an updated one, the
+same names in another environment and on another type beside the matches, and require the exact pages,
+counts and following pages that the resource-driven statement gives, on both databases (SQLite always takes
+the resource-driven statement, so there the comparison holds trivially and the expectations still apply).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+import openpayer.fhir.search.service as search_service
+from openpayer.db import read_connection
+from openpayer.fhir.paging import CursorSigner
+from openpayer.fhir.search.bundle import SearchResult
+from openpayer.fhir.search.registry import default_registry
+from openpayer.fhir.search.service import SearchService
+
+BASE = "http://testserver/fhir"
+FAMILIES = ["Roberts", "Robinson", "Rodriguez", "Smith", "Smithers", "Jones", "Robles", "Rook"]
+
+
+def _practitioner(i: int, family: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Practitioner",
+        "id": f"pr{i}",
+        "name": [{"family": family, "given": ["Ann" if i % 2 else "Bo"]}],
+        "gender": "female" if i % 2 else "male",
+        "identifier": [{"system": "urn:npi", "value": f"npi{i}"}],
+    }
+
+
+@pytest.fixture
+def world(store) -> tuple[Any, str]:
+    env = f"driven-{uuid.uuid4().hex[:8]}"
+    store.put([_practitioner(i, family) for i, family in enumerate(FAMILIES)], env=env)
+    store.delete("Practitioner", "pr6", env=env)  # Robles: deleted, its index rows gone
+    store.put([_practitioner(7, "Zimmer")], env=env)  # Rook, renamed: no longer a "ro…"
+    store.put([_practitioner(90, "Roberts")], env=f"{env}-other")  # same name, another environment
+    patient = {"resourceType": "Patient", "id": "pa1", "name": [{"family": "Roberts"}], "gender": "female"}
+    store.put([patient], env=env)  # same name, another type
+    return store, env
+
+
+def _service() -> SearchService:
+    """A service of its own: statements are cached per service, so each keeps the form it built."""
+    return SearchService(default_registry(), CursorSigner("test-secret"), default_count=50, max_count=200)
+
+
+def _pages(store: Any, env: str, service: SearchService, query: list[tuple[str, str]]) -> list[Any]:
+    """Every page of `Practitioner?query`, following `next`: (ids, total) each."""
+    out = []
+    token = None
+    while True:
+        with read_connection(store.engine) as conn:
+            result: SearchResult = service.search(
+                conn, env, "Practitioner", [] if token else query, base_url=BASE, page_token=token
+            )
+        out.append(([e.id for e in result.matches], result.total))
+        link = result.link("next")
+        if link is None:
+            return out
+        token = link.split("_page_token=")[1]
+
+
+QUERIES = [
+    [("name", "ro")],
+    [("family", "rob"), ("_count", "1")],
+    [("name", "ro"), ("gender", "female")],
+    [("name", "ro"), ("gender:not", "female")],
+    [("name:exact", "Roberts")],
+    [("name:contains", "ob")],
+    [("identifier", "urn:npi|")],
+    [("identifier", "urn:npi|npi1,urn:npi|npi6,urn:npi|npi90")],
+    [("gender", "female"), ("name", "s"), ("_count", "1")],
+    [("name", "ro"), ("_total", "accurate"), ("_count", "2")],
+    [("name", "zzz")],
+]
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=lambda q: "&".join(f"{k}={v}" for k, v in q))
+def test_index_driven_pages_equal_the_resource_driven_ones(world, query, monkeypatch) -> None:
+    store, env = world
+    real = search_service.index_driven_page
+    taken: list[bool] = []
+
+    def watched(*args: Any) -> Any:
+        statement = real(*args)
+        taken.append(statement is not None)
+        return statement
+
+    monkeypatch.setattr(search_service, "index_driven_page", watched)
+    driven = _pages(store, env, _service(), query)
+    assert taken == ([True] if store.backend == "postgresql" else [])  # the first page, PostgreSQL only
+    monkeypatch.setattr(search_service, "index_driven_page", lambda *args: None)
+    assert _pages(store, env, _service(), query) == driven
+
+
+def test_deleted_renamed_other_environment_and_other_type_are_not_matches(world) -> None:
+    store, env = world
+    pages = _pages(store, env, _service(), [("name", "ro"), ("_count", "2")])
+    assert [ids for ids, _ in pages] == [["pr0", "pr1"], ["pr2"]]
+    assert pages[0][1] == 3  # the first page's count: Roberts, Robinson, Rodriguez
+    only_female = _pages(store, env, _service(), [("name", "rob"), ("gender", "female")])
+    assert only_female == [(["pr1"], 1)]
+    assert _pages(store, env, _service(), [("identifier", "urn:npi|npi6")]) == [([], 0)]
