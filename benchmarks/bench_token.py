@@ -428,7 +428,8 @@ def main() -> None:
                         count = args.assertions // 4
                         for seconds in (2, args.seconds):
                             # a 2 s warm-up (connections, caches, the signing key), then the measured run,
-                            # with at least 3x the assertions the warm-up's rate would spend (a server still warming up is slower)
+                            # with at least 3x the assertions the warm-up's rate would spend (a server still
+                            # warming up is slower)
                             script = make_script(grant, server, target, signer, workdir, count)
                             profile = None
                             if args.profile and server is ours and seconds == args.seconds:

@@ -35,10 +35,26 @@ def _practitioner(i: int, family: str) -> dict[str, Any]:
     }
 
 
+def _role(i: int) -> list[dict[str, Any]]:
+    """A role of practitioner i at a location of its own (ZIP 6660x), specialty S1 or S2."""
+    return [
+        {"resourceType": "Location", "id": f"loc{i}", "address": {"postalCode": f"6660{i % 3}"}},
+        {
+            "resourceType": "PractitionerRole",
+            "id": f"role{i}",
+            "practitioner": {"reference": f"Practitioner/pr{i}"},
+            "location": [{"reference": f"Location/loc{i}"}],
+            "specialty": [{"coding": [{"system": "urn:nucc", "code": "S1" if i % 2 else "S2"}]}],
+        },
+    ]
+
+
 @pytest.fixture
 def world(store) -> tuple[Any, str]:
     env = f"driven-{uuid.uuid4().hex[:8]}"
     store.put([_practitioner(i, family) for i, family in enumerate(FAMILIES)], env=env)
+    store.put([resource for i in range(len(FAMILIES)) for resource in _role(i)], env=env)
+    store.delete("PractitionerRole", "role3", env=env)  # S1 at 66600: deleted
     store.delete("Practitioner", "pr6", env=env)  # Robles: deleted, its index rows gone
     store.put([_practitioner(7, "Zimmer")], env=env)  # Rook, renamed: no longer a "ro…"
     store.put([_practitioner(90, "Roberts")], env=f"{env}-other")  # same name, another environment
@@ -52,14 +68,16 @@ def _service() -> SearchService:
     return SearchService(default_registry(), CursorSigner("test-secret"), default_count=50, max_count=200)
 
 
-def _pages(store: Any, env: str, service: SearchService, query: list[tuple[str, str]]) -> list[Any]:
-    """Every page of `Practitioner?query`, following `next`: (ids, total) each."""
+def _pages(
+    store: Any, env: str, service: SearchService, query: list[tuple[str, str]], rtype: str = "Practitioner"
+) -> list[Any]:
+    """Every page of `rtype?query`, following `next`: (ids, total) each."""
     out = []
     token = None
     while True:
         with read_connection(store.engine) as conn:
             result: SearchResult = service.search(
-                conn, env, "Practitioner", [] if token else query, base_url=BASE, page_token=token
+                conn, env, rtype, [] if token else query, base_url=BASE, page_token=token
             )
         out.append(([e.id for e in result.matches], result.total))
         link = result.link("next")
@@ -80,7 +98,16 @@ QUERIES = [
     [("gender", "female"), ("name", "s"), ("_count", "1")],
     [("name", "ro"), ("_total", "accurate"), ("_count", "2")],
     [("name", "zzz")],
+    [("_type", "PractitionerRole"), ("specialty", "S1"), ("location.address-postalcode", "6660")],
+    [("_type", "PractitionerRole"), ("specialty", "S1,S2"), ("practitioner.name", "ro"), ("_count", "1")],
+    [("_type", "PractitionerRole"), ("specialty", "S2"), ("location.address-postalcode", "66601")],
 ]
+
+
+def _split(query: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]]]:
+    """The type a test query names (`_type` here is only this file's way to say it) and the query."""
+    rtype = next((v for k, v in query if k == "_type"), "Practitioner")
+    return rtype, [(k, v) for k, v in query if k != "_type"]
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=lambda q: "&".join(f"{k}={v}" for k, v in q))
@@ -95,10 +122,11 @@ def test_index_driven_pages_equal_the_resource_driven_ones(world, query, monkeyp
         return statement
 
     monkeypatch.setattr(search_service, "index_driven_page", watched)
-    driven = _pages(store, env, _service(), query)
+    rtype, query = _split(query)
+    driven = _pages(store, env, _service(), query, rtype)
     assert taken == ([True] if store.backend == "postgresql" else [])  # the first page, PostgreSQL only
     monkeypatch.setattr(search_service, "index_driven_page", lambda *args: None)
-    assert _pages(store, env, _service(), query) == driven
+    assert _pages(store, env, _service(), query, rtype) == driven
 
 
 def test_deleted_renamed_other_environment_and_other_type_are_not_matches(world) -> None:
@@ -109,3 +137,7 @@ def test_deleted_renamed_other_environment_and_other_type_are_not_matches(world)
     only_female = _pages(store, env, _service(), [("name", "rob"), ("gender", "female")])
     assert only_female == [(["pr1"], 1)]
     assert _pages(store, env, _service(), [("identifier", "urn:npi|npi6")]) == [([], 0)]
+    s1_at_66600 = [("specialty", "S1"), ("location.address-postalcode", "66600")]
+    assert _pages(store, env, _service(), s1_at_66600, "PractitionerRole") == [([], 0)]  # role3: deleted
+    s2_at_66600 = [("specialty", "S2"), ("location.address-postalcode", "66600")]
+    assert _pages(store, env, _service(), s2_at_66600, "PractitionerRole") == [(["role0", "role6"], 2)]

@@ -2,10 +2,11 @@
 
 Index rows exist only for the current, undeleted version of a resource, and their key names the environment
 and the type (`index_key`); resource rows are never deleted. So when a search has one type, no restriction,
-and only plain indexed criteria, its matches need not be checked against `fhir_resource`: the first
-criterion's index rows drive and the others probe them by rid, and the resource rows are read for the page's
-rows only. Otherwise PostgreSQL checks every match against the type's resource keys, typically by scanning all
-of them (`Practitioner?name=mar`: 50,000 keys for 2,290 matches; 7.4 -> 1.5 ms, docs/performance.md).
+and only plain indexed criteria and chains, its matches need not be checked against `fhir_resource`: the
+first criterion's index rows drive, the others probe them by rid, and the resource rows are read for the
+page's rows only. Otherwise PostgreSQL checks every match against the type's resource keys, typically by
+scanning all of them (`Practitioner?name=mar`: 50,000 keys for 2,290 matches; 7.4 -> 1.5 ms,
+docs/performance.md).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import FromClause, Select, func, or_, select
 
-from openpayer.fhir.search.params import Leaf, Node, ParsedQuery
-from openpayer.fhir.search.sql import TABLES, Context, _hk, _value_pred, leaf_clause
+from openpayer.fhir.search.params import Chain, Leaf, Node, ParsedQuery
+from openpayer.fhir.search.sql import TABLES, Context, _hk, _value_pred, node_clause
 
 _INDEXED_KINDS = frozenset(("string", "token", "date", "number", "quantity", "reference", "uri"))
 
@@ -27,11 +28,14 @@ def index_driven_matches(nodes: Sequence[Node], types: Sequence[str], ctx: Conte
         return None
     if ctx.allowed_types is not None and types[0] not in ctx.allowed_types:
         return None
-    if not all(isinstance(node, Leaf) and node.kind in _INDEXED_KINDS for node in nodes):
-        return None
     first = nodes[0]
-    assert isinstance(first, Leaf)
+    if not isinstance(first, Leaf) or first.kind not in _INDEXED_KINDS:
+        return None
     if first.modifier in ("missing", "not", "not-in"):
+        return None
+    # the others are tested on the driver's rids alone: plain indexed criteria, and chains (`rid IN` the
+    # referring index rows); not `_has`, `_id`, `_lastUpdated`, composites or `_list`, which read the row
+    if not all(isinstance(n, Chain) or (isinstance(n, Leaf) and n.kind in _INDEXED_KINDS) for n in nodes[1:]):
         return None
     keys = ctx.hkeys(first.types, first.code)
     if first.kind == "token" and first.modifier == "of-type":
@@ -39,7 +43,7 @@ def index_driven_matches(nodes: Sequence[Node], types: Sequence[str], ctx: Conte
     table = TABLES[first.kind]
     preds = [_value_pred(first.kind, table, first.modifier, v, ctx) for v in first.values]
     driver = select(table.c.rid).where(_hk(table.c.hkey, keys), or_(*preds)).distinct().subquery("d")
-    rest = [leaf_clause(node, driver, ctx) for node in nodes[1:] if isinstance(node, Leaf)]
+    rest = [node_clause(node, driver, ctx) for node in nodes[1:]]
     return select(driver.c.rid).where(*rest).offset(0).subquery("m")
 
 
