@@ -9,7 +9,7 @@ Members of the health plan sign in elsewhere (`/{env}/auth`); these accounts sig
 - The e-mail address is verified by a signed link (`verification_token`, valid `VERIFY_LIFETIME`); an
   unverified account may sign in only to verify it, and invitations need the verified address.
 - TOTP (`totp.TotpFactor`): enrolment keeps the secret only once a code from the person's authenticator proves
-  it, sealed (AES-GCM bound to the account).
+  it, sealed (AES-GCM bound to the account); so does a replacement, which also ends the other sessions.
 """
 
 from __future__ import annotations
@@ -192,6 +192,28 @@ class PeopleService:
                 update(portal_account).where(portal_account.c.id == person.id).values(totp_secret=sealed)
             )
         return True
+
+    def replace_totp(self, person: Person, secret: str, code: str) -> Person | None:
+        """Put `secret` in place of the enrolled factor once a code from it proves the new authenticator holds
+        it (None, nothing changed, otherwise), and end every session of the account: the caller re-issues
+        the one that made the change."""
+        if not self.totp.matches(secret, code):
+            return None
+        return self._set_totp(person, self.totp.seal(secret, _totp_owner(person.id)))
+
+    def remove_totp(self, person: Person) -> Person:
+        """Clear the factor and end every session of the account (the caller re-issues the current one)."""
+        return self._set_totp(person, None)
+
+    def _set_totp(self, person: Person, sealed: str | None) -> Person:
+        with write_transaction(self.engine) as conn:
+            row = conn.execute(
+                update(portal_account)
+                .where(portal_account.c.id == person.id)
+                .values(totp_secret=sealed, session_generation=portal_account.c.session_generation + 1)
+                .returning(*portal_account.c)
+            ).one()
+        return _person(row)
 
     def verify_totp(self, person: Person, code: str) -> bool:
         with self.engine.connect() as conn:

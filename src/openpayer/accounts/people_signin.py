@@ -6,8 +6,9 @@ reported to `SignInEvents`, like the members' sign-in (`signin.py`).
 The pages decide what an area asks beyond the password (a verified address, an active staff role) and call
 `refused` when it is missing, `signed_in` once the session is complete. A throttled attempt comes back as
 `Throttled` (the page answers 429 with `Retry-After`) without its password being checked; it says nothing
-about whether the account exists. Changing a password while signed in confirms the current one here
-(`confirm_password`): the same argon2 work, the same counters and the same failure reports as a sign-in.
+about whether the account exists. Changing a password, or replacing or removing the authenticator, while
+signed in confirms the current password here (`confirm_password`; the authenticator's code through
+`second_factor`): the same argon2 work, the same counters and the same failure reports as a sign-in.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Account recovery pages of `/portal/` and `/admin/`, one implementation for both areas: "forgot password"
 (an e-mailed, single-use, expiring link; `openpayer.accounts.recovery`), choosing the new password, changing
-the password while signed in, and "sign out everywhere". The developer portal adds a new verification link
-for an unverified address.
+the password and replacing or removing the authenticator (TOTP) while signed in, and "sign out everywhere".
+The developer portal adds a new verification link for an unverified address.
 
 Every answer to a request for a link is the same whether or not an account uses the address, and whether or
 not the request was throttled, so the pages reveal nothing about who has an account.
@@ -19,7 +19,7 @@ from starlette.responses import Response
 from openpayer.accounts.people import Person
 from openpayer.accounts.people_signin import Throttled
 from openpayer.accounts.recovery import LINK_DOES_NOT_WORK, RESET_LIFETIME
-from openpayer.portal.area_pages import Route, SignInPages
+from openpayer.portal.area_pages import ENROLMENT_MAX_AGE, Route, SignInPages
 from openpayer.portal.errors import Invalid
 from openpayer.portal.web import client_address, redirect
 
@@ -35,6 +35,10 @@ class AccountPages(SignInPages):
             ("POST", f"{p}/signout-everywhere", self.signout_everywhere, False),
             ("GET", f"{p}/password", self.password_form, False),
             ("POST", f"{p}/password", self.change_password, False),
+            ("GET", f"{p}/authenticator", self.authenticator_form, False),
+            ("POST", f"{p}/authenticator/replace", self.replace_authenticator, False),
+            ("POST", f"{p}/authenticator/confirm", self.confirm_authenticator, False),
+            ("POST", f"{p}/authenticator/remove", self.remove_authenticator, False),
         ]
 
     def account_context(self, who: Any) -> dict[str, Any]:
@@ -147,6 +151,135 @@ class AccountPages(SignInPages):
     def _password_page(self, request: Request, who: Any, status: int, error: str) -> Response:
         """The form again with why (never the passwords typed)."""
         return self.render(request, "password.html", status, error=error, **self.account_context(who))
+
+    # ---- replacing or removing the authenticator while signed in -----------------------------------------
+    def totp_required(self, person: Person) -> str | None:
+        """Why this account may not turn two-step sign-in off (None: it may); each area says."""
+        return None
+
+    async def authenticator_form(self, request: Request, who: Any) -> Response:
+        if not who[1].has_totp:
+            return redirect(f"{self.area.path}/totp")  # nothing to replace yet: enrol
+        return self._authenticator_page(request, who, 200)
+
+    async def replace_authenticator(self, request: Request, who: Any) -> Response:
+        """Once the person proves it is them, a new key to add; the old one stays until a code confirms it."""
+        refused = await self._reauthenticated(request, who)
+        if refused is not None:
+            return refused
+        person = who[1]
+        secret = self.people.new_totp_secret()
+        sealed = self.signer.dumps(
+            self._replace_salt, {"a": person.id, "s": secret, "g": person.session_generation}
+        )
+        return self._new_key_page(request, who, 200, secret, sealed)
+
+    async def confirm_authenticator(self, request: Request, who: Any) -> Response:
+        """A code from the new key puts it in place of the old one. The sealed form is bound to the account
+        and its session generation, so it is spent by any change that ended the other sessions."""
+        person = who[1]
+        form = await request.form()
+        sealed = str(form.get("sealed", ""))
+        data = self.signer.loads(self._replace_salt, sealed, ENROLMENT_MAX_AGE)
+        if (
+            not person.has_totp
+            or not isinstance(data, dict)
+            or data.get("a") != person.id
+            or data.get("g") != person.session_generation
+        ):
+            raise Invalid("the form was altered or is too old; start again from Two-step sign-in")
+        secret = str(data["s"])
+        replaced = self.people.replace_totp(person, secret, str(form.get("code", "")))
+        if replaced is None:
+            error = "That code is not right; enter the one the new authenticator shows now."
+            return self._new_key_page(request, who, 422, secret, sealed, error=error)
+        return self._authenticator_changed(request, who, replaced, removed=False)
+
+    async def remove_authenticator(self, request: Request, who: Any) -> Response:
+        """Turn two-step sign-in off where the area allows it, after the same proof as a replacement."""
+        required = self.totp_required(who[1])
+        if required is not None:
+            return self._authenticator_page(request, who, 403, required)
+        refused = await self._reauthenticated(request, who)
+        if refused is not None:
+            return refused
+        removed = self.people.remove_totp(who[1])
+        return self._authenticator_changed(request, who, removed, removed=True)
+
+    @property
+    def _replace_salt(self) -> str:
+        return f"{self.enrolment_salt}.replace"
+
+    async def _reauthenticated(self, request: Request, who: Any) -> Response | None:
+        """The current password, then a code from the current authenticator, each throttled and counted like
+        a sign-in's (a stolen session is no oracle for either); the refusal page, or None when both pass."""
+        person = who[1]
+        if not person.has_totp:
+            return redirect(f"{self.area.path}/totp")
+        form = await request.form()
+        client = client_address(request)
+        password, code = str(form.get("current_password", "")), str(form.get("code", ""))
+        checked = self.portal.signin.confirm_password(self.signin_area, person, password, client)
+        error = "The current password is wrong."
+        if checked is True:
+            checked = self.portal.signin.second_factor(self.signin_area, person, code, client)
+            error = "That code from the current authenticator is not right; try the one it shows now."
+        if isinstance(checked, Throttled):
+            page = self._authenticator_page(request, who, 429, checked.message)
+            page.headers["Retry-After"] = str(checked.retry_after)
+            return page
+        return None if checked else self._authenticator_page(request, who, 401, error)
+
+    def _authenticator_page(
+        self, request: Request, who: Any, status: int, error: str | None = None
+    ) -> Response:
+        required = self.totp_required(who[1])
+        return self.render(
+            request, "authenticator.html", status, error=error, required=required, **self.account_context(who)
+        )
+
+    def _new_key_page(
+        self, request: Request, who: Any, status: int, secret: str, sealed: str, error: str | None = None
+    ) -> Response:
+        """The enrolment page, for the new key (shown as text and as an `otpauth://` link)."""
+        return self.render(
+            request,
+            "totp.html",
+            status,
+            error=error,
+            heading="Add the new authenticator",
+            reason="Until you confirm a code from the new key, the old authenticator stays in use.",
+            secret=secret,
+            uri=self.people.provisioning_uri(who[1], secret),
+            sealed=sealed,
+            action=f"{self.area.path}/authenticator/confirm",
+            button="Use the new authenticator",
+            **self.account_context(who),
+        )
+
+    def _authenticator_changed(
+        self, request: Request, who: Any, changed: Person, *, removed: bool
+    ) -> Response:
+        """Mail the notice, keep this session under the new generation (every other one has ended)."""
+        link = f"{self.origin(request)}{self.area.path}/forgot"
+        self.notifier.authenticator_changed(changed.email, removed=removed, link=link)
+        context = {**self.account_context(who), "person": changed}
+        context["session"] = replace(who[0], generation=changed.session_generation)
+        if removed:
+            heading, line = "Two-step sign-in turned off", "Signing in now needs only the password."
+        else:
+            heading, line = (
+                "Authenticator replaced",
+                "Use the new authenticator from now on; the old one no longer works.",
+            )
+        return self.message(
+            request,
+            heading,
+            line,
+            "Every other session of the account has ended; this one stays.",
+            link=(f"{self.area.path}/", "Continue"),
+            **context,
+        )
 
     # ---- sign out everywhere -----------------------------------------------------------------------
     async def signout_everywhere(self, request: Request, who: Any) -> Response:

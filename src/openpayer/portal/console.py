@@ -68,6 +68,10 @@ class ConsolePages(AccountPages):
         session, person, member = who
         return {"session": session, "person": person, "staff": member}
 
+    def totp_required(self, person: Person) -> str | None:
+        """Staff always sign in with a second factor."""
+        return "Staff accounts need two-step sign-in: it stays on. You can replace the authenticator."
+
     def refusal(self, person: Person) -> tuple[int, str, bool] | None:
         member = self.portal.staff.get(person.id)
         if member is None or member.status != "active":

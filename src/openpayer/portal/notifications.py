@@ -41,6 +41,13 @@ class Notifier:
         """The notice after a change while signed in: the owner learns of it if a session was stolen."""
         self._send([to], "account_password_changed_signed_in", {"link": link}, "account:password-change")
 
+    def authenticator_changed(self, to: str, *, removed: bool, link: str) -> None:
+        """The notice after the authenticator was replaced or removed while signed in (never the key)."""
+        template = "account_totp_removed" if removed else "account_totp_replaced"
+        self._send(
+            [to], template, {"link": link}, "account:totp-remove" if removed else "account:totp-replace"
+        )
+
     def invitation(self, to: str, *, organization: str, inviter: str, role: str, link: str) -> None:
         context = {"organization": organization, "inviter": inviter, "role": role, "link": link}
         self._send([to], "portal_invitation", context, "portal:invitation")

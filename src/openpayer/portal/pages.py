@@ -80,8 +80,22 @@ class DeveloperPages(AccountPages):
         return None
 
     def enrolling(self, request: Request) -> tuple[Session, Person] | Response:
-        """A signed-in developer enrols (or replaces) the factor from their account."""
-        return self.who(request) or redirect("/portal/signin")
+        """A signed-in developer enrols the factor from their account; replacing one needs the current
+        password and code (`/portal/authenticator`)."""
+        found = self.who(request)
+        if found is None:
+            return redirect("/portal/signin")
+        return redirect("/portal/authenticator") if found[1].has_totp else found
+
+    def totp_required(self, person: Person) -> str | None:
+        """A production request needs two-step sign-in, so it stays on while the developer's organizations
+        have production access or a request under review."""
+        if self.portal.reviews.in_production(person.id):
+            return (
+                "Two-step sign-in stays on while an organization you belong to has production access or a "
+                "production request under review. You can replace the authenticator instead."
+            )
+        return None
 
     def enrolment_context(self, session: Session, person: Person) -> dict[str, Any]:
         return {"session": session, "person": person}

@@ -24,7 +24,13 @@ from openpayer.portal.applications import Application, ApplicationService, Subsc
 from openpayer.portal.business_days import BusinessCalendar
 from openpayer.portal.errors import Conflict, Invalid, NotFound
 from openpayer.portal.interfaces import Clock
-from openpayer.portal.models import portal_production_request, portal_review_message
+from openpayer.portal.models import (
+    portal_application,
+    portal_membership,
+    portal_production_request,
+    portal_review_message,
+    portal_subscription,
+)
 from openpayer.portal.questionnaire import QuestionnaireService, TermsService
 from openpayer.portal.staff import Permission, StaffService, record_audit
 from openpayer.portal.workflow import AWAITING_REVIEW, OPEN, Action, Actor, State, next_state
@@ -196,6 +202,29 @@ class ReviewService:
                     after={"message_id": message_id},
                 )
         return Message(message_id, request_id, kind, account_id, "comment", body, now)
+
+    def in_production(self, account_id: int) -> bool:
+        """Whether an organization of the account has an application with production access (not removed)
+        or a production request under review: a production request needs two-step sign-in, so such a
+        developer may not turn it off."""
+        apps = (
+            select(portal_application.c.id)
+            .join(
+                portal_membership, portal_membership.c.organization_id == portal_application.c.organization_id
+            )
+            .where(portal_membership.c.account_id == account_id)
+        )
+        granted = select(portal_subscription.c.id).where(
+            portal_subscription.c.application_id.in_(apps),
+            portal_subscription.c.env == self.production_env,
+            portal_subscription.c.status != "removed",
+        )
+        pending = select(portal_production_request.c.id).where(
+            portal_production_request.c.application_id.in_(apps),
+            portal_production_request.c.state.in_([s.value for s in OPEN]),
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(select(granted.exists() | pending.exists())).scalar_one()
 
     def for_application(self, account_id: int, application_id: int) -> list[ProductionRequest]:
         self.applications.for_member(account_id, application_id)
