@@ -235,6 +235,16 @@ def test_a_developer_with_a_production_request_may_not_turn_it_off(
     assert signed_in(laptop)
     assert mfa_status(client, services, DEV, PASSWORD, old, "/portal") == 303
 
+    # Approved: the request is no longer under review, and the production access it granted keeps it on.
+    services.portal.staff.create(None, account_id=9001, email="admin-totp@plan.example", role="admin")
+    reviewer = {"account_id": 9002, "email": "appsec-totp@plan.example", "role": "appsec_reviewer"}
+    services.portal.staff.create(9001, **reviewer)
+    request_id = services.portal.reviews.for_application(person.id, application.id)[0].id
+    services.portal.reviews.approve(9002, request_id, "Welcome.")
+    services.clock.advance(31)  # a fresh code
+    assert "/portal/authenticator/remove" not in client.get("/portal/authenticator").text
+    assert prove(client, services, old, "remove").status_code == 403
+
 
 def test_the_forms_need_their_csrf_token_and_a_session(client: TestClient, services: Services) -> None:
     laptop, old = developer(client, services)
