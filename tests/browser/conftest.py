@@ -11,7 +11,8 @@ Every page test uses these fixtures:
   do uncaught script errors and Content-Security-Policy violations.
 - fixtures returning checks: `assert_accessible(page)`: axe-core (the `axe.min.js` that
   `axe-playwright-python` ships) finds no serious or critical violation; `assert_fits_width(page)`: nothing
-  scrolls the page sideways.
+  scrolls the page sideways; `check_phone_page(heading)`: both, on `phone_page`, after checking its h1.
+- `verified_developer(services, email, password)`: a developer account whose address is verified.
 
 The tests in this folder are marked `browser` and skipped where /usr/bin/chromium is missing.
 """
@@ -181,3 +182,23 @@ def assert_fits_width() -> Callable[[Any], None]:
     """`assert_fits_width(page)`: nothing scrolls the page sideways (tables and code scroll in their own
     regions); use it with `phone_page`."""
     return _assert_fits_width
+
+
+@pytest.fixture
+def check_phone_page(phone_page: Any) -> Callable[[str], None]:
+    """`check(heading)`: the phone page shows `heading` as its h1, passes axe and fits the phone's width."""
+
+    def check(heading: str) -> None:
+        assert phone_page.locator("h1").inner_text() == heading
+        _assert_accessible(phone_page)
+        _assert_fits_width(phone_page)
+
+    return check
+
+
+def verified_developer(services: Services, email: str, password: str) -> Any:
+    """A developer account with a verified address, as after following the sign-up mail."""
+    people = services.portal.people
+    person = people.create(email, password)
+    people.verify_email(people.verification_token(person))
+    return person

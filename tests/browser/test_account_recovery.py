@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from tests.browser.conftest import verified_developer
 from tests.portal.conftest import mails_to
 
 from openpayer.app import Services
@@ -21,17 +22,10 @@ def test_a_developer_resets_the_password_on_a_phone(
     server: str,
     phone_page: Any,
     services: Services,
-    assert_accessible: Callable[[Any], None],
-    assert_fits_width: Callable[[Any], None],
+    check_phone_page: Callable[[str], None],
 ) -> None:
-    people = services.portal.people
-    people.verify_email(people.verification_token(people.create(DEV, OLD)))
-    phone = phone_page
-
-    def check(heading: str) -> None:
-        assert phone.locator("h1").inner_text() == heading
-        assert_accessible(phone)
-        assert_fits_width(phone)
+    verified_developer(services, DEV, OLD)
+    phone, check = phone_page, check_phone_page
 
     phone.goto(server + "/portal/signin")
     check("Sign in")

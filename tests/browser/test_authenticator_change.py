@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyotp
+from tests.browser.conftest import verified_developer
 from tests.portal.conftest import mails_to
 
 from openpayer.app import Services
@@ -20,20 +21,13 @@ def test_a_developer_replaces_the_authenticator_on_a_phone(
     server: str,
     phone_page: Any,
     services: Services,
-    assert_accessible: Callable[[Any], None],
-    assert_fits_width: Callable[[Any], None],
+    check_phone_page: Callable[[str], None],
 ) -> None:
     people = services.portal.people
-    person = people.create(DEV, PASSWORD)
-    people.verify_email(people.verification_token(person))
+    person = verified_developer(services, DEV, PASSWORD)
     old = people.new_totp_secret()
     assert people.confirm_totp(person, old, pyotp.TOTP(old).at(services.clock.now()))
-    phone = phone_page
-
-    def check(heading: str) -> None:
-        assert phone.locator("h1").inner_text() == heading
-        assert_accessible(phone)
-        assert_fits_width(phone)
+    phone, check = phone_page, check_phone_page
 
     def now(secret: str) -> str:
         return pyotp.TOTP(secret).at(services.clock.now())
