@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyotp
+from playwright.sync_api import expect
 from tests.portal.console_world import developer_world
 
 from openpayer.app import Services
@@ -33,7 +34,7 @@ def test_console_pages_in_the_browser(
         check()
 
     def check() -> None:
-        assert phone.locator("h1").count() == 1, phone.url
+        expect(phone.locator("h1")).to_have_count(1)
         assert_accessible(phone)
         assert_fits_width(phone)
 

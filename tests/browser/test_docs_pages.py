@@ -41,7 +41,7 @@ def test_docs_pages_are_accessible_on_desktop_and_phone(
     for browser_page in (page, phone_page):
         response = browser_page.goto(server + path)
         assert response.status == 200
-        assert browser_page.locator("h1").count() == 1
+        expect(browser_page.locator("h1")).to_have_count(1)
         assert_accessible(browser_page)
     assert_fits_width(phone_page)
 

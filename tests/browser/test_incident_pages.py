@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pyotp
+from playwright.sync_api import expect
 from tests.incidents.conftest import STAFF_PASSWORD, register, staff_person
 
 from openpayer.app import Services
@@ -67,7 +68,7 @@ def test_an_analyst_works_an_incident_and_the_breach_queue(
     phone = phone_page
 
     def check(p: Any) -> None:
-        assert p.locator("h1").count() == 1
+        expect(p.locator("h1")).to_have_count(1)
         assert_accessible(p)
         if p is phone:
             assert_fits_width(p)

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 from tests.portal.conftest import ANSWERS, app_details, org_details
 from tests.portal.test_validation import png
 
@@ -60,7 +61,7 @@ def test_consent_connected_apps_gallery_and_education(
 
     def check(heading: str) -> None:
         assert heading in page.locator("h1").inner_text()
-        assert page.locator("h1").count() == 1
+        expect(page.locator("h1")).to_have_count(1)
         assert_accessible(page)
         assert_fits_width(page)
         forms_carry_csrf(page)

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from playwright.sync_api import expect
 
 from openpayer.bootstrap import Services
 from openpayer.oauth.testing import TEST_PASSWORD, pkce_pair, two_member_world
@@ -48,7 +49,7 @@ def test_member_pages_are_accessible(
     )
 
     page.goto(f"{server}/{ENV}/auth/authorize?client_id=nobody&redirect_uri=https://x.example/cb")
-    assert page.locator("h1").count() == 1  # the error page: no redirect to an unregistered URI
+    expect(page.locator("h1")).to_have_count(1)  # the error page: no redirect to an unregistered URI
     assert_accessible(page)
     assert_fits_width(page)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pyotp
 import pytest
+from playwright.sync_api import expect
 from tests.portal.conftest import mails_to
 from typer.testing import CliRunner
 
@@ -47,7 +48,7 @@ def test_developer_and_reviewer_in_the_browser(
     phone = phone_page
 
     def check(p: Any) -> None:
-        assert p.locator("h1").count() == 1
+        expect(p.locator("h1")).to_have_count(1)
         assert_accessible(p)
         if p is phone:
             assert_fits_width(p)
