@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-import openpayer.fhir.search.service as search_service
+import openpayer.fhir.search.pages as search_pages
 from openpayer.db import read_connection
 from openpayer.fhir.paging import CursorSigner
 from openpayer.fhir.search.bundle import SearchResult
@@ -113,7 +113,7 @@ def _split(query: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]]]:
 @pytest.mark.parametrize("query", QUERIES, ids=lambda q: "&".join(f"{k}={v}" for k, v in q))
 def test_index_driven_pages_equal_the_resource_driven_ones(world, query, monkeypatch) -> None:
     store, env = world
-    real = search_service.index_driven_page
+    real = search_pages.index_driven_page
     taken: list[bool] = []
 
     def watched(*args: Any) -> Any:
@@ -121,11 +121,11 @@ def test_index_driven_pages_equal_the_resource_driven_ones(world, query, monkeyp
         taken.append(statement is not None)
         return statement
 
-    monkeypatch.setattr(search_service, "index_driven_page", watched)
+    monkeypatch.setattr(search_pages, "index_driven_page", watched)
     rtype, query = _split(query)
     driven = _pages(store, env, _service(), query, rtype)
     assert taken == ([True] if store.backend == "postgresql" else [])  # the first page, PostgreSQL only
-    monkeypatch.setattr(search_service, "index_driven_page", lambda *args: None)
+    monkeypatch.setattr(search_pages, "index_driven_page", lambda *args: None)
     assert _pages(store, env, _service(), query, rtype) == driven
 
 

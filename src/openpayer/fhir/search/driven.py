@@ -11,10 +11,10 @@ docs/performance.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import FromClause, Select, func, or_, select
+from sqlalchemy import FromClause, Integer, Select, func, literal_column, or_, select, union_all
 
 from openpayer.fhir.search.params import Chain, Leaf, Node, ParsedQuery
 from openpayer.fhir.search.sql import TABLES, Context, _hk, _value_pred, node_clause
@@ -53,9 +53,13 @@ def index_driven_page(
     stored: FromClause,
     position: Sequence[Any] | None,
     backwards: bool,
+    include: Callable[[Select[Any]], Select[Any]] | None = None,
 ) -> Select[Any] | None:
-    """A counted page in rid order (the columns of `SearchService._page_query`: rid, type, id, the sort key,
-    content, total), or None when the search does not qualify. `stored` is an alias of `fhir_resource`."""
+    """A counted page in rid order (the columns of `pages.page_query`: rid, type, id, the sort key, content,
+    total), or None when the search does not qualify. `stored` is an alias of `fhir_resource`.
+
+    With `include` (a first page only), the page is a CTE and `include(its kept rids)` gives rows to follow
+    the page's in the same statement; each row then starts with `part` (0: the page, 1: the include)."""
     if parsed.since is not None:
         return None
     m = index_driven_matches(parsed.criteria, parsed.types, ctx)
@@ -66,6 +70,20 @@ def index_driven_page(
         (bound,) = ctx.bind(position)
         query = query.where(m.c.rid < bound if backwards else m.c.rid > bound)
     order = m.c.rid.desc() if backwards else m.c.rid.asc()
+    if include is not None and position is None:
+        p = query.order_by(order).limit(parsed.count + 1).cte("p")
+        matches = select(
+            literal_column("0", Integer).label("part"),
+            p.c.rid,
+            stored.c.type,
+            stored.c.id,
+            p.c.k0,
+            stored.c.content,
+            p.c.total,
+        ).join_from(p, stored, stored.c.rid == p.c.rid)
+        kept = select(p.c.rid).order_by(p.c.k0).limit(parsed.count)  # the extra row tells only "more"
+        both = union_all(matches, include(kept)).subquery("u")
+        return select(*both.c).order_by(both.c.part, both.c.k0)
     page = query.order_by(order).limit(parsed.count + 1).subquery("p")
     return (
         select(page.c.rid, stored.c.type, stored.c.id, page.c.k0, stored.c.content, page.c.total)

@@ -12,7 +12,9 @@ their paging links, so a client paging through a large result does not pay for a
 page), as do `_summary=count` and `_count=0`, with a COUNT over the same WHERE.
 
 Statements: a search without a restriction is built once per query shape and reused with other values
-(`openpayer.fhir.search.statements`); includes fetch their resources' bytes in the statement that finds them.
+(`openpayer.fhir.search.statements`). Includes fetch their resources' bytes in the statement that finds
+them; an index-driven first page brings its first forward `_include` in its own statement
+(`openpayer.fhir.search.pages`, which builds the page, count and include statements).
 """
 
 from __future__ import annotations
@@ -21,24 +23,10 @@ import hashlib
 import itertools
 from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from sqlalchemy import (
-    Connection,
-    Executable,
-    FromClause,
-    Integer,
-    Select,
-    and_,
-    bindparam,
-    case,
-    func,
-    or_,
-    select,
-    tuple_,
-    union_all,
-)
+from sqlalchemy import Connection, FromClause, select, tuple_, union_all
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -54,7 +42,16 @@ from openpayer.fhir.search.compartment import (
     member_rids,
     non_patient_types,
 )
-from openpayer.fhir.search.driven import index_driven_page
+from openpayer.fhir.search.pages import (
+    MATCH,
+    Condition,
+    Row,
+    count_query,
+    foldable_include,
+    include_query,
+    page_query,
+    where,
+)
 from openpayer.fhir.search.params import (
     MAX_INCLUDE_ITERATIONS,
     TRANSPORT_PARAMS,
@@ -62,41 +59,22 @@ from openpayer.fhir.search.params import (
     Leaf,
     ParsedQuery,
     Registry,
-    all_resource_types,
     parse_query,
 )
 from openpayer.fhir.search.sql import (
     Binder,
     Context,
     Restriction,
-    criteria_clauses,
     criteria_plan,
-    sort_value,
 )
 from openpayer.fhir.search.statements import StatementCache
 from openpayer.fhir.search.values import date_range
 from openpayer.fhir.storage import codec
-from openpayer.fhir.storage.tables import fhir_resource, idx_reference, index_key
+from openpayer.fhir.storage.tables import fhir_resource, idx_reference
+
+_S = TypeVar("_S")
 
 EVERYTHING_PARAMS = frozenset({"_since", "_type", "_count", "_summary", "_elements", "_total"})
-
-
-# Aliases are immutable and reused by every query: building one per request populates its column
-# collection again (measured: a tenth of a member search's time).
-_MATCH = fhir_resource.alias("r")
-_STORED = fhir_resource.alias("c")
-_INCLUDE_REF = idx_reference.alias("iref")  # one pair per include statement
-_INCLUDE_TARGET = fhir_resource.alias("itarget")
-_MATCH.c, _STORED.c, _INCLUDE_REF.c, _INCLUDE_TARGET.c  # noqa: B018  (populated before threads share them)
-
-
-@dataclass(frozen=True, slots=True)
-class _Row:
-    rid: int
-    type: str
-    id: str
-    position: tuple[Any, ...] = ()
-    content: bytes | None = None  # compressed bytes, when the page query fetched them
 
 
 @dataclass(slots=True)
@@ -106,7 +84,7 @@ class _Scope:
     resource_type: str | None
     restriction: Restriction | None
     allowed_types: frozenset[str] | None
-    condition: Callable[[FromClause, Context], ColumnElement[bool]] | None = None
+    condition: Condition | None = None
     extra_control: frozenset[str] = field(default_factory=frozenset)
 
 
@@ -120,6 +98,7 @@ class SearchService:
         max_count: int = 1000,
         include_cap: int = 1000,
         clock: Clock | None = None,
+        fold_includes: bool = True,
     ) -> None:
         self.clock = clock or Clock()  # the composition root's; real time for a service built alone
         self.registry = registry
@@ -127,6 +106,7 @@ class SearchService:
         self.default_count = default_count
         self.max_count = max_count
         self.include_cap = include_cap
+        self.fold_includes = fold_includes
         self.statements = StatementCache()
 
     # ---- public API --------------------------------------------------------------------------------------
@@ -203,10 +183,9 @@ class SearchService:
         )
         if not parsed.criteria:
             raise BadRequest("A conditional interaction needs search criteria")
-        r = _MATCH
+        r = MATCH
         ctx = Context(env, base_url, conn.dialect.name, restriction, None, self.clock.now_micros())
-        where = self._where(r, ctx, parsed, None)
-        rows = conn.execute(select(r.c.id).where(*where).order_by(r.c.rid).limit(limit))
+        rows = conn.execute(select(r.c.id).where(*where(r, ctx, parsed, None)).order_by(r.c.rid).limit(limit))
         return [row.id for row in rows]
 
     def everything(
@@ -327,7 +306,7 @@ class SearchService:
         result = SearchResult(issues=list(parsed.issues), at=ctx.now)
         query_url = _url(base_url, scope.path, parsed.normalized)
 
-        def token_url(rows: Sequence[_Row], direction: str) -> str:
+        def token_url(rows: Sequence[Row], direction: str) -> str:
             cursor = {
                 "o": scope.op,
                 "e": env,
@@ -348,11 +327,14 @@ class SearchService:
         # over 50,000: 32 ms with a COUNT of its own, 59 ms in the page query).
         with_total = position is None and not count_only and parsed.total != "none" and bool(parsed.criteria)
         plan = self._plan(ctx, parsed, scope)
-        rows: list[_Row] = []
+        rows: list[Row] = []
         more = False
         counted: int | None = None
+        folded: tuple[int, list[Row]] | None = None
         if not count_only:
-            rows, more, counted = self._page(conn, ctx, plan, parsed, scope, position, backwards, with_total)
+            rows, more, counted, folded = self._page(
+                conn, ctx, plan, parsed, scope, position, backwards, with_total
+            )
         if parsed.total != "none" or count_only:
             if position is None and not more and not count_only:
                 result.total = len(rows)
@@ -363,7 +345,7 @@ class SearchService:
             else:
                 shape = ("count", parsed.types, parsed.since is not None)
                 statement, values = self._statement(
-                    ctx, plan, shape, (), lambda c: self._count_query(c, parsed, scope)
+                    ctx, plan, shape, (), lambda c: count_query(c, parsed, scope.condition)
                 )
                 result.total = int(conn.execute(statement, values).scalar_one())
         result.links.append(
@@ -383,7 +365,7 @@ class SearchService:
                     body = subset(codec.decode(row.content), parsed.summary, parsed.elements)
                     result.matches.append(Entry(row.type, row.id, f"{base_url}/{row.type}/{row.id}", body))
             if parsed.includes:
-                self._add_includes(conn, ctx, parsed, rows, result)
+                self._add_includes(conn, ctx, parsed, rows, result, folded)
         return result
 
     # ---- statements built once per query shape ----------------------------------------------------------
@@ -406,8 +388,8 @@ class SearchService:
         plan: tuple[Hashable, list[Any]] | None,
         shape: Hashable,
         extra: Sequence[Any],
-        build: Callable[[Context], Executable],
-    ) -> tuple[Executable, dict[str, Any]]:
+        build: Callable[[Context], _S],
+    ) -> tuple[_S, dict[str, Any]]:
         """The statement for this search and the parameters to run it with: from the cache when its shape
         was built before; otherwise built (and kept when its values were bound as the plan said)."""
         if plan is None:
@@ -423,27 +405,6 @@ class SearchService:
             self.statements.put(key, statement)
         return statement, {}
 
-    def _count_query(self, ctx: Context, parsed: ParsedQuery, scope: _Scope) -> Executable:
-        r = _MATCH
-        where = self._where(r, ctx, parsed, scope)
-        return select(func.count()).select_from(select(r.c.rid).where(*where).subquery())
-
-    def _where(
-        self, r: FromClause, ctx: Context, parsed: ParsedQuery, scope: _Scope | None
-    ) -> list[ColumnElement[bool]]:
-        where: list[ColumnElement[bool]] = [r.c.env == ctx.env, r.c.deleted.is_(False)]
-        if len(parsed.types) == 1:
-            where.append(r.c.type == parsed.types[0])
-        elif frozenset(parsed.types) != all_resource_types():
-            where.append(r.c.type.in_(parsed.types))
-        where.extend(criteria_clauses(parsed.criteria, r, ctx))
-        where.append(ctx.guard(r, parsed.types))
-        if scope is not None and scope.condition is not None:
-            where.append(scope.condition(r, ctx))
-        if parsed.since is not None:
-            where.append(r.c.last_updated >= ctx.bind([date_range(parsed.since)[0]])[0])
-        return where
-
     def _page(
         self,
         conn: Connection,
@@ -454,13 +415,14 @@ class SearchService:
         position: list[Any] | None,
         backwards: bool,
         with_total: bool,
-    ) -> tuple[list[_Row], bool, int | None]:
-        """One page in (sort keys…, rid) order, after (or before) `position`; whether more rows follow; and
-        the count of every match when `with_total`."""
+    ) -> tuple[list[Row], bool, int | None, tuple[int, list[Row]] | None]:
+        """One page in (sort keys…, rid) order, after (or before) `position`; whether more rows follow; the
+        count of every match when `with_total`; and the rows of the include folded into the page's statement
+        (its index in `parsed.includes`), if one was."""
         width = len(parsed.sort) * 2 + 1
         if position is not None and len(position) != width:
             raise BadRequest("The paging link is invalid or has been altered")
-        shape = (
+        shape: tuple[Hashable, ...] = (
             "page",
             parsed.types,
             parsed.since is not None,
@@ -470,115 +432,70 @@ class SearchService:
             backwards,
             with_total,
         )
-        statement, values = self._statement(
+        fold = None
+        if with_total and self.fold_includes and parsed.includes:
+            fold = foldable_include(ctx, parsed)
+            shape = (*shape, None if fold is None else (parsed.includes[fold], self.include_cap))
+        page, values = self._statement(
             ctx,
             plan,
             shape,
             position or (),
-            lambda c: self._page_query(c, parsed, scope, position, backwards, with_total),
+            lambda c: page_query(
+                c,
+                parsed,
+                scope.condition,
+                position,
+                backwards,
+                with_total,
+                None if fold is None else parsed.includes[fold],
+                self.include_cap,
+            ),
         )
-        fetched = list(conn.execute(statement, values).all())
+        fetched: list[Any] = list(conn.execute(page.statement, values).all())
+        folded: tuple[int, list[Row]] | None = None
+        if page.folded is not None and fold is not None:
+            # part 0: the page's rows, then part 1: the include's (ordered by part, then key)
+            split = next((i for i, f in enumerate(fetched) if f[0] == 1), len(fetched))
+            folded = (fold, [Row(f[1], f[2], f[3], (), f[5]) for f in fetched[split:]])
+            fetched = [f[1:] for f in fetched[:split]]
         more = len(fetched) > parsed.count
-        counted = int(fetched[0].total) if with_total and fetched else None
+        counted = int(fetched[0][-1]) if with_total and fetched else None
         fetched = fetched[: parsed.count]
         if backwards:
             fetched.reverse()
-        rows = [_Row(f.rid, f.type, f.id, tuple(f[3 + i] for i in range(width)), f.content) for f in fetched]
-        return rows, more, counted
-
-    def _page_query(
-        self,
-        ctx: Context,
-        parsed: ParsedQuery,
-        scope: _Scope,
-        position: list[Any] | None,
-        backwards: bool,
-        with_total: bool,
-    ) -> Select[Any]:
-        if with_total and not parsed.sort and ctx.dialect == "postgresql":
-            # SQLite keeps its own plan: one criterion drives and the others probe (`criteria_clauses`)
-            driven = None if scope.condition else index_driven_page(ctx, parsed, _STORED, position, backwards)
-            if driven is not None:
-                return driven
-        r = _MATCH
-        where = self._where(r, ctx, parsed, scope)
-        sorts = [(key, *sort_value(key, r, ctx)) for key in parsed.sort]
-        columns: list[tuple[Any, bool]] = []  # (expression, descending)
-        total = [func.count().over().label("total")] if with_total else []
-        # PostgreSQL: with the count, every match is read; `OFFSET 0` keeps the matching planned as a whole
-        # (as the count alone would be), not as a walk in rid order that the LIMIT above it would favour
-        # (measured: `Practitioner?name=rob` merged 49,903 Practitioner rows, 2.4 ms -> 44 ms).
-        fence = with_total and ctx.dialect == "postgresql"
-        if sorts:
-            inner = select(
-                r.c.rid,
-                r.c.type,
-                r.c.id,
-                *(value.label(f"s{i}") for i, (_, value, _) in enumerate(sorts)),
-                *total,
-            ).where(*where)
-            m = (inner.offset(0) if fence else inner).subquery("m")
-            for i, (key, _, default) in enumerate(sorts):
-                raw = m.c[f"s{i}"]
-                columns.append((case((raw.is_(None), 1), else_=0), False))  # missing values last
-                columns.append((func.coalesce(raw, default), key.descending))
-            columns.append((m.c.rid, False))
-            query = select(
-                m.c.rid,
-                m.c.type,
-                m.c.id,
-                *(expr.label(f"k{i}") for i, (expr, _) in enumerate(columns)),
-                *([m.c.total] if with_total else []),
-            )
-        else:  # the default order, by rid alone: no sort subquery to build (the common case, and cheaper)
-            if fence:
-                m = select(r.c.rid, r.c.type, r.c.id).where(*where).offset(0).subquery("m")
-                columns.append((m.c.rid, False))
-                query = select(m.c.rid, m.c.type, m.c.id, m.c.rid.label("k0"), *total)
-            else:
-                columns.append((r.c.rid, False))
-                query = select(r.c.rid, r.c.type, r.c.id, r.c.rid.label("k0"), *total).where(*where)
-        if position is not None:
-            query = query.where(_beyond(columns, ctx.bind(position), backwards))
-        order = [(expr.asc() if desc == backwards else expr.desc()) for expr, desc in columns]
-        page = query.order_by(*order).limit(parsed.count + 1).subquery("p")
-        # The stored bytes join the page after LIMIT: one round trip, and content read only for the page.
-        stored = _STORED
-        keys = [page.c[f"k{i}"] for i in range(len(columns))]
-        return (
-            select(
-                page.c.rid,
-                page.c.type,
-                page.c.id,
-                *keys,
-                stored.c.content,
-                *([page.c.total] if with_total else []),
-            )
-            .join_from(page, stored, stored.c.rid == page.c.rid)
-            .order_by(
-                *(
-                    (key.asc() if desc == backwards else key.desc())
-                    for key, (_, desc) in zip(keys, columns, strict=True)
-                )
-            )
-        )
+        rows = [Row(f[0], f[1], f[2], tuple(f[3 + i] for i in range(width)), f[3 + width]) for f in fetched]
+        return rows, more, counted, folded
 
     # ---- _include / _revinclude ---------------------------------------------------------------------------
     def _add_includes(
-        self, conn: Connection, ctx: Context, parsed: ParsedQuery, matches: list[_Row], result: SearchResult
+        self,
+        conn: Connection,
+        ctx: Context,
+        parsed: ParsedQuery,
+        matches: list[Row],
+        result: SearchResult,
+        folded: tuple[int, list[Row]] | None = None,
     ) -> None:
+        """Includes in rounds (`:iterate` ones again on what the last round added), each include's rows in
+        rid order, without the page's matches or repeats, at most `include_cap`; the rows of a `folded`
+        include (first round) came with the page."""
         seen = {row.rid for row in matches}
-        included: list[_Row] = []
+        included: list[Row] = []
         frontier = matches
         capped = False
         for iteration in range(MAX_INCLUDE_ITERATIONS + 1):
             specs = [s for s in parsed.includes if iteration == 0 or s.iterate]
             if not specs or not frontier:
                 break
-            found: list[_Row] = []
-            for spec in specs:
-                room = self.include_cap - len(included) - len(found)
-                for row in self._include_rows(conn, ctx, spec, frontier, room + len(seen) + 1):
+            found: list[Row] = []
+            for index, spec in enumerate(specs):
+                if iteration == 0 and folded is not None and index == folded[0]:
+                    fetched = folded[1]
+                else:
+                    room = self.include_cap - len(included) - len(found)
+                    fetched = self._include_rows(conn, ctx, spec, frontier, room + len(seen) + 1)
+                for row in fetched:
                     if row.rid not in seen:
                         seen.add(row.rid)
                         found.append(row)
@@ -603,8 +520,8 @@ class SearchService:
                 result.included.append(Entry(row.type, row.id, f"{ctx.base_url}/{row.type}/{row.id}", body))
 
     def _include_rows(
-        self, conn: Connection, ctx: Context, spec: IncludeSpec, frontier: list[_Row], limit: int
-    ) -> list[_Row]:
+        self, conn: Connection, ctx: Context, spec: IncludeSpec, frontier: list[Row], limit: int
+    ) -> list[Row]:
         """The resources `spec` adds for `frontier` (at most `limit`, in rid order), with their stored bytes:
         one statement, built once per include and environment when no restriction applies."""
         if not spec.reverse:
@@ -614,7 +531,7 @@ class SearchService:
             key = ("include", ctx.dialect, ctx.env, ctx.allowed_types, spec)
             statement = self.statements.get(key) if ctx.restriction is None else None
             if statement is None:
-                statement = self._include_query(ctx, spec, None)
+                statement = include_query(ctx, spec, None)
                 if ctx.restriction is None:
                     self.statements.put(key, statement)
             params: dict[str, Any] = {"sources": sources, "limit": limit}
@@ -625,59 +542,11 @@ class SearchService:
                     by_type.setdefault(row.type, []).append(row.id)
             if not by_type:
                 return []
-            statement, params = self._include_query(ctx, spec, by_type), {"limit": limit}
-        return [_Row(row.rid, row.type, row.id, (), row.content) for row in conn.execute(statement, params)]
-
-    def _include_query(
-        self, ctx: Context, spec: IncludeSpec, by_type: dict[str, list[str]] | None
-    ) -> Select[Any]:
-        """Forward (`by_type` None): the targets of the references of the rids bound as `sources`; reverse:
-        the resources referring to the (type, ids) of `by_type`. At most `limit` (bound) rows."""
-        ref, other = _INCLUDE_REF, _INCLUDE_TARGET
-        if by_type is None:
-            join = and_(
-                other.c.env == ctx.env, other.c.type == ref.c.target_type, other.c.id == ref.c.target_id
-            )
-            query = select(other.c.rid, other.c.type, other.c.id).select_from(ref.join(other, join))
-            query = query.where(ref.c.rid.in_(bindparam("sources", expanding=True)))
-            if spec.code is not None and spec.source_type is not None:
-                query = query.where(ref.c.hkey == index_key(ctx.env, spec.source_type, spec.code))
-            if spec.target_type is not None:
-                query = query.where(ref.c.target_type == spec.target_type)
-        else:
-            targets = or_(
-                *(and_(ref.c.target_type == t, ref.c.target_id.in_(ids)) for t, ids in by_type.items())
-            )
-            query = select(other.c.rid, other.c.type, other.c.id).select_from(
-                ref.join(other, other.c.rid == ref.c.rid)
-            )
-            query = query.where(targets, other.c.env == ctx.env)
-            if spec.code is not None and spec.source_type is not None:
-                query = query.where(ref.c.hkey == index_key(ctx.env, spec.source_type, spec.code))
-            elif spec.source_type is not None:
-                query = query.where(other.c.type == spec.source_type)
-        known = spec.source_type if spec.reverse else spec.target_type
-        query = query.where(other.c.deleted.is_(False), ctx.guard(other, (known,) if known else None))
-        found = query.distinct().order_by(other.c.rid).limit(bindparam("limit", type_=Integer)).subquery("i")
-        # The stored bytes join after DISTINCT and LIMIT, as for the page: the same round trip.
-        stored = _STORED
-        return (
-            select(found.c.rid, found.c.type, found.c.id, stored.c.content)
-            .join_from(found, stored, stored.c.rid == found.c.rid)
-            .order_by(found.c.rid)
-        )
+            statement, params = include_query(ctx, spec, by_type), {"limit": limit}
+        return [Row(row[0], row[1], row[2], (), row[3]) for row in conn.execute(statement, params)]
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
-
-
-def _beyond(columns: list[tuple[Any, bool]], position: Sequence[Any], backwards: bool) -> ColumnElement[bool]:
-    """Rows strictly after (or before) `position` in the order given by `columns`."""
-    alternatives = []
-    for i, (expr, desc) in enumerate(columns):
-        later = expr < position[i] if desc != backwards else expr > position[i]
-        alternatives.append(and_(*(columns[j][0] == position[j] for j in range(i)), later))
-    return or_(*alternatives)
 
 
 def _digest(names: Sequence[str]) -> str:
