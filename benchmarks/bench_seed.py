@@ -14,7 +14,16 @@ The target is at least 5,000 resources/s for ``generate``; ``--min-rate`` makes 
 
 ``--end-to-end N`` also times ``openpayer seed sandbox --members N`` (generate, load, index, test logins)
 in a subprocess against a fresh SQLite database in a temporary folder (or ``--database-url``, which must
-point at an empty database), once: wall-clock seconds, resources written and resources/s.
+point at an empty database), once: wall-clock seconds, resources written and resources/s, the CPU seconds
+of the command and its loader workers (the machine is shared: CPU time moves less than wall time with the
+neighbours), and where the wall time went: the process's start (interpreter, imports, command line) and
+the command's phases as its ``--json`` summary reports them (migrations, services, generating, loading
+(which starts with the validator's and indexer's tables), test logins). "start-up" is everything but
+generating and loading.
+
+The subprocess inherits the environment; with ``PYTHONDONTWRITEBYTECODE`` set and no ``__pycache__`` the
+imports are compiled each run (slower than an installed package's); set ``PYTHONPYCACHEPREFIX`` to a folder
+to measure warm imports without writing into the tree.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -106,14 +116,18 @@ def end_to_end(members: int, seed: int, database_url: str | None) -> None:
         else:
             env.pop("OPENPAYER_DATABASE_URL", None)
         command = [sys.executable, "-m", "openpayer.cli.main", "seed", "sandbox", "--members", str(members)]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load_average = os.getloadavg()[0]
         started = time.perf_counter()
         done = subprocess.run(
             [*command, "--seed", str(seed), "--json", "--quiet"], env=env, capture_output=True, check=False
         )
         seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the command and its workers (waited for)
     if done.returncode != 0:
         print(f"openpayer seed failed ({done.returncode}): {done.stderr.decode()[-2000:]}", file=sys.stderr)
         return
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     report = orjson.loads(done.stdout)
     load = report["load"]
     written = load["created"] + load["updated"] + load["unchanged"]
@@ -121,6 +135,17 @@ def end_to_end(members: int, seed: int, database_url: str | None) -> None:
         f"openpayer seed --members {members}: {written:,} resources in {seconds:.1f} s wall "
         f"({written / seconds:,.0f} resources/s end to end; loader {load['resourcesPerSecond']:,.0f}/s, "
         f"timings {load['timings']})"
+    )
+    phases = report.get("phases") or {}  # absent from versions of the command before 2026-12-02
+    process = seconds - report["seconds"]  # interpreter, imports, parsing the command line
+    plan = load["seconds"]  # generating and loading the plan, slice after slice (every version reports it)
+    split = " ".join(f"{name} {value:.2f}" for name, value in phases.items()) or "phases n/a"
+    print(
+        f"  CPU {cpu:.1f} s (command and workers, {cpu / written * 1000:.3f} ms per resource); load average "
+        f"{load_average:.2f} before the run\n"
+        f"  wall: start-up (all but generating and loading the plan) {seconds - plan:.2f} s = process start "
+        f"{process:.2f} s + in the command {report['seconds'] - plan:.2f} s; generate + load {plan:.2f} s\n"
+        f"  the command's phases: {split}"
     )
 
 

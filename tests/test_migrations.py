@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 import openpayer.models  # noqa: F401 - every domain's tables
+from openpayer.config import Settings
 from openpayer.db import metadata
+from openpayer.migrate import upgrade
 
 
 def test_migrations_match_models(engine: Engine) -> None:
@@ -39,3 +46,16 @@ def test_postgresql_knows_how_index_values_depend_on_their_parameter(engine: Eng
         "st_fhir_idx_uri_hkey_value",
     } <= names
     assert "INCLUDE (id, deleted)" in index
+
+
+def test_a_failed_sqlite_upgrade_leaves_nothing_half_done(tmp_path: Path) -> None:
+    """On SQLite the whole upgrade is one transaction (migrations/env.py): when a migration fails, the
+    tables of the ones before it are rolled back too, and the file is as it was."""
+    path = tmp_path / "openpayer.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE job_run (id INTEGER)")  # migration 0006 creates it: it fails there
+    with pytest.raises(OperationalError, match="already exists"):
+        upgrade(Settings(database_url=f"sqlite:///{path}", home=tmp_path, secret_key="test"))
+    with sqlite3.connect(path) as conn:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert names == {"job_run"}

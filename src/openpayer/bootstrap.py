@@ -1,11 +1,13 @@
 """The composition root: every service of the platform is built here, once, from `Settings`.
 
-The application (`openpayer.app`), every CLI command and the tests' fixtures call `build_services` and use
-what it returns; nothing else constructs a store, a sealer or a clock. Each backend is chosen here by a
+The application (`openpayer.app`), the CLI commands and the tests' fixtures call `build_services` and use
+what it returns (`openpayer seed` and `openpayer load` call `build_store`, its FHIR-store subset); nothing
+else constructs a store, a sealer or a clock. Each backend is chosen here by a
 setting (sign-in throttling counts in Redis when `OPENPAYER_REDIS_URL` is set, in process otherwise).
 
 Adding a domain's services: build them in `build_services` from what is already built (one clock, one
-engine, one sealer, the audit log) and add them as fields of `Services`; add a CapabilityStatement
+engine, one sealer, the audit log), importing the domain inside `build_services` (this module's top
+imports only what `build_store` needs), and add them as fields of `Services`; add a CapabilityStatement
 `Contributor` to `services.api.capability_contributors` when the domain adds to it. `docs/architecture.md`
 lists where each capability is wired.
 """
@@ -13,53 +15,34 @@ lists where each capability is wired.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import Engine, text
 
-from openpayer.accounts.events import SignInEvents
-from openpayer.accounts.sessions import Signer
-from openpayer.accounts.signin import SignIn
-from openpayer.api.operations import fhir_operations
-from openpayer.api.service import FhirApi
-from openpayer.background import Background, build_background
 from openpayer.clock import Clock
 from openpayer.config import Settings
-from openpayer.conformance.capability import ConformanceContributor
 from openpayer.db import make_engine
-from openpayer.fhir.bundles import BundleProcessor
 from openpayer.fhir.paging import CursorSigner
-from openpayer.fhir.search.bundle import render_searchset
-from openpayer.fhir.search.extract import extract_index
 from openpayer.fhir.search.registry import SearchParamRegistry, default_registry
 from openpayer.fhir.search.service import SearchService
-from openpayer.fhir.services import FhirService, parse_query
-from openpayer.fhir.storage.repository import ResourceRepository
-from openpayer.fhir.validation import known_resource_types, validate_resource
-from openpayer.incidents.services import Incidents
 from openpayer.members.accounts import MemberStore
-from openpayer.members.consent import GrantStore
-from openpayer.oauth.activity import ActivityLog
-from openpayer.oauth.clients import ClientStore
-from openpayer.oauth.discovery import capability_contributor as smart_capability
-from openpayer.oauth.keys import KeyStore
-from openpayer.oauth.reach import Reach
-from openpayer.oauth.revocation import RevocationFeed
-from openpayer.oauth.service import AuthServer
-from openpayer.oauth.tokens import TokenStore
-from openpayer.observability.readiness import Readiness
-from openpayer.policy.engine import InactivityPolicy
-from openpayer.portal.app_profiles import PortalAppDirectory
-from openpayer.portal.directory import Directory
-from openpayer.portal.services import Portal
-from openpayer.security.audit import AuditLog
-from openpayer.security.audit_search import AuditSearch
-from openpayer.security.events import AccountHasher, SecurityEvents
-from openpayer.security.monitor import SecurityMonitor
-from openpayer.security.risk import RecordingSink
 from openpayer.security.sealing import Sealer
-from openpayer.security.throttle import Limits, Throttle, make_counter
+
+if TYPE_CHECKING:  # imported where they are built: `build_store` needs none of them (see its docstring)
+    from openpayer.accounts.events import SignInEvents
+    from openpayer.api.service import FhirApi
+    from openpayer.background import Background
+    from openpayer.fhir.bundles import BundleProcessor
+    from openpayer.fhir.services import FhirService
+    from openpayer.incidents.services import Incidents
+    from openpayer.oauth.keys import KeyStore
+    from openpayer.oauth.revocation import RevocationFeed
+    from openpayer.oauth.service import AuthServer
+    from openpayer.observability.readiness import Readiness
+    from openpayer.policy.engine import InactivityPolicy
+    from openpayer.portal.services import Portal
+    from openpayer.security.monitor import SecurityMonitor
 
 
 @dataclass
@@ -92,14 +75,34 @@ class Services:
         self.engine.dispose()
 
 
-def build_services(
-    settings: Settings, engine: Engine | None = None, *, clock: Clock | None = None
-) -> Services:
+@dataclass
+class Store:
+    """What loading data into the FHIR store needs (`openpayer seed`, `openpayer load`): the engine, the
+    search engine (conditional references) and the member logins (the sandbox's test logins)."""
+
+    settings: Settings
+    clock: Clock
+    engine: Engine
+    sealer: Sealer
+    registry: SearchParamRegistry
+    signer: CursorSigner
+    search: SearchService
+    members: MemberStore
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def build_store(settings: Settings, engine: Engine | None = None, *, clock: Clock | None = None) -> Store:
+    """The services `build_services` starts from, built the same way, without the web-facing domains.
+
+    Those (the API, the authorization server, the portal, the policy, incidents, background work) are
+    imported by `build_services` when it runs, not when this module is imported: a command that needs only
+    the store does not import FastAPI, the portal's pages or the detectors (a third of `openpayer seed`'s
+    start-up, docs/performance.md, Seeding)."""
     clock = clock or Clock()
     engine = engine or make_engine(settings.resolved_database_url, echo=settings.sql_echo)
     sealer = Sealer(settings.auth_key_encryption_key or settings.resolved_secret_key)
-
-    # ---- the FHIR engine ---------------------------------------------------------------------------
     registry = default_registry()
     signer = CursorSigner(settings.resolved_secret_key)
     search = SearchService(
@@ -110,6 +113,48 @@ def build_services(
         include_cap=settings.include_cap,
         clock=clock,
     )
+    members = MemberStore(engine, clock, sealer)
+    return Store(settings, clock, engine, sealer, registry, signer, search, members)
+
+
+def build_services(
+    settings: Settings, engine: Engine | None = None, *, clock: Clock | None = None
+) -> Services:
+    from openpayer.accounts.events import SignInEvents
+    from openpayer.accounts.sessions import Signer
+    from openpayer.accounts.signin import SignIn
+    from openpayer.api.operations import fhir_operations
+    from openpayer.api.service import FhirApi
+    from openpayer.background import build_background
+    from openpayer.conformance.capability import ConformanceContributor
+    from openpayer.fhir.bundles import BundleProcessor
+    from openpayer.fhir.search.bundle import render_searchset
+    from openpayer.fhir.search.extract import extract_index
+    from openpayer.fhir.services import FhirService, parse_query
+    from openpayer.fhir.storage.repository import ResourceRepository
+    from openpayer.fhir.validation import known_resource_types, validate_resource
+    from openpayer.incidents.services import Incidents
+    from openpayer.members.consent import GrantStore
+    from openpayer.oauth.activity import ActivityLog
+    from openpayer.oauth.clients import ClientStore
+    from openpayer.oauth.discovery import capability_contributor as smart_capability
+    from openpayer.oauth.keys import KeyStore
+    from openpayer.oauth.reach import Reach
+    from openpayer.oauth.revocation import RevocationFeed
+    from openpayer.oauth.service import AuthServer
+    from openpayer.oauth.tokens import TokenStore
+    from openpayer.policy.engine import InactivityPolicy
+    from openpayer.portal.app_profiles import PortalAppDirectory
+    from openpayer.portal.directory import Directory
+    from openpayer.portal.services import Portal
+    from openpayer.security.audit import AuditLog
+    from openpayer.security.audit_search import AuditSearch
+
+    store = build_store(settings, engine, clock=clock)
+    clock, engine, sealer = store.clock, store.engine, store.sealer
+
+    # ---- the FHIR engine ---------------------------------------------------------------------------
+    registry, signer, search = store.registry, store.signer, store.search
     repository = ResourceRepository(extract_index, clock)
     fhir = FhirService(engine, validator=validate_resource, repository=repository, matcher=search)
     types = known_resource_types()
@@ -128,7 +173,7 @@ def build_services(
     grants.revoked_listeners.append(tokens.revoke_grant_tokens)  # a revoked consent revokes its tokens
     audit = AuditLog(engine, clock)
     security = build_security(settings, engine, clock)
-    members = MemberStore(engine, clock, sealer)
+    members = store.members
     signin_events = SignInEvents(clock)  # one hook for every sign-in path (openpayer.accounts.events)
     signin = SignIn(
         members,
@@ -246,6 +291,11 @@ def build_services(
 def build_security(settings: Settings, engine: Engine, clock: Clock) -> SecurityMonitor:
     """The security event stream, throttle (Redis when configured) and detectors. Findings go to a
     `RecordingSink` (a detection row) until a domain with subscriptions rebinds `security.sink`."""
+    from openpayer.security.events import AccountHasher, SecurityEvents
+    from openpayer.security.monitor import SecurityMonitor
+    from openpayer.security.risk import RecordingSink
+    from openpayer.security.throttle import Limits, Throttle, make_counter
+
     events = SecurityEvents(
         engine, clock, AccountHasher(settings.resolved_secret_key), enabled=settings.detect_record_events
     )
@@ -257,6 +307,8 @@ def build_security(settings: Settings, engine: Engine, clock: Clock) -> Security
 
 def build_readiness(settings: Settings, engine: Engine, keys: KeyStore) -> Readiness:
     """/readyz: the database answers, this host decrypts the signing keys, and Redis answers when set."""
+    from openpayer.observability.readiness import Readiness
+
     readiness = Readiness()
 
     def database() -> None:

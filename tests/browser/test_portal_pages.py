@@ -33,6 +33,8 @@ def enrol(page: Any, services: Services) -> None:
     secret = page.locator("#totp-secret").inner_text()
     page.fill("#code", pyotp.TOTP(secret).at(services.auth.clock.now()))
     page.click("button[type=submit].primary")
+    assert page.locator("h1").inner_text() == "Two-step sign-in is on"  # the recovery codes, shown once
+    page.click("main a:has-text('Continue')")
 
 
 def test_developer_and_reviewer_in_the_browser(

@@ -127,6 +127,8 @@ def enrol_totp(page: Any, services: Services) -> None:
     secret = page.locator("#totp-secret").inner_text()
     page.fill("#code", pyotp.TOTP(secret).at(services.auth.clock.now()))
     page.click("button[type=submit].primary")
+    page.locator("h1", has_text="Two-step sign-in is on").wait_for()  # the recovery codes, shown once
+    page.click("main a:has-text('Continue')")
 
 
 def smart_flow(page: Any, server: str, env: str, client_id: str, username: str, password: str) -> str:

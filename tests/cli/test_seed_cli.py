@@ -57,6 +57,7 @@ def test_seed_sandbox_loads_the_plan_once_and_creates_the_test_logins(
     assert first["counts"] == expected["counts"]
     assert first["load"]["created"] == sum(expected["counts"].values()) == expected["resources"]
     assert first["load"]["rejected"] == []
+    assert set(first["phases"]) == {"migrate", "services", "generate", "load", "logins"}
     assert [(x["username"], x["created"]) for x in first["logins"]] == [
         (u, True) for u, _, _ in SANDBOX_MEMBERS
     ]

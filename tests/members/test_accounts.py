@@ -6,6 +6,7 @@ import pyotp
 import pytest
 from sqlalchemy import select
 
+from openpayer.accounts import passwords
 from openpayer.bootstrap import Services
 from openpayer.members.models import member_account
 
@@ -20,6 +21,18 @@ def test_passwords_are_argon2id_and_verify(services: Services) -> None:
     assert members.authenticate("sandbox", "maria", "wrong passphrase") is None
     assert members.authenticate("sandbox", "nobody", "a long passphrase") is None
     assert members.authenticate("production", "maria", "a long passphrase") is None
+
+
+def test_an_unknown_account_costs_an_argon2_verify_with_the_current_parameters() -> None:
+    """The hash an unknown account is checked against is made on the first `verify` (not at import), for
+    whichever account that call is about, with the hasher's parameters: the same work as a real account's."""
+    passwords._dummy_hash.cache_clear()
+    assert passwords.verify(passwords.hash_password("a long passphrase"), "a long passphrase")
+    assert passwords._dummy_hash.cache_info().currsize == 1  # a known account's first check made it too
+    dummy = passwords._dummy_hash()
+    assert dummy.startswith("$argon2id$")
+    assert not passwords.needs_rehash(dummy)
+    assert passwords.verify(None, "openpayer-no-such-account") is False
 
 
 def test_short_passwords_are_refused(services: Services) -> None:

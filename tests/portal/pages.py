@@ -21,6 +21,7 @@ PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _SEALED = re.compile(r'name="sealed" value="([^"]+)"')
 _SECRET = re.compile(r'id="totp-secret">([A-Z2-7]+)<')
+_RECOVERY_CODE = re.compile(r"<li><code>([a-z2-9]{5}-[a-z2-9]{5})</code></li>")
 
 
 def csrf(page: str) -> str:
@@ -48,7 +49,13 @@ def code(services: Services, secret: str) -> str:
     return pyotp.TOTP(secret).at(services.auth.clock.now())
 
 
-def enrol_totp(client: TestClient, services: Services, area: str) -> str:
+def recovery_codes(page: str) -> list[str]:
+    """The recovery codes a page shows (once: at enrolment, a new authenticator or a new set)."""
+    return _RECOVERY_CODE.findall(page)
+
+
+def enrol_totp_with_codes(client: TestClient, services: Services, area: str) -> tuple[str, list[str]]:
+    """Turn on two-step sign-in as a browser would: (the TOTP secret, the recovery codes shown once)."""
     page = client.get(f"{area}/totp")
     secret = _SECRET.search(page.text)
     sealed = _SEALED.search(page.text)
@@ -63,8 +70,15 @@ def enrol_totp(client: TestClient, services: Services, area: str) -> str:
         },
         follow_redirects=False,
     )
-    assert response.status_code == 303, response.text
-    return secret.group(1)
+    assert response.status_code == 200, response.text
+    assert "Two-step sign-in is on" in response.text
+    codes = recovery_codes(response.text)
+    assert len(codes) == 10
+    return secret.group(1), codes
+
+
+def enrol_totp(client: TestClient, services: Services, area: str) -> str:
+    return enrol_totp_with_codes(client, services, area)[0]
 
 
 def sign_up(client: TestClient, services: Services, email: str) -> None:

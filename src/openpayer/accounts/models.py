@@ -1,5 +1,5 @@
 """Tables of the accounts domain: the developer and staff accounts that sign in to `/portal/` and `/admin/`,
-and their password-reset links (digests only).
+their password-reset links and their recovery codes (digests only).
 
 (Members' accounts are `openpayer.members.models`: a member is a login tied to one Patient per environment.)
 The table keeps its first name, `portal_account`, from when the portal held it.
@@ -36,4 +36,17 @@ account_password_reset = Table(
     Column("expires_at", BigInteger, nullable=False),
     Column("used_at", BigInteger, nullable=True),
     Index("ix_account_password_reset_account_id", "account_id"),
+)
+
+# Single-use recovery codes of two-step sign-in (accounts/recovery_codes.py): a keyed HMAC-SHA-256 of each
+# code (bound to the account), never the code. A new set deletes the old one; a used code keeps its row.
+account_recovery_code = Table(
+    "account_recovery_code",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("account_id", BigInteger, ForeignKey("portal_account.id", ondelete="CASCADE"), nullable=False),
+    Column("code_digest", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("used_at", BigInteger, nullable=True),
+    Index("ix_account_recovery_code_account_id", "account_id"),
 )

@@ -10,6 +10,8 @@ Members of the health plan sign in elsewhere (`/{env}/auth`); these accounts sig
   unverified account may sign in only to verify it, and invitations need the verified address.
 - TOTP (`totp.TotpFactor`): enrolment keeps the secret only once a code from the person's authenticator proves
   it, sealed (AES-GCM bound to the account); so does a replacement, which also ends the other sessions.
+- Recovery codes (`recovery_codes.RecoveryCodes`): enrolling or replacing the factor makes a new set in the
+  same transaction (returned to be shown once); turning the factor off deletes the set.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from openpayer.accounts import passwords
 from openpayer.accounts.models import portal_account
+from openpayer.accounts.recovery_codes import RecoveryCodes
 from openpayer.accounts.sessions import Signer
 from openpayer.accounts.totp import TotpFactor
 from openpayer.clock import Clock
@@ -49,6 +52,7 @@ class PeopleService:
         self.engine = engine
         self.clock = clock
         self.totp = TotpFactor(sealer, clock)
+        self.recovery_codes = RecoveryCodes(engine, clock, secret_key)
         self._links = Signer(secret_key)
 
     def create(self, address: str, password: str) -> Person:
@@ -182,37 +186,44 @@ class PeopleService:
     def provisioning_uri(self, person: Person, secret: str) -> str:
         return self.totp.provisioning_uri(person.email, secret)
 
-    def confirm_totp(self, person: Person, secret: str, code: str) -> bool:
-        """Enrol `secret` once the person proves their authenticator holds it (a current code)."""
+    def confirm_totp(self, person: Person, secret: str, code: str) -> list[str] | None:
+        """Enrol `secret` once the person proves their authenticator holds it (a current code); the new
+        recovery codes, to show once (None, nothing changed, when the code is wrong)."""
         if not self.totp.matches(secret, code):
-            return False
+            return None
         sealed = self.totp.seal(secret, _totp_owner(person.id))
         with write_transaction(self.engine) as conn:
             conn.execute(
                 update(portal_account).where(portal_account.c.id == person.id).values(totp_secret=sealed)
             )
-        return True
+            return self.recovery_codes.issue_in(conn, person.id)
 
-    def replace_totp(self, person: Person, secret: str, code: str) -> Person | None:
+    def replace_totp(self, person: Person, secret: str, code: str) -> tuple[Person, list[str]] | None:
         """Put `secret` in place of the enrolled factor once a code from it proves the new authenticator holds
-        it (None, nothing changed, otherwise), and end every session of the account: the caller re-issues
-        the one that made the change."""
+        it (None, nothing changed, otherwise), with a new set of recovery codes (the old set stops working),
+        and end every session of the account: the caller re-issues the one that made the change."""
         if not self.totp.matches(secret, code):
             return None
-        return self._set_totp(person, self.totp.seal(secret, _totp_owner(person.id)))
+        sealed = self.totp.seal(secret, _totp_owner(person.id))
+        with write_transaction(self.engine) as conn:
+            changed = self._set_totp_in(conn, person, sealed)
+            return changed, self.recovery_codes.issue_in(conn, person.id)
 
     def remove_totp(self, person: Person) -> Person:
-        """Clear the factor and end every session of the account (the caller re-issues the current one)."""
-        return self._set_totp(person, None)
-
-    def _set_totp(self, person: Person, sealed: str | None) -> Person:
+        """Clear the factor and its recovery codes, and end every session of the account (the caller
+        re-issues the current one)."""
         with write_transaction(self.engine) as conn:
-            row = conn.execute(
-                update(portal_account)
-                .where(portal_account.c.id == person.id)
-                .values(totp_secret=sealed, session_generation=portal_account.c.session_generation + 1)
-                .returning(*portal_account.c)
-            ).one()
+            self.recovery_codes.discard_in(conn, person.id)
+            return self._set_totp_in(conn, person, None)
+
+    @staticmethod
+    def _set_totp_in(conn: Connection, person: Person, sealed: str | None) -> Person:
+        row = conn.execute(
+            update(portal_account)
+            .where(portal_account.c.id == person.id)
+            .values(totp_secret=sealed, session_generation=portal_account.c.session_generation + 1)
+            .returning(*portal_account.c)
+        ).one()
         return _person(row)
 
     def verify_totp(self, person: Person, code: str) -> bool:

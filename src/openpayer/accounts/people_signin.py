@@ -9,6 +9,10 @@ The pages decide what an area asks beyond the password (a verified address, an a
 about whether the account exists. Changing a password, or replacing or removing the authenticator, while
 signed in confirms the current password here (`confirm_password`; the authenticator's code through
 `second_factor`): the same argon2 work, the same counters and the same failure reports as a sign-in.
+
+A recovery code (`recovery_code`) stands in for the authenticator's code at the second step: the same
+throttle counters (a wrong recovery code and a wrong TOTP code count alike), the same failure report
+(`WRONG_SECOND_FACTOR`), and security events whose detail says a recovery code was tried (`recovery-code`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 from openpayer.accounts.events import SignInArea, SignInEvents, SignInOutcome
 from openpayer.accounts.people import PeopleService, Person
 from openpayer.security.breached import is_breached
-from openpayer.security.events import BREACHED, SECOND_FACTOR, EventKind, Outcome
+from openpayer.security.events import BREACHED, RECOVERY_CODE, SECOND_FACTOR, EventKind, Outcome
 from openpayer.security.monitor import SecurityMonitor
 
 KINDS = {SignInArea.PORTAL: EventKind.SIGNIN_DEVELOPER, SignInArea.ADMIN: EventKind.SIGNIN_STAFF}
@@ -33,6 +37,11 @@ class Throttled:
         wait = self.retry_after
         text = f"{wait} seconds" if wait < 120 else f"{(wait + 59) // 60} minutes"
         return f"Too many failed sign-in attempts from your network. Try again in {text}."
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryCodeUsed:
+    remaining: int  # unused codes left after this one
 
 
 class PeopleSignIn:
@@ -108,6 +117,25 @@ class PeopleSignIn:
         )
         return False
 
+    def recovery_code(
+        self, area: SignInArea, person: Person, code: str, client: str | None
+    ) -> RecoveryCodeUsed | Throttled | None:
+        """A recovery code in place of the authenticator's code: spent (at most once, even under concurrent
+        requests) when it is one of the account's unused codes; throttled and reported like a wrong TOTP
+        code otherwise. The caller completes the sign-in (`signed_in(..., detail=RECOVERY_CODE)`)."""
+        throttled = self._check(area, person.email, client)
+        if throttled is not None:
+            return throttled
+        remaining = self.people.recovery_codes.use(person.id, code) if code.strip() else None
+        if remaining is not None:
+            return RecoveryCodeUsed(remaining)
+        self.throttle.signin_failed(str(area), person.email, client or "")
+        self._record(area, Outcome.FAILURE, person.email, client, RECOVERY_CODE)
+        self.events.report_sign_in(
+            area, None, person.email, SignInOutcome.WRONG_SECOND_FACTOR, client, account_id=person.id
+        )
+        return None
+
     def refused(self, area: SignInArea, person: Person, client: str | None, *, failure: bool) -> None:
         """The right password, but the account may not sign in here; `failure` counts it for the throttle."""
         if failure:
@@ -117,9 +145,12 @@ class PeopleSignIn:
             area, None, person.email, SignInOutcome.REFUSED, client, account_id=person.id
         )
 
-    def signed_in(self, area: SignInArea, person: Person, client: str | None) -> None:
+    def signed_in(
+        self, area: SignInArea, person: Person, client: str | None, *, detail: str | None = None
+    ) -> None:
+        """The sign-in is complete; `detail` is `RECOVERY_CODE` when a recovery code stood in for TOTP."""
         self.throttle.signin_succeeded(str(area), person.email, client or "")
-        self._record(area, Outcome.SUCCESS, person.email, client)
+        self._record(area, Outcome.SUCCESS, person.email, client, detail)
         self.events.report_sign_in(
             area, None, person.email, SignInOutcome.SUCCEEDED, client, account_id=person.id
         )

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
-from openpayer.bootstrap import build_services
+from openpayer.bootstrap import build_store
 from openpayer.cli.progress import resource_progress
 from openpayer.config import get_settings
 from openpayer.fhir.loading import Loader, LoadReport
@@ -82,7 +82,7 @@ def load(
     try:
         if migrate:
             upgrade(settings)
-        services = build_services(settings)
+        services = build_store(settings)
         loader = Loader(
             services.engine,
             env,

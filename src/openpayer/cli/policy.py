@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from openpayer.cli.context import command_services
-from openpayer.policy.engine import InactivityPolicy, PolicyError, parse_day
+
+if TYPE_CHECKING:
+    from openpayer.policy.engine import InactivityPolicy
+
+# openpayer.policy.engine is imported by the commands that use it, not with the CLI: `openpayer seed` and
+# the other commands start without it (docs/performance.md, Seeding).
 
 app = typer.Typer(help="The inactivity policy (docs/policy.md).", no_args_is_help=True)
 
 
 def _day(value: str | None) -> date | None:
+    from openpayer.policy.engine import PolicyError, parse_day
+
     if value is None:
         return None
     try:
@@ -86,6 +93,8 @@ def pause(
     ] = "operator",
 ) -> None:
     """Leave a subscription alone until a date; then its window restarts from that date."""
+    from openpayer.policy.engine import PolicyError
+
     day = _day(until)
     assert day is not None
     with command_services() as services:
@@ -102,6 +111,8 @@ def respond(
     staff: Annotated[str, typer.Option("--staff", help="Who recorded the response.")] = "operator",
 ) -> None:
     """Record the developer's response (e.g. by phone): the outreach ends and the window restarts today."""
+    from openpayer.policy.engine import PolicyError
+
     with command_services() as services:
         try:
             done = services.policy.respond(subscription_id, actor=f"staff:{staff}")

@@ -19,8 +19,9 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -34,7 +35,8 @@ from rich.table import Table
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from openpayer.bootstrap import Services, build_services
+from openpayer.accounts.passwords import hash_password
+from openpayer.bootstrap import Store, build_store
 from openpayer.cli.progress import resource_progress
 from openpayer.config import Settings, get_settings
 from openpayer.fhir.loading import Loader, LoadReport, Rejection
@@ -105,10 +107,15 @@ class _Progress:
             self.task_id = None
 
 
+PHASES = ("migrate", "services", "generate", "load", "logins")
+
+
 @dataclass
 class _Outcome:
     counts: dict[str, int] = field(default_factory=dict)
     report: LoadReport = field(default_factory=LoadReport)
+    # seconds of each phase of the command (the --json summary's "phases"; benchmarks/bench_seed.py)
+    phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
 
 
 def _members_callback(value: int) -> int:
@@ -209,23 +216,36 @@ def seed(
             )
         raise typer.Exit(0)
 
-    services: Services | None = None
+    services: Store | None = None
     skipped = False
     outcome = _Outcome()
     created: list[str] = []
+    hashing: _HashAhead | None = None
+    phases = outcome.phases
     try:
+        mark = time.perf_counter()
         if migrate:
             upgrade(settings)
-        services = build_services(settings)
+        phases["migrate"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        services = build_store(settings)
         engine = services.engine
+        phases["services"] = time.perf_counter() - mark
         if if_empty and _has_resources(engine, env):
             skipped = True
         else:
+            if logins:
+                hashing = _hash_ahead(engine, env)
             ctx = PlanContext(members, seed_value, start_date.date())
-            outcome = _seed(ctx, env, services, progress, workers, batch_size)
+            # the hashing thread has ended before the loader forks its workers: no fork with a thread running
+            wait = hashing.wait if hashing is not None else None
+            outcome = _seed(ctx, env, services, progress, workers, batch_size, wait)
+            outcome.phases = phases | {k: outcome.phases[k] for k in ("generate", "load")}
+        mark = time.perf_counter()
         if logins and not outcome.report.rejected and _test_patients_exist(engine, env):
-            created = _ensure_logins(services, env)
+            created = _ensure_logins(services, env, hashing.wait() if hashing is not None else None)
         existing = _existing_logins(engine, env)
+        outcome.phases["logins"] = time.perf_counter() - mark
     except SQLAlchemyError as exc:
         progress.stop()
         err.print(f"[red]Database error:[/red] {str(getattr(exc, 'orig', None) or exc).splitlines()[0]}")
@@ -252,6 +272,7 @@ def seed(
                     if u in existing
                 ],
                 "seconds": round(seconds, 3),
+                "phases": {k: round(v, 3) for k, v in outcome.phases.items()},
             }
         )
     else:
@@ -296,7 +317,13 @@ def _generate(ctx: PlanContext, units: list[int | None], folder: Path, progress:
 
 
 def _seed(
-    ctx: PlanContext, env: str, services: Services, progress: _Progress, workers: int | None, batch_size: int
+    ctx: PlanContext,
+    env: str,
+    services: Store,
+    progress: _Progress,
+    workers: int | None,
+    batch_size: int,
+    before_load: Callable[[], object] | None = None,
 ) -> _Outcome:
     outcome = _Outcome()
     total = outcome.report
@@ -310,7 +337,12 @@ def _seed(
         progress.start_slice(len(units))
         folder = Path(tempfile.mkdtemp(prefix="openpayer-seed-"))
         try:
+            mark = time.perf_counter()
             counts = _generate(ctx, units, folder, progress)
+            outcome.phases["generate"] += time.perf_counter() - mark
+            mark = time.perf_counter()
+            if before_load is not None:
+                before_load()
             for rtype, count in counts.items():
                 outcome.counts[rtype] = outcome.counts.get(rtype, 0) + count
 
@@ -327,6 +359,7 @@ def _seed(
                 vacuum=number == len(slices),
             )
             report = loader.run([folder])
+            outcome.phases["load"] += time.perf_counter() - mark
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         _add(total, report, folder)
@@ -370,13 +403,46 @@ def _test_patients_exist(engine: Engine, env: str) -> bool:
         return {row[0] for row in conn.execute(query)} == ids
 
 
-def _ensure_logins(services: Services, env: str) -> list[str]:
+class _HashAhead:
+    """The argon2 hashes of the test logins still missing, made in a thread while the plan is generated.
+
+    Each hash is ~0.2 s of CPU on several threads, outside the GIL; generating is one process on one core, so
+    the hashes take the idle one. `wait` joins the thread: the loader calls it before it forks its workers
+    (no fork while a thread runs), and the logins are created after the load, once the test Patients are
+    there, as before."""
+
+    def __init__(self, missing: list[tuple[str, str]]) -> None:
+        self.hashes: dict[str, str] = {}
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(missing,), name="seed-logins", daemon=True)
+        self.thread.start()
+
+    def _run(self, missing: list[tuple[str, str]]) -> None:
+        try:
+            self.hashes = {username: hash_password(password) for username, password in missing}
+        except BaseException as exc:  # handed to the caller by `wait`
+            self.error = exc
+
+    def wait(self) -> dict[str, str]:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.hashes
+
+
+def _hash_ahead(engine: Engine, env: str) -> _HashAhead | None:
+    existing = _existing_logins(engine, env)
+    missing = [(username, password) for username, password, _ in SANDBOX_MEMBERS if username not in existing]
+    return _HashAhead(missing) if missing else None
+
+
+def _ensure_logins(services: Store, env: str, hashes: dict[str, str] | None = None) -> list[str]:
     from openpayer.members.sandbox import ensure_sandbox_members
 
     missing = {u for u, _, _ in SANDBOX_MEMBERS} - _existing_logins(services.engine, env)
     if not missing:
         return []  # no argon2 work when every login is there
-    return ensure_sandbox_members(services.auth.members, env)
+    return ensure_sandbox_members(services.members, env, hashes)
 
 
 def _existing_logins(engine: Engine, env: str) -> set[str]:

@@ -20,7 +20,6 @@ import uvicorn
 from rich.console import Console
 from uvicorn.supervisors import Multiprocess
 
-from openpayer.app import startup_problems
 from openpayer.cli.context import command_services
 from openpayer.cli.worker import start_job_runner
 from openpayer.config import get_settings
@@ -84,6 +83,8 @@ def serve(
         upgrade(settings)
     # Checked here, before any worker starts: with several workers uvicorn's supervisor would only see its
     # workers fail their start-up and go on, and the command would not say why or fail.
+    from openpayer.app import startup_problems  # here: the other commands do not import the application
+
     with command_services(settings) as services:
         problems = startup_problems(services)
     for problem in problems:

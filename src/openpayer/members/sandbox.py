@@ -7,6 +7,8 @@ the seed command calls it after loading the sandbox (or run `openpayer members s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy.exc import IntegrityError
 
 from openpayer.members.accounts import MemberStore
@@ -19,14 +21,22 @@ SANDBOX_MEMBERS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def ensure_sandbox_members(members: MemberStore, env: str = "sandbox") -> list[str]:
-    """Create the missing sandbox logins; returns the usernames created. Never used for production."""
+def ensure_sandbox_members(
+    members: MemberStore, env: str = "sandbox", hashes: Mapping[str, str] | None = None
+) -> list[str]:
+    """Create the missing sandbox logins; returns the usernames created. Never used for production.
+
+    `hashes`: username -> `passwords.hash_password` of that login's password, made ahead; a login not in
+    it is hashed here."""
     if env == "production":
         raise ValueError("published test logins are for the sandbox only")
     created = []
     for username, password, patient_id in SANDBOX_MEMBERS:
         try:
-            members.create(env, username, password, patient_id)
+            if hashes and username in hashes:
+                members.create_hashed(env, username, hashes[username], patient_id)
+            else:
+                members.create(env, username, password, patient_id)
         except IntegrityError:
             continue  # already there
         created.append(username)

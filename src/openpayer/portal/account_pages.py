@@ -1,6 +1,7 @@
 """Account recovery pages of `/portal/` and `/admin/`, one implementation for both areas: "forgot password"
 (an e-mailed, single-use, expiring link; `openpayer.accounts.recovery`), choosing the new password, changing
-the password and replacing or removing the authenticator (TOTP) while signed in, and "sign out everywhere".
+the password and replacing or removing the authenticator (TOTP) while signed in, a new set of recovery codes,
+and "sign out everywhere".
 The developer portal adds a new verification link for an unverified address.
 
 Every answer to a request for a link is the same whether or not an account uses the address, and whether or
@@ -39,6 +40,7 @@ class AccountPages(SignInPages):
             ("POST", f"{p}/authenticator/replace", self.replace_authenticator, False),
             ("POST", f"{p}/authenticator/confirm", self.confirm_authenticator, False),
             ("POST", f"{p}/authenticator/remove", self.remove_authenticator, False),
+            ("POST", f"{p}/authenticator/recovery-codes", self.new_recovery_codes, False),
         ]
 
     def account_context(self, who: Any) -> dict[str, Any]:
@@ -193,7 +195,8 @@ class AccountPages(SignInPages):
         if replaced is None:
             error = "That code is not right; enter the one the new authenticator shows now."
             return self._new_key_page(request, who, 422, secret, sealed, error=error)
-        return self._authenticator_changed(request, who, replaced, removed=False)
+        changed, codes = replaced
+        return self._authenticator_changed(request, who, changed, removed=False, codes=codes)
 
     async def remove_authenticator(self, request: Request, who: Any) -> Response:
         """Turn two-step sign-in off where the area allows it, after the same proof as a replacement."""
@@ -205,6 +208,23 @@ class AccountPages(SignInPages):
             return refused
         removed = self.people.remove_totp(who[1])
         return self._authenticator_changed(request, who, removed, removed=True)
+
+    async def new_recovery_codes(self, request: Request, who: Any) -> Response:
+        """A new set of recovery codes, after the same proof as a replacement: the old set stops working,
+        the new one is shown this once, and a notice is mailed; other sessions go on."""
+        refused = await self._reauthenticated(request, who)
+        if refused is not None:
+            return refused
+        person = who[1]
+        codes = self.people.recovery_codes.issue(person.id)
+        self.notifier.recovery_codes_new(person.email, link=f"{self.origin(request)}{self.area.path}/forgot")
+        return self.codes_page(
+            request,
+            codes,
+            "New recovery codes",
+            "The earlier recovery codes no longer work.",
+            **self.account_context(who),
+        )
 
     @property
     def _replace_salt(self) -> str:
@@ -235,7 +255,13 @@ class AccountPages(SignInPages):
     ) -> Response:
         required = self.totp_required(who[1])
         return self.render(
-            request, "authenticator.html", status, error=error, required=required, **self.account_context(who)
+            request,
+            "authenticator.html",
+            status,
+            error=error,
+            required=required,
+            codes_left=self.people.recovery_codes.remaining(who[1].id),
+            **self.account_context(who),
         )
 
     def _new_key_page(
@@ -258,26 +284,30 @@ class AccountPages(SignInPages):
         )
 
     def _authenticator_changed(
-        self, request: Request, who: Any, changed: Person, *, removed: bool
+        self, request: Request, who: Any, changed: Person, *, removed: bool, codes: list[str] | None = None
     ) -> Response:
-        """Mail the notice, keep this session under the new generation (every other one has ended)."""
+        """Mail the notice, keep this session under the new generation (every other one has ended); a new
+        authenticator comes with new recovery codes, shown this once."""
         link = f"{self.origin(request)}{self.area.path}/forgot"
         self.notifier.authenticator_changed(changed.email, removed=removed, link=link)
         context = {**self.account_context(who), "person": changed}
         context["session"] = replace(who[0], generation=changed.session_generation)
+        others = "Every other session of the account has ended; this one stays."
         if removed:
-            heading, line = "Two-step sign-in turned off", "Signing in now needs only the password."
-        else:
-            heading, line = (
-                "Authenticator replaced",
-                "Use the new authenticator from now on; the old one no longer works.",
+            return self.message(
+                request,
+                "Two-step sign-in turned off",
+                "Signing in now needs only the password, and the recovery codes no longer work.",
+                others,
+                link=(f"{self.area.path}/", "Continue"),
+                **context,
             )
-        return self.message(
+        return self.codes_page(
             request,
-            heading,
-            line,
-            "Every other session of the account has ended; this one stays.",
-            link=(f"{self.area.path}/", "Continue"),
+            codes or [],
+            "Authenticator replaced",
+            "Use the new authenticator from now on; the old one and the old recovery codes no longer work.",
+            others,
             **context,
         )
 

@@ -22,7 +22,7 @@ from starlette.responses import Response
 
 from openpayer.accounts.events import SignInArea
 from openpayer.accounts.people import PeopleService, Person
-from openpayer.accounts.people_signin import Throttled
+from openpayer.accounts.people_signin import RecoveryCodeUsed, Throttled
 from openpayer.accounts.sessions import Signer
 from openpayer.portal.business_days import CHICAGO
 from openpayer.portal.errors import Invalid, PortalError
@@ -30,6 +30,7 @@ from openpayer.portal.interfaces import Clock
 from openpayer.portal.notifications import Notifier
 from openpayer.portal.services import Portal
 from openpayer.portal.web import Area, Session, client_address, csrf_ok, redirect
+from openpayer.security.events import RECOVERY_CODE
 
 Handler = Callable[..., Awaitable[Response]]
 Route = tuple[str, str, Handler, bool]  # method, path, handler, public (no sign-in needed)
@@ -201,14 +202,39 @@ class SignInPages(AreaPages):
     def _with_next(self, url: str, next_url: str | None) -> str:
         return f"{url}?{urlencode({'next': next_url})}" if next_url else url
 
+    def _signed_in(
+        self, request: Request, session: Session, person: Person, detail: str | None = None
+    ) -> Session:
+        """Record the completed sign-in; the session to carry on with (second factor passed if any)."""
+        self.portal.signin.signed_in(self.signin_area, person, client_address(request), detail=detail)
+        return Session(person.id, session.signed_in_at, person.has_totp, person.session_generation)
+
     def _complete(
-        self, request: Request, session: Session, person: Person, next_url: str | None = None
+        self,
+        request: Request,
+        session: Session,
+        person: Person,
+        next_url: str | None = None,
+        detail: str | None = None,
     ) -> Response:
-        self.portal.signin.signed_in(self.signin_area, person, client_address(request))
+        renewed = self._signed_in(request, session, person, detail)
         response = redirect(next_url or f"{self.area.path}/")
-        renewed = Session(person.id, session.signed_in_at, person.has_totp, person.session_generation)
         self.area.start(response, request, renewed)
         return response
+
+    def codes_page(
+        self, request: Request, codes: list[str], heading: str, *lines: str, **context: Any
+    ) -> Response:
+        """New recovery codes, shown this once (only their digests are kept), with a way on."""
+        return self.render(
+            request,
+            "recovery_codes.html",
+            heading=heading,
+            lines=list(lines),
+            codes=codes,
+            next=context.pop("next", None) or f"{self.area.path}/",
+            **context,
+        )
 
     def signin_notice(self, next_url: str | None) -> str | None:
         return None
@@ -259,7 +285,10 @@ class SignInPages(AreaPages):
         session, person = half
         form = await request.form()
         code, next_url = str(form.get("code", "")), self.safe_next(form.get("next"))
-        checked = self.portal.signin.second_factor(self.signin_area, person, code, client_address(request))
+        client = client_address(request)
+        if "recovery_code" in form:  # the other form of the page: a recovery code for a lost authenticator
+            return self._recovery_sign_in(request, session, person, str(form["recovery_code"]), next_url)
+        checked = self.portal.signin.second_factor(self.signin_area, person, code, client)
         if isinstance(checked, Throttled):
             page = self.render(request, "mfa.html", 429, error=checked.message, next=next_url)
             page.headers["Retry-After"] = str(checked.retry_after)
@@ -268,6 +297,28 @@ class SignInPages(AreaPages):
             error = "That code is not right; try the current one."
             return self.render(request, "mfa.html", 401, error=error, next=next_url)
         return self._complete(request, session, person, next_url)
+
+    def _recovery_sign_in(
+        self, request: Request, session: Session, person: Person, typed: str, next_url: str | None
+    ) -> Response:
+        """A recovery code in place of the authenticator's code: spent once, throttled like a TOTP code; the
+        owner is mailed that one was used and how many are left."""
+        used = self.portal.signin.recovery_code(self.signin_area, person, typed, client_address(request))
+        if isinstance(used, Throttled):
+            page = self.render(request, "mfa.html", 429, error=used.message, next=next_url)
+            page.headers["Retry-After"] = str(used.retry_after)
+            return page
+        if not isinstance(used, RecoveryCodeUsed):
+            error = "That recovery code is not right, or it was used already."
+            return self.render(request, "mfa.html", 401, error=error, next=next_url)
+        origin = self.origin(request)
+        self.notifier.recovery_code_used(
+            person.email,
+            remaining=used.remaining,
+            security_link=f"{origin}{self.area.path}/authenticator",
+            link=f"{origin}{self.area.path}/forgot",
+        )
+        return self._complete(request, session, person, next_url, detail=RECOVERY_CODE)
 
     async def totp_form(self, request: Request, who: Any) -> Response:
         enrolling = self.enrolling(request)
@@ -296,7 +347,8 @@ class SignInPages(AreaPages):
         if not isinstance(data, dict) or data.get("a") != person.id:
             raise Invalid("the enrolment form was altered or is too old; start again")
         secret = str(data["s"])
-        if not self.people.confirm_totp(person, secret, str(form.get("code", ""))):
+        codes = self.people.confirm_totp(person, secret, str(form.get("code", "")))
+        if codes is None:
             return self.render(
                 request,
                 "totp.html",
@@ -310,10 +362,17 @@ class SignInPages(AreaPages):
             )
         enrolled = replace(person, has_totp=True)
         if self.enrolment_completes_sign_in:
-            return self._complete(request, session, enrolled)
-        response = redirect(f"{self.area.path}/")
-        self.area.start(response, request, replace(session, mfa=True))
-        return response
+            carried_on = self._signed_in(request, session, enrolled)
+        else:
+            carried_on = replace(session, mfa=True)
+        return self.codes_page(
+            request,
+            codes,
+            "Two-step sign-in is on",
+            "From now on, signing in asks for a code from the authenticator after the password.",
+            session=carried_on,
+            person=enrolled,
+        )
 
     async def signout(self, request: Request, who: Any) -> Response:
         response = redirect(f"{self.area.path}/signin")

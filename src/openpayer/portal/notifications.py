@@ -1,5 +1,5 @@
-"""Mail the portal sends: address verification, password reset and change notices, invitations, and each
-message of a production review.
+"""Mail the portal sends: address verification, password reset and change notices, authenticator and recovery
+code notices, invitations, and each message of a production review.
 
 Each is recorded through the `Mailer` in its own transaction (with the email domain, delivery is a job with
 retries). A review message from a reviewer goes to every person in the application's organization; a
@@ -47,6 +47,15 @@ class Notifier:
         self._send(
             [to], template, {"link": link}, "account:totp-remove" if removed else "account:totp-replace"
         )
+
+    def recovery_codes_new(self, to: str, *, link: str) -> None:
+        """The notice after a new set of recovery codes was made while signed in (never a code)."""
+        self._send([to], "account_recovery_codes_new", {"link": link}, "account:recovery-codes")
+
+    def recovery_code_used(self, to: str, *, remaining: int, security_link: str, link: str) -> None:
+        """The notice after a recovery code stood in for the authenticator at sign-in: how many are left."""
+        context = {"remaining": str(remaining), "security_link": security_link, "link": link}
+        self._send([to], "account_recovery_code_used", context, "account:recovery-code-used")
 
     def invitation(self, to: str, *, organization: str, inviter: str, role: str, link: str) -> None:
         context = {"organization": organization, "inviter": inviter, "role": role, "link": link}

@@ -61,6 +61,7 @@ class Outcome(StrEnum):
 # `detail` values the detectors read.
 BREACHED = "breached-password"
 SECOND_FACTOR = "second-factor"
+RECOVERY_CODE = "recovery-code"  # a developer or staff sign-in through a recovery code, or a wrong one
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,11 @@
 
 The vendored bundles take ~0.5 s to parse and ~100 MB once parsed; the validator needs only a few
 facts per element (name, cardinality, types, required binding, reference targets). This module boils
-them down to a small plain-JSON document (~1 MB, built in under a second at first use, then the parsed
-bundles are dropped), from which `model` builds the runtime element trees.
+them down to a small plain-JSON document (~1 MB), from which `model` builds the runtime element trees.
+The document is vendored, built: `openpayer/fhir/data/validation-index.json.gz` (60 KB, parsed in ~10 ms),
+written by `scripts/vendor_validation_index.py` from the bundles beside it, so a process does not parse
+~100 MB of bundles at its first validation (0.4 s alone, up to a second in a process whose collector
+has much to walk). `tests/fhir/validation/test_vendored_index.py` requires it to equal a fresh build.
 
 Index layout (format 1)::
 
@@ -261,8 +264,24 @@ def build_index(resources_bundle: Any, types_bundle: Any, valuesets_bundle: Any)
     }
 
 
+VENDORED_INDEX = "validation-index"  # openpayer/fhir/data/validation-index.json.gz
+
+
 def build_index_from_vendored() -> dict[str, Any]:
     """Build from ``openpayer/fhir/data``, bypassing ``definitions.load``'s cache to free ~100 MB after."""
     from openpayer.fhir.definitions import read
 
     return build_index(read("profiles-resources"), read("profiles-types"), read("valuesets"))
+
+
+def read_vendored_index() -> dict[str, Any]:
+    """The index `scripts/vendor_validation_index.py` wrote (what `build_index_from_vendored` returns)."""
+    from openpayer.fhir.definitions import read
+
+    index: dict[str, Any] = read(VENDORED_INDEX)
+    if index.get("format") != INDEX_FORMAT or index.get("fhirVersion") != FHIR_VERSION:
+        raise RuntimeError(
+            f"{VENDORED_INDEX}.json.gz is format {index.get('format')} for FHIR {index.get('fhirVersion')}, "
+            f"not format {INDEX_FORMAT} for {FHIR_VERSION}: run scripts/vendor_validation_index.py"
+        )
+    return index
