@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -45,6 +44,7 @@ from openpayer.web.cors import CorsMiddleware
 from openpayer.web.headers import SecurityHeaders
 from openpayer.web.layers import LayeredApp
 from openpayer.web.proxies import TrustedProxies, parse_networks
+from openpayer.web.threads import run_blocking
 
 log = logging.getLogger("openpayer")
 
@@ -135,7 +135,7 @@ def startup_problems(services: Services) -> list[str]:
 def _refuse_to_start_when_misconfigured(services: Services) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        problems = await run_in_threadpool(startup_problems, services)
+        problems = await run_blocking(startup_problems, services)
         for problem in problems:
             log.critical("refusing to start: %s", problem)
         if problems:

@@ -160,3 +160,13 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
         return
     with engine.connect() as conn, conn.begin():
         yield conn
+
+
+@contextmanager
+def single_statement(engine: Engine) -> Iterator[Connection]:
+    """PostgreSQL: a connection in autocommit for a write made of one statement, which is then a transaction
+    of its own (atomic, durable at its answer): one round trip instead of BEGIN, the statement and COMMIT."""
+    if engine.dialect.name != "postgresql":
+        raise ValueError("single_statement is for PostgreSQL; use write_transaction")
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn

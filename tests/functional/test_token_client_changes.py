@@ -7,16 +7,19 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from sqlalchemy import select, update
+from sqlalchemy import event, func, select, update
 
 from openpayer.app import Services
+from openpayer.oauth import tokens as token_module
 from openpayer.oauth.clients import digest
-from openpayer.oauth.models import oauth_assertion_jti, oauth_client
+from openpayer.oauth.models import oauth_assertion_jti, oauth_client, oauth_token
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
 
 ENV = "sandbox"
@@ -140,3 +143,47 @@ def test_a_new_secret_written_elsewhere_works_at_once_and_the_old_one_stops(
     _change_client(services, client_id, secret_digest=digest("a new secret"))
     assert answer("a new secret") == 400
     assert answer(secret or "") == 401
+
+
+def test_the_assertion_and_its_token_are_written_together_or_not_at_all(
+    client: TestClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A grant whose token cannot be written records no `jti` either: the same assertion works later."""
+    key = _key()
+    client_id = _backend(services, key)
+    assert _token(client, client_id, key, jti="first").status_code == 200
+    # Every token now gets the same value: the next token's digest collides with the one before it.
+    monkeypatch.setattr(token_module, "secrets", SimpleNamespace(token_urlsafe=lambda _n: "collides"))
+    assert _token(client, client_id, key, jti="second").status_code == 200
+    assert _token(client, client_id, key, jti="third").status_code == 500
+    monkeypatch.undo()
+    with services.engine.connect() as conn:
+        recorded = conn.execute(select(oauth_assertion_jti.c.jti).order_by(oauth_assertion_jti.c.jti))
+        assert recorded.scalars().all() == ["first", "second"]
+        assert conn.execute(select(func.count()).select_from(oauth_token)).scalar_one() == 2
+    assert _token(client, client_id, key, jti="third").status_code == 200
+
+
+def test_a_grant_on_postgresql_is_one_statement_in_autocommit(client: TestClient, services: Services) -> None:
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("the single-statement grant is PostgreSQL's (SQLite: one transaction)")
+    key = _key()
+    client_id = _backend(services, key)
+    assert _token(client, client_id, key).status_code == 200  # the client is now cached
+    statements: list[tuple[str, bool]] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if "oauth_token" in statement or "oauth_assertion_jti" in statement:
+            statements.append((statement, cursor.connection.autocommit))
+
+    event.listen(services.engine, "before_cursor_execute", seen)
+    try:
+        granted = _token(client, client_id, key, jti="single")
+        replayed = _token(client, client_id, key, jti="single")
+    finally:
+        event.remove(services.engine, "before_cursor_execute", seen)
+    assert granted.status_code == 200
+    assert replayed.json()["error"] == "invalid_client"
+    # The grant: one statement, its own transaction. The replay: the same statement, which wrote nothing.
+    assert [autocommit for _, autocommit in statements] == [True, True]
+    assert all(s.startswith("WITH guard AS") for s, _ in statements)

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from starlette._utils import get_route_path
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match
@@ -33,13 +32,14 @@ from openpayer.api.search_routes import SearchRoutes
 from openpayer.fhir.errors import BadRequest, MethodNotAllowed, NotFound, UnsupportedMediaType
 from openpayer.fhir.outcome import operation_outcome
 from openpayer.fhir.services import parse_json, parse_resource
+from openpayer.web.threads import run_blocking
 
 T = TypeVar("T")
 _SEARCH = SearchRoutes()
 
 
 async def _run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    return await run_in_threadpool(fn, *args, **kwargs)
+    return await run_blocking(fn, *args, **kwargs)
 
 
 class _BaseRouter(APIRouter):

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -21,6 +20,7 @@ from openpayer.fhir.operations import member_match, validate
 from openpayer.fhir.operations.registry import Operation, OperationRegistry, TokenAccess
 from openpayer.fhir.search.bundle import render_searchset
 from openpayer.fhir.services import parse_json
+from openpayer.web.threads import run_blocking
 
 Handler = Callable[[Request, FhirBase, str, str | None], Awaitable[Response]]
 EVERYTHING = "http://hl7.org/fhir/OperationDefinition/Patient-everything"
@@ -44,11 +44,11 @@ async def _validate(request: Request, base: FhirBase, rtype: str, rid: str | Non
         resource, given = validate.resource_from_input(parse_json(await read_body(request, base)))
         profile = given or profile
     elif rid is not None:
-        stored = await run_in_threadpool(service.read, base.env, rtype, rid)
+        stored = await run_blocking(service.read, base.env, rtype, rid)
         resource = stored.json()
     else:
         raise MethodNotAllowed("$validate at type level takes a POSTed resource")
-    outcome = await run_in_threadpool(validate.validate, service, rtype, resource, rid, profile)
+    outcome = await run_blocking(validate.validate, service, rtype, resource, rid, profile)
     return fhir_response(outcome, indent=pretty(request.query_params))
 
 
@@ -63,7 +63,7 @@ async def _member_match(request: Request, base: FhirBase, rtype: str, rid: str |
         with read_connection(services.engine) as conn:
             return member_match.member_match(conn, base.env, services.search, services.fhir.repository, match)
 
-    return fhir_response(await run_in_threadpool(run), indent=pretty(request.query_params))
+    return fhir_response(await run_blocking(run), indent=pretty(request.query_params))
 
 
 async def _everything(request: Request, base: FhirBase, rtype: str, rid: str | None) -> Response:
@@ -89,7 +89,7 @@ async def _everything(request: Request, base: FhirBase, rtype: str, rid: str | N
             )
         return render_searchset(result)
 
-    return fhir_response(await run_in_threadpool(run), indent=pretty(request.query_params))
+    return fhir_response(await run_blocking(run), indent=pretty(request.query_params))
 
 
 def fhir_operations() -> OperationRegistry[Handler]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -15,6 +14,7 @@ from openpayer.api.rendering import read_body
 from openpayer.db import read_connection
 from openpayer.fhir.errors import BadRequest
 from openpayer.fhir.search.bundle import render_searchset
+from openpayer.web.threads import run_blocking
 
 if TYPE_CHECKING:
     from openpayer.fhir.search.service import Restriction
@@ -99,5 +99,5 @@ class SearchRoutes:
                     )
             return render_searchset(result)
 
-        body = await run_in_threadpool(run)
+        body = await run_blocking(run)
         return fhir_response(body, indent=pretty(request.query_params))

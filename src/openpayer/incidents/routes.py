@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -14,6 +13,7 @@ from openpayer.incidents.services import Incidents
 from openpayer.portal.interfaces import Clock
 from openpayer.portal.services import Portal
 from openpayer.portal.web import Area
+from openpayer.web.threads import run_blocking
 
 WEBHOOK_PATH = "/security/alerts"
 
@@ -27,7 +27,7 @@ def install(app: FastAPI, incidents: Incidents, portal: Portal, settings: Settin
             if len(body) > MAX_BODY:
                 break  # kept (truncated) and refused with 413
         address = request.client.host if request.client else None
-        outcome = await run_in_threadpool(incidents.breach.receive, body, request.headers, address)
+        outcome = await run_blocking(incidents.breach.receive, body, request.headers, address)
         return JSONResponse(outcome.body, status_code=outcome.status)
 
     app.add_route(WEBHOOK_PATH, breach_alert, methods=["POST"], include_in_schema=False)

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -392,22 +392,32 @@ class ClientStore:
             if conn.execute(_IS_UNCHANGED, _unchanged_params(client)).first() is None:
                 self._stale(authenticated)
             return
-        recorded = conn.execute(
-            _RECORD_JTI[conn.dialect.name],
-            {
-                **_unchanged_params(client),
-                "jti_env": client.env,
-                "jti_client_id": client.client_id,
-                "jti": authenticated.jti,
-                "jti_expires_at": authenticated.jti_expires_at,
-                "jti_now": self.clock.now(),
-            },
-        ).first()
-        if recorded is not None:
-            return
-        if conn.execute(_IS_UNCHANGED, _unchanged_params(client)).first() is None:
+        recorded = conn.execute(_RECORD_JTI[conn.dialect.name], self._jti_params(authenticated)).first()
+        if recorded is None:
+            self.refused(conn, authenticated)
+
+    def jti_guard(self, authenticated: Authenticated) -> tuple[Any, dict[str, Any]]:
+        """`confirm` of an assertion as an `INSERT ... RETURNING` (PostgreSQL) with its parameters, for a
+        grant to run as a CTE of its own insert: one statement, one round trip. No row: see `refused`."""
+        return _RECORD_JTI["postgresql"], self._jti_params(authenticated)
+
+    def refused(self, conn: Connection, authenticated: Authenticated) -> NoReturn:
+        """After the `jti` insert returned no row: the client changed (`StaleClientError`, or
+        `invalid_client` when it was read for this request) or the `jti` was used before (a replay)."""
+        if conn.execute(_IS_UNCHANGED, _unchanged_params(authenticated.client)).first() is None:
             self._stale(authenticated)
         raise client_error("this client assertion was already used (jti replay)")
+
+    def _jti_params(self, authenticated: Authenticated) -> dict[str, Any]:
+        client = authenticated.client
+        return {
+            **_unchanged_params(client),
+            "jti_env": client.env,
+            "jti_client_id": client.client_id,
+            "jti": authenticated.jti,
+            "jti_expires_at": authenticated.jti_expires_at,
+            "jti_now": self.clock.now(),
+        }
 
     @staticmethod
     def unchanged_check(authenticated: Authenticated) -> ClientCheck | None:
@@ -417,7 +427,7 @@ class ClientStore:
             return ClientCheck(_UNCHANGED, _unchanged_params(authenticated.client))
         return None
 
-    def _stale(self, authenticated: Authenticated) -> None:
+    def _stale(self, authenticated: Authenticated) -> NoReturn:
         client = authenticated.client
         self.forget(client.env, client.client_id)
         if authenticated.cached:

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -43,6 +42,7 @@ from openpayer.observability.context import annotate
 from openpayer.security.audit import AuditEvent
 from openpayer.security.events import EventKind, Outcome
 from openpayer.web.cors import header
+from openpayer.web.threads import run_blocking
 
 
 class SmartGuard:
@@ -166,7 +166,7 @@ class SmartGuard:
             raise _unauthorized("This API requires a bearer access token (SMART on FHIR)", None)
         tokens = self.auth.tokens
         cached = tokens.cached_access(env, token)
-        found = await run_in_threadpool(tokens.check_access, env, token) if cached is None else cached
+        found = await run_blocking(tokens.check_access, env, token) if cached is None else cached
         info, extra = found if found is not None else (None, None)
         if info is None:
             raise _unauthorized("The access token is not valid, has expired or was revoked", "invalid_token")
@@ -221,12 +221,12 @@ class SmartGuard:
         tokens = self.auth.tokens
         found = tokens.cached_access(env, token)
         if found is None:
-            found = await run_in_threadpool(tokens.check_access, env, token)
+            found = await run_blocking(tokens.check_access, env, token)
         if found is not None and found[0] is not None:
             self.auth.activity.called(env, found[0].client_id)
 
     async def _audit(self, env: str, grant: Grant, target: Target | None, status: int) -> None:
-        await run_in_threadpool(self._record, env, grant, target, status)
+        await run_blocking(self._record, env, grant, target, status)
 
     def _record(self, env: str, grant: Grant, target: Target | None, status: int) -> None:
         info = grant.info

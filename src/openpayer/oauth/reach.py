@@ -14,11 +14,10 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from starlette.concurrency import run_in_threadpool
-
 from openpayer.fhir.search.compartment import compartment_types
 from openpayer.fhir.services import FhirService
 from openpayer.oauth.bearer import EXTRA_TYPES, Grant
+from openpayer.web.threads import run_blocking
 
 _MEMBERSHIP_CACHE = 20_000
 _SNAPSHOTS = 512  # patients whose compartment (type, id) pairs are held in memory
@@ -46,7 +45,7 @@ class Reach:
         hit = self._membership.get(key)
         if hit is not None and time.monotonic() - hit[0] < self.ttl:
             return hit[1]
-        found = await run_in_threadpool(self.fhir.visible, env, rtype, rid, restriction)
+        found = await run_blocking(self.fhir.visible, env, rtype, rid, restriction)
         self._membership[key] = (time.monotonic(), found)
         if len(self._membership) > _MEMBERSHIP_CACHE:
             self._membership.popitem(last=False)
@@ -60,7 +59,7 @@ class Reach:
         hit = self._snapshots.get(key)
         if hit is not None and time.monotonic() - hit[0] < self.ttl:
             return hit[1]
-        snapshot = await run_in_threadpool(
+        snapshot = await run_blocking(
             self.fhir.visible_ids, env, compartment_types(), restriction, _SNAPSHOT_MAX
         )
         self._snapshots[key] = (time.monotonic(), snapshot)

@@ -26,7 +26,10 @@ from sqlalchemy import (
     Engine,
     and_,
     bindparam,
+    false,
+    insert,
     literal,
+    null,
     or_,
     select,
     text,
@@ -149,6 +152,40 @@ class TokenStore:
             params.update({f"{name}_{n}": value for name, value in row.items()})
         conn.execute(_insert_rows(len(kinds)), params)  # one multi-row INSERT: one round trip
         return tokens
+
+    def issue_guarded(
+        self,
+        conn: Connection,
+        guard: tuple[Any, dict[str, Any]],
+        *,
+        env: str,
+        kind: str,
+        client_id: str,
+        scope: str,
+        expires_at: int,
+    ) -> str | None:
+        """A new token, written by the same statement as `guard` (an `INSERT ... RETURNING` such as
+        `ClientStore.jti_guard`) and only if that returned a row; None, with nothing written, if not.
+        PostgreSQL: one statement, so on an autocommit connection one round trip and one commit."""
+        statement, guard_params = guard
+        token = secrets.token_urlsafe(32)
+        now = self.clock.now()
+        row = {
+            "digest": token_digest(token),
+            "env": env,
+            "kind": kind,
+            "client_id": client_id,
+            "grant_id": None,
+            "code_digest": None,
+            "member_id": None,
+            "patient_id": None,
+            "scope": scope,
+            "issued_at": now,
+            "expires_at": expires_at,
+        }
+        params = {**guard_params, **{f"t_{name}": value for name, value in row.items()}}
+        inserted = conn.execute(_guarded_insert(statement), params).first()
+        return token if inserted is not None else None
 
     def find(
         self,
@@ -314,6 +351,26 @@ def _insert_rows(count: int) -> Any:
     # Column and parameter names only: every value is a bound parameter.
     statement = text(f"INSERT INTO oauth_token ({names}, revoked, rotated_at) VALUES {rows}")  # noqa: S608
     return statement.bindparams(bindparam("revoked", value=False, type_=Boolean()))
+
+
+@functools.cache
+def _guarded_insert(guard: Any) -> Any:
+    """`WITH guard AS (<guard> RETURNING ...) INSERT INTO oauth_token ... SELECT ... FROM guard`: the token
+    row exists only if the guard's insert returned one. Parameters `t_<column>`, typed from the table's
+    columns (an `INSERT ... SELECT` of untyped parameters would be text)."""
+    checked = guard.cte("guard")
+    t = oauth_token.c
+    values = select(
+        *(bindparam(f"t_{name}", type_=t[name].type) for name in _ISSUED_COLUMNS),
+        false(),
+        null(),
+    ).select_from(checked)
+    return (
+        insert(oauth_token)
+        .from_select([*_ISSUED_COLUMNS, "revoked", "rotated_at"], values)
+        .add_cte(checked)
+        .returning(oauth_token.c.id)
+    )
 
 
 @functools.cache

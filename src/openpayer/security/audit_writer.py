@@ -13,10 +13,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import Protocol
 
-from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openpayer.security.audit import AUDIT_MAX_AGE
+from openpayer.web.threads import run_blocking
 
 
 class Buffered(Protocol):
@@ -74,7 +74,7 @@ class AuditWriter:
     async def _write(self) -> None:
         """Every buffer, in one hand-off to the thread pool (each hand-off wakes a thread and contends for
         the GIL with the requests being served)."""
-        await run_in_threadpool(self._flush_all)
+        await run_blocking(self._flush_all)
 
     def _flush_all(self) -> None:
         for buffer in self.buffers:

@@ -31,7 +31,7 @@ from openpayer.security.models import security_event
 log = logging.getLogger("openpayer.security")
 
 # The client address of the request being handled, for events recorded deep in a grant (token reuse).
-# Set by the endpoint; copied into the worker thread by `run_in_threadpool`.
+# Set by the endpoint; copied into the worker thread by `run_blocking` (openpayer.web.threads).
 request_address: ContextVar[str | None] = ContextVar("openpayer_security_address", default=None)
 
 

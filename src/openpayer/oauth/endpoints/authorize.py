@@ -14,7 +14,6 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from authlib.common.urls import add_params_to_uri
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -30,6 +29,7 @@ from openpayer.security.audit import AuditEvent
 from openpayer.web.cookies import cookie_secure, set_cookie
 from openpayer.web.csrf import csrf_ok, csrf_token, set_csrf_cookie
 from openpayer.web.pages import page
+from openpayer.web.threads import run_blocking
 
 if TYPE_CHECKING:
     from openpayer.oauth.service import AuthServer
@@ -348,8 +348,8 @@ async def authorize(request: Request) -> Response:
     if request.method == "POST":
         form = await request.form()
         if "step" in form:
-            return await run_in_threadpool(flow.step, form)
+            return await run_blocking(flow.step, form)
         params, duplicated = _single_values(list(form.multi_items()))
     else:
         params, duplicated = _single_values(list(request.query_params.multi_items()))
-    return await run_in_threadpool(flow.start, params, duplicated)
+    return await run_blocking(flow.start, params, duplicated)

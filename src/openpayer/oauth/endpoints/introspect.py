@@ -10,13 +10,13 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from openpayer.oauth.endpoints.common import token_request
 from openpayer.oauth.errors import NO_STORE, OAuth2Error, error_json
 from openpayer.security.events import EventKind
+from openpayer.web.threads import run_blocking
 
 
 async def introspect(request: Request) -> Response:
@@ -53,7 +53,7 @@ async def introspect(request: Request) -> Response:
                 body["sub"] = info.client_id
             return body
 
-        result = await run_in_threadpool(run)
+        result = await run_blocking(run)
     except OAuth2Error as error:
         return error_json(error)
     return JSONResponse(result, headers=NO_STORE)

@@ -5,7 +5,6 @@ Unknown tokens and tokens of other clients answer 200 too (RFC 7009 §2.2), so n
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,6 +13,7 @@ from openpayer.oauth.endpoints.common import token_request
 from openpayer.oauth.errors import NO_STORE, OAuth2Error, error_json
 from openpayer.security.audit import AuditEvent
 from openpayer.security.events import EventKind
+from openpayer.web.threads import run_blocking
 
 
 async def revoke(request: Request) -> Response:
@@ -42,7 +42,7 @@ async def revoke(request: Request) -> Response:
                 patient_id=info.patient_id,
             )
 
-        await run_in_threadpool(run)
+        await run_blocking(run)
     except OAuth2Error as error:
         return error_json(error)
     return Response(status_code=200, headers=NO_STORE)

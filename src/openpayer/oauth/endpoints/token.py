@@ -15,7 +15,6 @@ the grant's first query); when it has, the request is authenticated again from t
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -39,6 +38,7 @@ from openpayer.oauth.grants.client_credentials import client_credentials
 from openpayer.oauth.grants.refresh_token import refresh
 from openpayer.observability.context import annotate
 from openpayer.security.events import EventKind, Outcome, request_address
+from openpayer.web.threads import run_blocking
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
@@ -85,7 +85,7 @@ async def token(request: Request) -> Response:
                     continue  # the grant refused a cached client that has since changed: once more
             raise client_error("unknown or inactive client")
 
-        body = await run_in_threadpool(run)
+        body = await run_blocking(run)
     except OAuth2Error as error:
         if error.error == "invalid_client" and not authenticated:
             security.throttle.client_failed(address)

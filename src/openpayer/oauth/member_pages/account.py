@@ -8,7 +8,6 @@ confirms it is sent (`openpayer.oauth.connections.disconnect`).
 
 from __future__ import annotations
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -19,6 +18,7 @@ from openpayer.oauth.connections import connected_apps, disconnect
 from openpayer.oauth.member_pages.common import MemberPage, day
 from openpayer.oauth.service import AuthServer
 from openpayer.web.cookies import set_cookie
+from openpayer.web.threads import run_blocking
 
 # Where a disconnect or a sign-in returns to: fixed pages only, never a URL from the form.
 RETURN_TO = {"account": "account", "apps": "apps"}
@@ -37,7 +37,7 @@ async def account(request: Request) -> Response:
     page = _page(request)
     if not page.known_env:
         return page.not_found()
-    return await run_in_threadpool(_account, page)
+    return await run_blocking(_account, page)
 
 
 def _account(page: MemberPage, notice: str | None = None) -> Response:
@@ -65,7 +65,7 @@ async def revoke(request: Request) -> Response:
     if member is None:
         return page.message("Please sign in", "Your session has ended. Sign in and try again.", 401)
     client_id = str(form.get("client_id", ""))
-    await run_in_threadpool(disconnect, page.server, page.env, member, client_id)
+    await run_blocking(disconnect, page.server, page.env, member, client_id)
     return RedirectResponse(_return_to(page, form.get("return_to")), status_code=303)
 
 
@@ -85,7 +85,7 @@ async def signin(request: Request) -> Response:
     signin = page.server.signin
     if form.get("step") == "mfa":
         pending = str(form.get("pending", ""))
-        result: SignedIn[Member] | NeedsSecondFactor | Refused = await run_in_threadpool(
+        result: SignedIn[Member] | NeedsSecondFactor | Refused = await run_blocking(
             signin.with_second_factor,
             page.env,
             pending,
@@ -97,7 +97,7 @@ async def signin(request: Request) -> Response:
             return _throttled(_mfa_form(page, return_to, pending, result.message, 401), result)
     else:
         username = str(form.get("username", ""))
-        result = await run_in_threadpool(
+        result = await run_blocking(
             signin.with_password,
             page.env,
             username,
@@ -161,7 +161,7 @@ async def signout(request: Request) -> Response:
         if found is not None:
             page.server.members.end_sessions(page.env, found[0].id)
 
-    await run_in_threadpool(end_sessions)
+    await run_blocking(end_sessions)
     response = page.message(
         "You have signed out", "You are no longer signed in, on this device or any other.", 200
     )

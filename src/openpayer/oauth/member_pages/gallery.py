@@ -19,13 +19,13 @@ from pathlib import Path
 from string import Template
 
 from markdown_it import MarkdownIt
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from openpayer.oauth.connections import connected_apps
 from openpayer.oauth.member_pages.common import MemberPage
 from openpayer.oauth.service import AuthServer
+from openpayer.web.threads import run_blocking
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ async def gallery(request: Request) -> Response:
     page = _page(request)
     if not page.known_env:
         return page.not_found()
-    return await run_in_threadpool(_gallery, page)
+    return await run_blocking(_gallery, page)
 
 
 def _gallery(page: MemberPage) -> Response:
@@ -62,7 +62,7 @@ async def app_logo(request: Request) -> Response:
     page = _page(request)
     if not page.known_env:
         return page.not_found()
-    found = await run_in_threadpool(page.server.directory.logo, page.env, request.path_params["client_id"])
+    found = await run_blocking(page.server.directory.logo, page.env, request.path_params["client_id"])
     if found is None:
         return page.not_found()
     data, media_type = found
@@ -74,7 +74,7 @@ async def plan_logo(request: Request) -> Response:
     configured = page.server.settings.member_plan_logo
     if configured is not None:
         media_type = _IMAGE_TYPES.get(configured.suffix.lower())
-        data = await run_in_threadpool(_read_bytes, configured) if media_type else None
+        data = await run_blocking(_read_bytes, configured) if media_type else None
         if media_type and data is not None:
             return Response(data, media_type=media_type, headers=_IMAGE_HEADERS)
         log.warning("OPENPAYER_MEMBER_PLAN_LOGO cannot be shown (PNG, JPEG or SVG file); the default is")
@@ -93,7 +93,7 @@ async def education(request: Request) -> Response:
     page = _page(request)
     if not page.known_env:
         return page.not_found()
-    source = await run_in_threadpool(education_text, page.server.settings.member_education_path)
+    source = await run_blocking(education_text, page.server.settings.member_education_path)
     text = Template(source).safe_substitute(plan_name=page.server.settings.member_plan_name)
     return page.render("member/education.html", member=page.member(), body=_markdown().render(text))
 
