@@ -22,8 +22,9 @@ the command's phases as its ``--json`` summary reports them (migrations, service
 generating and loading.
 
 The subprocess inherits the environment; with ``PYTHONDONTWRITEBYTECODE`` set and no ``__pycache__`` the
-imports are compiled each run (slower than an installed package's); set ``PYTHONPYCACHEPREFIX`` to a folder
-to measure warm imports without writing into the tree.
+imports are compiled each run (slower than an installed package's). To measure warm imports without writing
+into the tree, unset it and set ``PYTHONPYCACHEPREFIX`` to a folder (the prefix alone writes nothing while
+``PYTHONDONTWRITEBYTECODE`` is set).
 """
 
 from __future__ import annotations

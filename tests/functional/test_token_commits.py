@@ -6,6 +6,7 @@ A cached client changed by another process is still refused before anything is w
 from __future__ import annotations
 
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, event, select, update
 
 from openpayer.app import Services
+from openpayer.oauth import tokens as token_module
 from openpayer.oauth.models import oauth_client, oauth_code
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp
 
@@ -27,6 +29,9 @@ def commits(services: Services) -> Iterator[list[list[str]]]:
     committed: list[list[str]] = []
 
     def executed(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+            committed.append([statement])  # a statement in autocommit is a transaction of its own
+            return
         conn.info.setdefault("statements", []).append(statement)
 
     def commit(conn: Connection) -> None:
@@ -49,7 +54,7 @@ def _writing(committed: list[list[str]], table: str) -> list[list[str]]:
     return [
         statements
         for statements in committed
-        if any(s.lstrip().upper().startswith(("INSERT", "UPDATE")) and table in s for s in statements)
+        if any(s.lstrip().upper().startswith(("INSERT", "UPDATE", "WITH")) and table in s for s in statements)
     ]
 
 
@@ -69,6 +74,12 @@ def test_a_refresh_rotates_and_issues_in_one_commit(
         assert refreshed.status_code == 200, (cached, refreshed.text)
         tokens = refreshed.json()
         [transaction] = _writing(commits, "oauth_token")
+        if services.engine.dialect.name == "postgresql":
+            # After the reads, one statement in autocommit: the rotation is a CTE of the tokens' INSERT.
+            [statement] = transaction
+            assert statement.startswith("WITH rotated AS (UPDATE oauth_token SET rotated_at")
+            assert "INSERT INTO oauth_token" in statement
+            continue
         rotation = [s for s in transaction if s.lstrip().upper().startswith("UPDATE")]
         issue = [s for s in transaction if s.lstrip().upper().startswith("INSERT")]
         assert len(rotation) == 1
@@ -128,3 +139,19 @@ def test_a_cached_app_suspended_elsewhere_cannot_spend_a_code(
             update(oauth_client).where(oauth_client.c.client_id == app.client_id).values(status="active")
         )
     assert app.exchange(code).status_code == 200  # the refused attempt did not spend it
+
+
+def test_a_refresh_whose_tokens_cannot_be_written_leaves_its_token_unspent(
+    client: TestClient, services: Services, world: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rotation and the new tokens are written together or not at all (on PostgreSQL, one statement)."""
+    app = _app(client, services)
+    tokens = app.launch(SCOPE, "member-a", TEST_PASSWORD)
+    # Both new tokens get the same value, so their INSERT fails on the unique digest after the rotation.
+    monkeypatch.setattr(token_module, "secrets", SimpleNamespace(token_urlsafe=lambda _n: "collides"))
+    assert app.refresh(tokens["refresh_token"]).status_code == 500
+    monkeypatch.undo()
+    services.auth.clock.advance(60)  # past the reuse grace: a spent token would now revoke the grant
+    refreshed = app.refresh(tokens["refresh_token"])  # not spent: no reuse, the grant stands
+    assert refreshed.status_code == 200, refreshed.text
+    assert app.refresh(refreshed.json()["refresh_token"]).status_code == 200

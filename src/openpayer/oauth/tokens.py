@@ -130,8 +130,10 @@ class TokenStore:
         member_id: int | None = None,
         patient_id: str | None = None,
         code_digest: str | None = None,
+        rotating: int | None = None,
     ) -> list[str]:
-        """New tokens of the given (kind, expires_at), in one statement; returns them in that order."""
+        """New tokens of the given (kind, expires_at), in one statement; returns them in that order. With
+        `rotating` (PostgreSQL only), the same statement marks that refresh token rotated, if it is not."""
         tokens = [secrets.token_urlsafe(32) for _ in kinds]
         now = self.clock.now()
         params: dict[str, Any] = {}
@@ -150,7 +152,9 @@ class TokenStore:
                 "expires_at": expires_at,
             }
             params.update({f"{name}_{n}": value for name, value in row.items()})
-        conn.execute(_insert_rows(len(kinds)), params)  # one multi-row INSERT: one round trip
+        if rotating is not None:
+            params.update(rotated_id=rotating, rotated_at=now)
+        conn.execute(_insert_rows(len(kinds), rotating is not None), params)  # one statement, one round trip
         return tokens
 
     def issue_guarded(
@@ -340,16 +344,24 @@ _ISSUED_COLUMNS = (
 
 
 @functools.cache
-def _insert_rows(count: int) -> Any:
+def _insert_rows(count: int, rotating: bool = False) -> Any:
     """INSERT of `count` tokens, parameters `<column>_<n>` (`revoked` false, `rotated_at` null). As text:
-    SQLAlchemy compiles a multi-row `insert().values([...])` anew on every execution ("no key")."""
+    SQLAlchemy compiles a multi-row `insert().values([...])` anew on every execution ("no key"). With
+    `rotating`, a PostgreSQL data-modifying CTE first marks the refresh token `:rotated_id` rotated (if it is
+    not: a concurrent rotation waits for this one, then changes nothing, as in grace)."""
     names = ", ".join(_ISSUED_COLUMNS)
     rows = ", ".join(
         "(" + ", ".join(f":{name}_{n}" for name in _ISSUED_COLUMNS) + ", :revoked, NULL)"
         for n in range(count)
     )
     # Column and parameter names only: every value is a bound parameter.
-    statement = text(f"INSERT INTO oauth_token ({names}, revoked, rotated_at) VALUES {rows}")  # noqa: S608
+    rotation = (
+        "WITH rotated AS (UPDATE oauth_token SET rotated_at = :rotated_at"
+        " WHERE id = :rotated_id AND rotated_at IS NULL RETURNING id) "
+        if rotating
+        else ""
+    )
+    statement = text(f"{rotation}INSERT INTO oauth_token ({names}, revoked, rotated_at) VALUES {rows}")  # noqa: S608
     return statement.bindparams(bindparam("revoked", value=False, type_=Boolean()))
 
 

@@ -49,9 +49,11 @@ def issue_in(
     nonce: str | None,
     auth_time: int,
     code_digest: str | None,
+    rotating: int | None = None,
 ) -> Issued:
     """Access token (≤ 1 h, never past the grant), `refresh_token` with offline_access: one INSERT in the
-    caller's transaction, which has checked that the grant is active."""
+    caller's transaction, which has checked that the grant is active; with `rotating` (PostgreSQL), the
+    same statement marks that refresh token rotated."""
     now = server.clock.now()
     lifetime = min(server.settings.auth_access_token_lifetime, 3600)
     kinds = [("access", min(now + lifetime, grant_expires_at))]
@@ -67,6 +69,7 @@ def issue_in(
         member_id=member_id,
         patient_id=patient_id,
         code_digest=code_digest,
+        rotating=rotating,
     )
     return Issued(
         access=tokens[0],
