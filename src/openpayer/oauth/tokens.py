@@ -357,7 +357,7 @@ def _insert_rows(count: int, rotating: bool = False) -> Any:
     # Column and parameter names only: every value is a bound parameter.
     rotation = (
         "WITH rotated AS (UPDATE oauth_token SET rotated_at = :rotated_at"
-        " WHERE id = :rotated_id AND rotated_at IS NULL RETURNING id) "
+        " WHERE id = :rotated_id AND rotated_at IS NULL) "
         if rotating
         else ""
     )
