@@ -138,19 +138,19 @@ class TokenStore:
         now = self.clock.now()
         params: dict[str, Any] = {}
         for n, (token, (kind, expires_at)) in enumerate(zip(tokens, kinds, strict=True)):
-            row = {
-                "digest": token_digest(token),
-                "env": env,
-                "kind": kind,
-                "client_id": client_id,
-                "grant_id": grant_id,
-                "code_digest": code_digest,
-                "member_id": member_id,
-                "patient_id": patient_id,
-                "scope": scope,
-                "issued_at": now,
-                "expires_at": expires_at,
-            }
+            row = _token_row(
+                token,
+                env=env,
+                kind=kind,
+                client_id=client_id,
+                scope=scope,
+                issued_at=now,
+                expires_at=expires_at,
+                grant_id=grant_id,
+                code_digest=code_digest,
+                member_id=member_id,
+                patient_id=patient_id,
+            )
             params.update({f"{name}_{n}": value for name, value in row.items()})
         if rotating is not None:
             params.update(rotated_id=rotating, rotated_at=now)
@@ -173,20 +173,15 @@ class TokenStore:
         PostgreSQL: one statement, so on an autocommit connection one round trip and one commit."""
         statement, guard_params = guard
         token = secrets.token_urlsafe(32)
-        now = self.clock.now()
-        row = {
-            "digest": token_digest(token),
-            "env": env,
-            "kind": kind,
-            "client_id": client_id,
-            "grant_id": None,
-            "code_digest": None,
-            "member_id": None,
-            "patient_id": None,
-            "scope": scope,
-            "issued_at": now,
-            "expires_at": expires_at,
-        }
+        row = _token_row(
+            token,
+            env=env,
+            kind=kind,
+            client_id=client_id,
+            scope=scope,
+            issued_at=self.clock.now(),
+            expires_at=expires_at,
+        )
         params = {**guard_params, **{f"t_{name}": value for name, value in row.items()}}
         inserted = conn.execute(_guarded_insert(statement), params).first()
         return token if inserted is not None else None
@@ -341,6 +336,36 @@ _ISSUED_COLUMNS = (
     "issued_at",
     "expires_at",
 )
+
+
+def _token_row(
+    token: str,
+    *,
+    env: str,
+    kind: str,
+    client_id: str,
+    scope: str,
+    issued_at: int,
+    expires_at: int,
+    grant_id: int | None = None,
+    code_digest: str | None = None,
+    member_id: int | None = None,
+    patient_id: str | None = None,
+) -> dict[str, Any]:
+    """A new token's row, by `_ISSUED_COLUMNS` (the token itself only as its digest)."""
+    return {
+        "digest": token_digest(token),
+        "env": env,
+        "kind": kind,
+        "client_id": client_id,
+        "grant_id": grant_id,
+        "code_digest": code_digest,
+        "member_id": member_id,
+        "patient_id": patient_id,
+        "scope": scope,
+        "issued_at": issued_at,
+        "expires_at": expires_at,
+    }
 
 
 @functools.cache
