@@ -196,7 +196,7 @@ def explain(url: str, base: str, paths: list[str]) -> None:
     captured: list[tuple[str, Any]] = []
 
     def grab(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "fhir_idx" in statement:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")) and "fhir_idx" in statement:
             captured.append((statement, parameters))
 
     event.listen(services.engine, "before_cursor_execute", grab)

@@ -1,13 +1,14 @@
-"""Engine settings the search engine depends on."""
+"""Engine settings the search engine depends on, and statements run on the driver."""
 
 from __future__ import annotations
 
 import time
 
+import psycopg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import JSON, BigInteger, Boolean, String, bindparam, func, select, text
 
-from openpayer.db import PING_AFTER_IDLE, make_engine
+from openpayer.db import PING_AFTER_IDLE, DriverStatement, make_engine
 
 
 def test_postgresql_plans_every_search_with_its_parameter_values(database_url: str) -> None:
@@ -54,6 +55,61 @@ def test_postgresql_replaces_a_rested_connection_the_server_dropped(database_url
         time.sleep(PING_AFTER_IDLE + 0.1)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
+    finally:
+        engine.dispose()
+        other.dispose()
+
+
+def test_a_driver_statement_returns_its_rows_with_its_defaults(database_url: str) -> None:
+    """On PostgreSQL the statement runs on psycopg's cursor, compiled once; elsewhere through SQLAlchemy:
+    the same rows either way, with a constant given at construction (a typed default) filled in."""
+    statement = DriverStatement(
+        select(
+            bindparam("word", type_=String()).label("word"),
+            bindparam("flag", value=True, type_=Boolean()).label("flag"),
+            (bindparam("number", type_=BigInteger()) + 1).label("next"),
+        )
+    )
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            for n in range(3):  # compiled on first use, then reused
+                [row] = statement.rows(conn, {"word": f"w{n}", "number": n})
+                assert tuple(row) == (f"w{n}", True, n + 1)
+    finally:
+        engine.dispose()
+
+
+def test_a_driver_statement_refuses_a_parameter_that_needs_sqlalchemys_processing(database_url: str) -> None:
+    """psycopg would receive the value as given: a JSON parameter (serialised by SQLAlchemy) is refused."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs driver statements through SQLAlchemy")
+    statement = DriverStatement(select(bindparam("document", type_=JSON()).label("document")))
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn, pytest.raises(ValueError, match="document"):
+            statement.rows(conn, {"document": {"a": 1}})
+    finally:
+        engine.dispose()
+
+
+def test_a_driver_statement_on_a_dropped_connection_invalidates_it(database_url: str) -> None:
+    """As SQLAlchemy does for its own statements: the broken connection is not returned to the pool."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a PostgreSQL pool setting")
+    engine, other = make_engine(database_url), make_engine(database_url)
+    statement = DriverStatement(select(func.pg_backend_pid()))
+    try:
+        with engine.connect() as conn:
+            [(first,)] = statement.rows(conn, {})
+            with other.connect() as killer:
+                killer.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            with pytest.raises(psycopg.OperationalError):
+                statement.rows(conn, {})
+            assert conn.invalidated
+        with engine.connect() as conn:  # checked out at once, not pinged: a new connection all the same
+            [(second,)] = statement.rows(conn, {})
+            assert second != first
     finally:
         engine.dispose()
         other.dispose()

@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
+from tests.statements import statement_log
 
 from openpayer.app import Services
 from openpayer.oauth import tokens as token_module
@@ -170,18 +171,14 @@ def test_a_grant_on_postgresql_is_one_statement_in_autocommit(client: TestClient
     key = _key()
     client_id = _backend(services, key)
     assert _token(client, client_id, key).status_code == 200  # the client is now cached
-    statements: list[tuple[str, bool]] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        if "oauth_token" in statement or "oauth_assertion_jti" in statement:
-            statements.append((statement, cursor.connection.autocommit))
-
-    event.listen(services.engine, "before_cursor_execute", seen)
-    try:
+    with statement_log(services.engine) as log:
         granted = _token(client, client_id, key, jti="single")
         replayed = _token(client, client_id, key, jti="single")
-    finally:
-        event.remove(services.engine, "before_cursor_execute", seen)
+    statements = [
+        (s, autocommit)
+        for s, autocommit in log.statements
+        if "oauth_token" in s or "oauth_assertion_jti" in s
+    ]
     assert granted.status_code == 200
     assert replayed.json()["error"] == "invalid_client"
     # The grant: one statement, its own transaction. The replay: the same statement, which wrote nothing.

@@ -1,17 +1,18 @@
 """A grant is one durable commit: a refresh token's rotation and its new tokens, or a code's consumption and
 its tokens, are committed together (a crash between two commits left a spent token or code with nothing
-issued for it, and each commit waits for the database's disk). The transactions are observed on the engine.
+issued for it, and each commit waits for the database's disk). The transactions are observed at the driver
+(tests/statements.py).
 A cached client changed by another process is still refused before anything is written."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from types import SimpleNamespace
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Connection, event, select, update
+from sqlalchemy import select, update
+from tests.statements import statement_log
 
 from openpayer.app import Services
 from openpayer.oauth import tokens as token_module
@@ -26,27 +27,8 @@ SCOPE = "launch/patient openid fhirUser offline_access patient/*.read"
 @pytest.fixture
 def commits(services: Services) -> Iterator[list[list[str]]]:
     """The statements of every transaction committed on the engine, in order."""
-    committed: list[list[str]] = []
-
-    def executed(conn: Connection, _cursor: Any, statement: str, *_: Any) -> None:
-        if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
-            committed.append([statement])  # a statement in autocommit is a transaction of its own
-            return
-        conn.info.setdefault("statements", []).append(statement)
-
-    def commit(conn: Connection) -> None:
-        committed.append(conn.info.pop("statements", []))
-
-    def rollback(conn: Connection) -> None:
-        conn.info.pop("statements", None)
-
-    event.listen(services.engine, "after_cursor_execute", executed)
-    event.listen(services.engine, "commit", commit)
-    event.listen(services.engine, "rollback", rollback)
-    yield committed
-    event.remove(services.engine, "after_cursor_execute", executed)
-    event.remove(services.engine, "commit", commit)
-    event.remove(services.engine, "rollback", rollback)
+    with statement_log(services.engine) as log:
+        yield log.transactions
 
 
 def _writing(committed: list[list[str]], table: str) -> list[list[str]]:

@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from openpayer.clock import Clock
+from openpayer.db import DriverStatement
 from openpayer.members.models import consent_grant
 from openpayer.oauth.clients import ClientCheck
 from openpayer.oauth.models import oauth_client, oauth_token
@@ -154,7 +155,7 @@ class TokenStore:
             params.update({f"{name}_{n}": value for name, value in row.items()})
         if rotating is not None:
             params.update(rotated_id=rotating, rotated_at=now)
-        conn.execute(_insert_rows(len(kinds), rotating is not None), params)  # one statement, one round trip
+        _insert_rows(len(kinds), rotating is not None).rows(conn, params)  # one statement, one round trip
         return tokens
 
     def issue_guarded(
@@ -183,8 +184,8 @@ class TokenStore:
             expires_at=expires_at,
         )
         params = {**guard_params, **{f"t_{name}": value for name, value in row.items()}}
-        inserted = conn.execute(_guarded_insert(statement), params).first()
-        return token if inserted is not None else None
+        inserted = _guarded_insert(statement).rows(conn, params)
+        return token if inserted else None
 
     def find(
         self,
@@ -200,29 +201,8 @@ class TokenStore:
         params = {"digest": token_digest(token), "env": env, "kind": kind}
         if client_check is not None:
             params.update(client_check.params)
-        row = conn.execute(query, params).first()
-        if row is None:
-            return None
-        return TokenInfo(
-            id=row.id,
-            digest=row.digest,
-            env=row.env,
-            kind=row.kind,
-            client_id=row.client_id,
-            grant_id=row.grant_id,
-            code_digest=row.code_digest,
-            member_id=row.member_id,
-            patient_id=row.patient_id,
-            scope=row.scope,
-            issued_at=row.issued_at,
-            expires_at=row.expires_at,
-            revoked=bool(row.revoked),
-            rotated_at=row.rotated_at,
-            client_active=bool(row.client_active),
-            grant_expires_at=row.grant_expires_at,
-            grant_revoked=row.grant_revoked_at is not None,
-            client_current=bool(row.client_current),
-        )
+        rows = query.rows(conn, params)
+        return _token_info(rows[0]) if rows else None
 
     def cached_access(self, env: str, token: str) -> tuple[TokenInfo | None, Any] | None:
         """From the cache only: None on a miss, `(None, None)` for a known-bad token, else `(info, extra)`."""
@@ -368,8 +348,41 @@ def _token_row(
     }
 
 
+_FOUND_COLUMNS = ("id", *_ISSUED_COLUMNS, "revoked", "rotated_at")
+
+
+def _token_info(row: Any) -> TokenInfo:
+    """A `_find_statement` row: `_FOUND_COLUMNS`, then the four joined values."""
+    (id_, digest, env, kind, client_id, grant_id, code_digest, member_id, patient_id, scope, issued_at) = row[
+        :11
+    ]
+    (expires_at, revoked, rotated_at, client_active, grant_expires_at, grant_revoked_at, client_current) = (
+        row[11:]
+    )
+    return TokenInfo(
+        id=id_,
+        digest=digest,
+        env=env,
+        kind=kind,
+        client_id=client_id,
+        grant_id=grant_id,
+        code_digest=code_digest,
+        member_id=member_id,
+        patient_id=patient_id,
+        scope=scope,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        revoked=bool(revoked),
+        rotated_at=rotated_at,
+        client_active=bool(client_active),
+        grant_expires_at=grant_expires_at,
+        grant_revoked=grant_revoked_at is not None,
+        client_current=bool(client_current),
+    )
+
+
 @functools.cache
-def _insert_rows(count: int, rotating: bool = False) -> Any:
+def _insert_rows(count: int, rotating: bool = False) -> DriverStatement:
     """INSERT of `count` tokens, parameters `<column>_<n>` (`revoked` false, `rotated_at` null). As text:
     SQLAlchemy compiles a multi-row `insert().values([...])` anew on every execution ("no key"). With
     `rotating`, a PostgreSQL data-modifying CTE first marks the refresh token `:rotated_id` rotated (if it is
@@ -387,11 +400,11 @@ def _insert_rows(count: int, rotating: bool = False) -> Any:
         else ""
     )
     statement = text(f"{rotation}INSERT INTO oauth_token ({names}, revoked, rotated_at) VALUES {rows}")  # noqa: S608
-    return statement.bindparams(bindparam("revoked", value=False, type_=Boolean()))
+    return DriverStatement(statement.bindparams(bindparam("revoked", value=False, type_=Boolean())))
 
 
 @functools.cache
-def _guarded_insert(guard: Any) -> Any:
+def _guarded_insert(guard: Any) -> DriverStatement:
     """`WITH guard AS (<guard> RETURNING ...) INSERT INTO oauth_token ... SELECT ... FROM guard`: the token
     row exists only if the guard's insert returned one. Parameters `t_<column>`, typed from the table's
     columns (an `INSERT ... SELECT` of untyped parameters would be text)."""
@@ -402,7 +415,7 @@ def _guarded_insert(guard: Any) -> Any:
         false(),
         null(),
     ).select_from(checked)
-    return (
+    return DriverStatement(
         insert(oauth_token)
         .from_select([*_ISSUED_COLUMNS, "revoked", "rotated_at"], values)
         .add_cte(checked)
@@ -411,14 +424,14 @@ def _guarded_insert(guard: Any) -> Any:
 
 
 @functools.cache
-def _find_statement(by_kind: bool, client_check: ColumnElement[bool] | None) -> Any:
+def _find_statement(by_kind: bool, client_check: ColumnElement[bool] | None) -> DriverStatement:
     """The token (by digest and env, and kind), its client's state and grant; with `client_check`, that
     condition evaluated on the client's row (a module-level condition, so the cache stays small)."""
     t, c, g = oauth_token, oauth_client, consent_grant
     current = (client_check if client_check is not None else literal(True)).label("client_current")
     query = (
         select(
-            t,
+            *(t.c[name] for name in _FOUND_COLUMNS),
             (c.c.status == "active").label("client_active"),
             g.c.expires_at.label("grant_expires_at"),
             g.c.revoked_at.label("grant_revoked_at"),
@@ -429,4 +442,4 @@ def _find_statement(by_kind: bool, client_check: ColumnElement[bool] | None) -> 
     )
     if by_kind:
         query = query.where(t.c.kind == bindparam("kind"))
-    return query
+    return DriverStatement(query)
