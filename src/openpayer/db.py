@@ -7,6 +7,8 @@ on the database lock instead of failing half-way with SQLITE_BUSY. PostgreSQL us
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
 import time
 from collections.abc import Iterator
@@ -25,6 +27,7 @@ from sqlalchemy import (
     exc,
     make_url,
 )
+from sqlalchemy.util.concurrency import await_, in_greenlet
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -71,7 +74,47 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         connect_args={"prepare_threshold": None},
     )
     _ping_when_idle(engine)
+    _connect_cooperatively(engine)
     return engine
+
+
+@functools.cache
+def cooperative_connection_class() -> Any:
+    """A psycopg connection class whose waits for the server, in code that `web.threads.run_cooperative`
+    runs (a greenlet on the event loop), let the loop serve other requests meanwhile; elsewhere (a thread,
+    a CLI) it waits as psycopg does. The token endpoint's grants run so: the hand-off of a request to a
+    thread and back cost a fifth of a grant's CPU (docs/performance.md, Token endpoint). Built on first use,
+    so that SQLite deployments do not import psycopg."""
+    import psycopg
+    from psycopg import waiting
+
+    class CooperativeConnection(psycopg.Connection[Any]):
+        def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+            if in_greenlet():
+                return await_(waiting.wait_async(gen, self.pgconn.socket, interval=interval, timeout=timeout))
+            return super().wait(gen, interval, timeout)
+
+    return CooperativeConnection
+
+
+def runs_cooperatively(engine: Engine) -> bool:
+    """Whether code on this engine may run under `web.threads.run_cooperative`: PostgreSQL, once the engine
+    has made its first connection. SQLAlchemy sets the dialect up on that connection under a lock held
+    across queries, which a second greenlet of the same thread would wait on forever (the server makes it
+    at start-up, in its readiness checks)."""
+    return engine.dialect.name == "postgresql" and engine.dialect.server_version_info is not None
+
+
+def _connect_cooperatively(engine: Engine) -> None:
+    """The pool opens cooperative connections. Opening one waits in psycopg's own loop, so in a greenlet on
+    the event loop it is opened in a thread (rare: the pool keeps its connections)."""
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        connect = functools.partial(cooperative_connection_class().connect, *cargs, **cparams)
+        if in_greenlet():
+            return await_(asyncio.get_running_loop().run_in_executor(None, connect))
+        return connect()
 
 
 PING_AFTER_IDLE = 1.0  # seconds a pooled PostgreSQL connection may rest before its checkout pings it

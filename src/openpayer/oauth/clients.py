@@ -47,6 +47,7 @@ from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.oauth.errors import InvalidClientError, client_error
 from openpayer.oauth.models import oauth_assertion_jti, oauth_client
+from openpayer.web.threads import off_loop
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["RS384", "ES384"]
@@ -506,7 +507,7 @@ class ClientStore:
         cached = self._jwks_urls.get(url)
         if cached is None or time.monotonic() - cached[0] > _JWKS_URL_CACHE_SECONDS:
             try:
-                response = httpx.get(url, timeout=5.0, follow_redirects=False)
+                response = off_loop(httpx.get, url, timeout=5.0, follow_redirects=False)
                 response.raise_for_status()
                 cached = (time.monotonic(), response.json())
             except (httpx.HTTPError, ValueError) as exc:

