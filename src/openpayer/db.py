@@ -245,8 +245,8 @@ class DriverStatement:
         return compiled.string
 
     def rows(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
-        """The statement's rows (none for a statement without RESULT or RETURNING), in `conn`'s
-        transaction or, on a connection in autocommit, as a transaction of its own."""
+        """The statement's rows (none for a write without RETURNING), in `conn`'s transaction or, on a
+        connection in autocommit, as a transaction of its own."""
         if conn.dialect.name != "postgresql":
             result = conn.execute(self.statement, params)
             return list(result.all()) if result.returns_rows else []

@@ -349,35 +349,19 @@ def _token_row(
 
 
 _FOUND_COLUMNS = ("id", *_ISSUED_COLUMNS, "revoked", "rotated_at")
+_FOUND_ROW = (*_FOUND_COLUMNS, "client_active", "grant_expires_at", "grant_revoked_at", "client_current")
 
 
 def _token_info(row: Any) -> TokenInfo:
-    """A `_find_statement` row: `_FOUND_COLUMNS`, then the four joined values."""
-    (id_, digest, env, kind, client_id, grant_id, code_digest, member_id, patient_id, scope, issued_at) = row[
-        :11
-    ]
-    (expires_at, revoked, rotated_at, client_active, grant_expires_at, grant_revoked_at, client_current) = (
-        row[11:]
-    )
+    """A `_find_statement` row (`_FOUND_ROW`: the token's columns, then the four joined values)."""
+    found = dict(zip(_FOUND_ROW, row, strict=True))
     return TokenInfo(
-        id=id_,
-        digest=digest,
-        env=env,
-        kind=kind,
-        client_id=client_id,
-        grant_id=grant_id,
-        code_digest=code_digest,
-        member_id=member_id,
-        patient_id=patient_id,
-        scope=scope,
-        issued_at=issued_at,
-        expires_at=expires_at,
-        revoked=bool(revoked),
-        rotated_at=rotated_at,
-        client_active=bool(client_active),
-        grant_expires_at=grant_expires_at,
-        grant_revoked=grant_revoked_at is not None,
-        client_current=bool(client_current),
+        **{name: found[name] for name in _FOUND_COLUMNS if name != "revoked"},
+        revoked=bool(found["revoked"]),
+        client_active=bool(found["client_active"]),
+        grant_expires_at=found["grant_expires_at"],
+        grant_revoked=found["grant_revoked_at"] is not None,
+        client_current=bool(found["client_current"]),
     )
 
 
