@@ -48,6 +48,25 @@ def test_postgresql_knows_how_index_values_depend_on_their_parameter(engine: Eng
     assert "INCLUDE (id, deleted)" in index
 
 
+def test_postgresql_samples_token_values_widely_and_string_values_at_the_default(engine: Engine) -> None:
+    """The token statistics' target of 1,000 picks where a chain starts; the string values' default keeps a
+    prefix search's planning cheap (migration 0029: 0.9 ms of planning at 1,000)."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as conn:
+        extended = dict(conn.exec_driver_sql("SELECT stxname, stxstattarget FROM pg_statistic_ext").all())
+        columns = dict(
+            conn.exec_driver_sql(
+                "SELECT attrelid::regclass::text || '.' || attname, attstattarget FROM pg_attribute"
+                " WHERE attrelid IN ('fhir_idx_token'::regclass, 'fhir_idx_string'::regclass)"
+                " AND attname IN ('code', 'value_norm')"
+            ).all()
+        )
+    assert extended["st_fhir_idx_token_hkey_code"] == 1000
+    assert extended["st_fhir_idx_string_hkey_value_norm"] == -1
+    assert columns == {"fhir_idx_token.code": 1000, "fhir_idx_string.value_norm": -1}
+
+
 def test_a_failed_sqlite_upgrade_leaves_nothing_half_done(tmp_path: Path) -> None:
     """On SQLite the whole upgrade is one transaction (migrations/env.py): when a migration fails, the
     tables of the ones before it are rolled back too, and the file is as it was."""
