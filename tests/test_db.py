@@ -6,9 +6,22 @@ import time
 
 import psycopg
 import pytest
-from sqlalchemy import JSON, BigInteger, Boolean, String, bindparam, func, select, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+    text,
+)
 
-from openpayer.db import PING_AFTER_IDLE, DriverStatement, make_engine
+from openpayer.db import PING_AFTER_IDLE, DriverStatement, insert_rows, make_engine, write_transaction
 
 
 def test_postgresql_plans_every_search_with_its_parameter_values(database_url: str) -> None:
@@ -113,3 +126,69 @@ def test_a_driver_statement_on_a_dropped_connection_invalidates_it(database_url:
     finally:
         engine.dispose()
         other.dispose()
+
+
+def _rows_table() -> Table:
+    return Table(
+        "test_insert_rows",
+        MetaData(),
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("word", String(64), nullable=False),
+        Column("n", BigInteger, nullable=True),
+        Column("doc", JSON, nullable=True),
+        Column("tag", String(8), nullable=True, default="dflt"),
+    )
+
+
+def test_inserted_rows_read_back_as_given_whichever_way_they_are_written(database_url: str) -> None:
+    """COPY on PostgreSQL for plain rows (text that COPY must escape, keys in any order); SQLAlchemy's
+    executemany for a JSON column or an omitted column with a Python default."""
+    table = _rows_table()
+    engine = make_engine(database_url)
+    awkward = 'tab\there, newline\nthere, back\\slash, \\N, quote\' "é" ✓'
+    try:
+        table.metadata.create_all(engine)
+        with write_transaction(engine) as conn:
+            insert_rows(conn, table, [])
+            insert_rows(
+                conn, table, [{"word": awkward, "n": 1, "tag": None}, {"word": "b", "n": None, "tag": "t"}]
+            )
+            insert_rows(conn, table, [{"word": "json", "n": 3, "doc": {"a": [1, "x"]}, "tag": "j"}])
+            insert_rows(conn, table, [{"word": "defaulted", "n": 4}])
+            insert_rows(conn, table, [{"word": "k1", "n": 5, "tag": "k"}, {"word": "k2", "tag": "k", "n": 6}])
+        with engine.connect() as conn:
+            got = [
+                tuple(r)
+                for r in conn.execute(
+                    select(table.c.word, table.c.n, table.c.doc, table.c.tag).order_by(table.c.id)
+                )
+            ]
+        assert got == [
+            (awkward, 1, None, None),
+            ("b", None, None, "t"),
+            ("json", 3, {"a": [1, "x"]}, "j"),
+            ("defaulted", 4, None, "dflt"),
+            ("k1", 5, None, "k"),
+            ("k2", 6, None, "k"),
+        ]
+    finally:
+        table.metadata.drop_all(engine)
+        engine.dispose()
+
+
+def test_plain_rows_go_by_copy_on_postgresql_and_a_failure_writes_none(database_url: str) -> None:
+    """The server names the COPY in a failed row's error context; the rows before it are not kept."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("COPY is PostgreSQL's")
+    table = _rows_table()
+    engine = make_engine(database_url)
+    try:
+        table.metadata.create_all(engine)
+        with pytest.raises(psycopg.errors.NotNullViolation) as failed, write_transaction(engine) as conn:
+            insert_rows(conn, table, [{"word": "kept?", "tag": "x"}, {"word": None, "tag": "x"}])
+        assert (failed.value.diag.context or "").startswith("COPY test_insert_rows, line 2")
+        with engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 0
+    finally:
+        table.metadata.drop_all(engine)
+        engine.dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import operator
 import os
 import time
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
+    Table,
     create_engine,
     event,
     exc,
@@ -259,3 +261,44 @@ class DriverStatement:
                 conn.invalidate(error)  # as SQLAlchemy does: the pool drops it and its older siblings
             raise
         return cursor.fetchall() if cursor.description is not None else []
+
+
+def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` (dicts with the same keys) in `conn`'s transaction. On PostgreSQL by `COPY` on the
+    driver's cursor: 5–6 µs of client CPU a row against 32 µs for an executemany, and a quarter of the
+    server's time (docs/performance.md, Token endpoint: the security and audit records of every grant).
+    Falls back to SQLAlchemy's executemany where COPY would differ from it: other databases, rows with
+    different keys, a column that needs SQLAlchemy's type processing, an omitted column with a Python-side
+    default."""
+    if not rows:
+        return
+    keys = list(rows[0])
+    if conn.dialect.name != "postgresql" or not _copyable(table, tuple(keys), conn.dialect):
+        conn.execute(table.insert(), rows)
+        return
+    if any(row.keys() != rows[0].keys() for row in rows):
+        conn.execute(table.insert(), rows)
+        return
+    values = operator.itemgetter(*keys) if len(keys) > 1 else (lambda row: (row[keys[0]],))
+    quote = conn.dialect.identifier_preparer
+    columns = ", ".join(quote.quote(table.c[key].name) for key in keys)
+    driver = conn.connection.driver_connection
+    try:
+        statement = f"COPY {quote.format_table(table)} ({columns}) FROM STDIN"
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[union-attr]
+            for row in rows:
+                copy.write_row(values(row))
+    except conn.dialect.loaded_dbapi.Error as error:
+        if conn.dialect.is_disconnect(error, conn.connection.dbapi_connection, None):
+            conn.invalidate(error)
+        raise
+
+
+@functools.cache
+def _copyable(table: Table, keys: tuple[str, ...], dialect: Any) -> bool:
+    if any(key not in table.c for key in keys):
+        return False
+    types = [table.c[key].type.dialect_impl(dialect) for key in keys]
+    if any(kind.bind_processor(dialect) is not None for kind in types):
+        return False
+    return all(column.default is None for column in table.columns if column.key not in keys)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table
 
-from openpayer.db import write_transaction
+from openpayer.db import insert_rows, write_transaction
 
 BATCH = 500
 MAX_AGE = 2.0  # seconds a row may wait in memory (the background writer's period)
@@ -64,7 +64,7 @@ class RowBuffer:
                 return 0
             try:
                 with write_transaction(self.engine) as conn:
-                    conn.execute(self.table.insert(), rows)
+                    insert_rows(conn, self.table, rows)  # COPY on PostgreSQL
             except Exception:
                 self.log.exception("%s flush failed; %d rows kept for retry", self.table.name, len(rows))
                 with self._lock:
