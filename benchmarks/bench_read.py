@@ -24,7 +24,8 @@ from urllib.parse import urlsplit
 from benchmarks.common import populate_patients, prepare_database, serving, wrk_rate
 
 SERVER = """
-import os, zlib
+import os
+from openpayer.fhir.storage import codec
 from sqlalchemy import select
 from starlette.responses import Response
 from openpayer.app import create_app
@@ -41,7 +42,7 @@ def raw(rtype: str, rid: str) -> Response:
                 fhir_resource.c.env == "sandbox", fhir_resource.c.type == rtype, fhir_resource.c.id == rid
             )
         ).scalar_one()
-    return Response(zlib.decompress(content), media_type="application/json")
+    return Response(codec.decode(content), media_type="application/json")
 
 
 # The baseline routes first, so that they are not matched after every FHIR route.

@@ -39,8 +39,8 @@ from openpayer.seed.generator import generate_plan, write_ndjson
 SINCE = "2000-01-01"
 
 SERVER = """
-import zlib
 from sqlalchemy import text
+from openpayer.fhir.storage import codec
 from starlette.responses import Response
 from openpayer.app import create_app
 from openpayer.fhir.search.values import date_range
@@ -70,7 +70,7 @@ OBS = text(
 
 def bundle(rows) -> Response:
     body = b'{"resourceType":"Bundle","type":"searchset","entry":[' + b",".join(
-        b'{"resource":' + zlib.decompress(row[0]) + b"}" for row in rows
+        b'{"resource":' + codec.decode(row[0]) + b"}" for row in rows
     ) + b"]}"
     return Response(body, media_type="application/fhir+json")
 
