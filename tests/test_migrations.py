@@ -6,15 +6,18 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
 import openpayer.models  # noqa: F401 - every domain's tables
 from openpayer.config import Settings
-from openpayer.db import metadata
-from openpayer.migrate import upgrade
+from openpayer.db import metadata, write_transaction
+from openpayer.fhir.storage.tables import fhir_resource, idx_date, idx_token, index_key
+from openpayer.migrate import alembic_config, upgrade
 
 
 def test_migrations_match_models(engine: Engine) -> None:
@@ -78,3 +81,26 @@ def test_a_failed_sqlite_upgrade_leaves_nothing_half_done(tmp_path: Path) -> Non
     with sqlite3.connect(path) as conn:
         names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert names == {"job_run"}
+
+
+def test_upgrading_past_0030_deletes_the_index_rows_no_search_reads(
+    settings: Settings, engine: Engine, client: TestClient
+) -> None:
+    """`_id` and `_lastUpdated` are searched on the resource row; rows stored for them before are removed,
+    and every other index row stays."""
+    created = client.post("/sandbox/fhir/Patient", json={"resourceType": "Patient", "gender": "female"})
+    pid = created.json()["id"]
+    command.downgrade(alembic_config(settings.resolved_database_url), "0029")
+    with write_transaction(engine) as conn:
+        rid = conn.execute(select(fhir_resource.c.rid).where(fhir_resource.c.id == pid)).scalar_one()
+        before = conn.execute(select(func.count()).select_from(idx_token)).scalar_one()
+        id_key, updated_key = (index_key("sandbox", "Patient", code) for code in ("_id", "_lastUpdated"))
+        conn.execute(idx_token.insert().values(rid=rid, hkey=id_key, code=pid))
+        conn.execute(idx_date.insert().values(rid=rid, hkey=updated_key, low=1, high=2))
+    upgrade(settings)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(idx_token)).scalar_one() == before
+        assert conn.execute(select(func.count()).select_from(idx_date)).scalar_one() == 0
+    query = {"_id": pid, "gender": "female", "_lastUpdated": "gt2000"}
+    found = client.get("/sandbox/fhir/Patient", params=query)
+    assert [entry["resource"]["id"] for entry in found.json()["entry"]] == [pid]

@@ -383,6 +383,10 @@ _Plan = list[
         frozenset[str] | None,
     ]
 ]
+# Searched on the resource row itself (`fhir_resource.id`, `last_updated`; search/params.py `_lookup`), never
+# on index rows: two rows fewer per resource written (a tenth of an ExplanationOfBenefit's).
+ROW_PARAMETERS = frozenset({"_id", "_lastUpdated"})
+
 _PLANS: weakref.WeakKeyDictionary[SearchParamRegistry, dict[tuple[str, bool], _Plan]] = (
     weakref.WeakKeyDictionary()
 )
@@ -397,6 +401,8 @@ def _plan(registry: SearchParamRegistry, resource_type: str, force_fhirpathpy: b
         for param in registry.for_type(resource_type).values():
             if param.type not in _CONVERTERS or not param.expression:
                 continue  # composite parameters are answered from their components' values
+            if param.code in ROW_PARAMETERS:
+                continue
             try:
                 extractor = compile_expression(param.expression, force_fhirpathpy=force_fhirpathpy)
             except Exception:  # a definition fhirpathpy cannot parse indexes nothing
