@@ -265,11 +265,11 @@ class DriverStatement:
 
 def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
     """Insert `rows` (dicts with the same keys) in `conn`'s transaction. On PostgreSQL by `COPY` on the
-    driver's cursor: 5–6 µs of client CPU a row against 32 µs for an executemany, and a quarter of the
-    server's time (docs/performance.md, Token endpoint: the security and audit records of every grant).
-    Falls back to SQLAlchemy's executemany where COPY would differ from it: other databases, rows with
-    different keys, a column that needs SQLAlchemy's type processing, an omitted column with a Python-side
-    default."""
+    driver's cursor: 5–6 µs of client CPU a row against 32 µs for an executemany, and a quarter of its
+    wall time, the server's work included (docs/performance.md, Token endpoint: the security and audit
+    records of every grant). Falls back to SQLAlchemy's executemany where COPY would differ from it: other
+    databases, rows with different sets of keys, a column that needs SQLAlchemy's type processing, an
+    omitted column with a Python-side default."""
     if not rows:
         return
     keys = list(rows[0])
