@@ -212,9 +212,7 @@ def test_writes_match_resource_repository_put(services: Services, tmp_path: Path
 
         for table in INDEX_TABLES:
             assert index_of(table, "sandbox") == index_of(table, "production"), table.name
-        assert index_of(
-            INDEX_TABLES[1], "sandbox"
-        )  # tokens (identifier, active...): there is something to compare
+        assert index_of(INDEX_TABLES[1], "sandbox")  # its tokens: there is something to compare
         # neither writes rows for _id or _lastUpdated: searches read the resource row (extract.ROW_PARAMETERS)
         for env in rows:
             updated = [r for r in index_of(INDEX_TABLES[2], env) if rows[env].last_updated in r]
