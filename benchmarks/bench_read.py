@@ -114,7 +114,8 @@ def main() -> None:
     prepare_database(url, reuse=args.database_url is not None)
     ids = populate_patients(url, args.resources)
     try:
-        with serving(url, workdir, SERVER) as base:
+        with serving(url, workdir, SERVER) as server:
+            base = server.base
             load = run_wrk if shutil.which("wrk") else run_python_client
             fhir_prefix = f"{base}/sandbox/fhir/Patient/"
             raw_prefix = f"{base}/__bench/raw/Patient/"

@@ -21,6 +21,7 @@ PostgreSQL plans of the searches' SQL (`EXPLAIN (ANALYZE, BUFFERS)`), as recorde
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import statistics
@@ -33,7 +34,16 @@ from typing import Any
 import httpx
 import orjson
 
-from benchmarks.common import count_patients, openpayer_load, prepare_database, serving, wrk_rate
+from benchmarks.common import (
+    Server,
+    count_patients,
+    cpu_ms,
+    openpayer_load,
+    postgres_cpu_ms,
+    prepare_database,
+    serving,
+    wrk_rate,
+)
 from openpayer.seed.generator import generate_plan, write_ndjson
 
 SINCE = "2000-01-01"
@@ -249,15 +259,21 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
         return
 
+    # The single client on the last core, the server on the others (PostgreSQL where the system puts it):
+    # the two do not take turns on one core, and each latency comes with the CPU spent on it.
+    cores = sorted(os.sched_getaffinity(0))
+    server_cores = cores[:-1] if len(cores) > 1 else None
+    if server_cores:
+        os.sched_setaffinity(0, cores[-1:])
     try:
-        with serving(url, workdir, SERVER) as base:
-            measure(base, url, args, eob, obs, roles, names, picks)
+        with serving(url, workdir, SERVER, cores=server_cores) as server:
+            measure(server, url, args, eob, obs, roles, names, picks)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def measure(
-    base: str,
+    server: Server,
     url: str,
     args: argparse.Namespace,
     eob: list[str],
@@ -266,6 +282,7 @@ def measure(
     names: list[str],
     picks: list[str],
 ) -> None:
+    base = server.base
     backend = "postgresql" if url.startswith("postgres") else "sqlite"
     with httpx.Client(base_url=base, timeout=30) as client:
         total = client.get("/sandbox/fhir/ExplanationOfBenefit?_summary=count").json()["total"]
@@ -283,9 +300,19 @@ def measure(
             same = {e["resource"]["id"] for e in client.get(fhir_path).json().get("entry", [])}
             if same != {e["resource"]["id"] for e in client.get(raw_path).json()["entry"]}:
                 raise SystemExit(f"the baseline does not return the rows of {fhir_path}")
-        print("single client, sequential:")
+        print("single client, sequential (CPU per request: the server's, then PostgreSQL's if local):")
         for label, paths in rows:
-            print(f"  {label:45s} {summary(latencies(client, paths))}")
+            database_cpu = postgres_cpu_ms if backend == "postgresql" else lambda: None
+            server_before, database_before = cpu_ms(server.pid), database_cpu()
+            timed = latencies(client, paths)
+            server_cpu = (cpu_ms(server.pid) - server_before) / len(paths)
+            database_after = database_cpu()
+            database = (
+                f" / {(database_after - database_before) / len(paths):.2f}"
+                if database_before is not None and database_after is not None
+                else ""
+            )
+            print(f"  {label:45s} {summary(timed)}  CPU {server_cpu:.2f}{database} ms")
     rate = wrk_rate if shutil.which("wrk") else client_rate
     print(f"throughput ({rate.__name__}, {args.connections} connections, {args.seconds} s each):")
     for label, fhir_paths, raw_paths in (

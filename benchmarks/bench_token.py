@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from joserfc.jwk import RSAKey
 
-from benchmarks.common import free_port, prepare_database
+from benchmarks.common import cpu_ms, free_port, prepare_database
 from openpayer.app import build_services
 from openpayer.config import Settings
 from openpayer.db import write_transaction
@@ -256,18 +256,6 @@ class OidcProvider:
         finally:
             process.terminate()
             process.wait(timeout=30)
-
-
-def cpu_ms(pid: int) -> float:
-    """CPU time of `pid` and its live children so far, in ms."""
-    pids = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        pids += [int(child) for child in (task / "children").read_text().split()]
-    ticks = 0
-    for each in pids:
-        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks += int(fields[11]) + int(fields[12])
-    return ticks * 1000 / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(

@@ -9,8 +9,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -142,9 +143,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str  # its base URL
+    pid: int
+
+
 @contextmanager
-def serving(url: str, workdir: Path, app_code: str | None = None) -> Iterator[str]:
-    """Run uvicorn on the database `url` with bearer tokens off; yields its base URL.
+def serving(
+    url: str, workdir: Path, app_code: str | None = None, cores: Sequence[int] | None = None
+) -> Iterator[Server]:
+    """Run uvicorn on the database `url` with bearer tokens off, pinned to `cores` if given.
 
     `app_code` is a module defining `app` (e.g. the FHIR app plus a raw baseline route on the same server);
     by default the plain `openpayer.asgi:app`.
@@ -162,7 +171,8 @@ def serving(url: str, workdir: Path, app_code: str | None = None) -> Iterator[st
         (workdir / "bench_server.py").write_text(app_code)
         target = "bench_server:app"
     command = [sys.executable, "-m", "uvicorn", target, "--port", str(port), "--log-level", "warning"]
-    server = subprocess.Popen([*command, "--no-access-log", "--app-dir", str(workdir)], env=env)
+    pin = ["taskset", "-c", ",".join(map(str, cores))] if cores else []
+    server = subprocess.Popen([*pin, *command, "--no-access-log", "--app-dir", str(workdir)], env=env)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -173,7 +183,37 @@ def serving(url: str, workdir: Path, app_code: str | None = None) -> Iterator[st
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise SystemExit("the server did not start") from None
                 time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}"
+        yield Server(f"http://127.0.0.1:{port}", server.pid)
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def cpu_ms(pid: int) -> float:
+    """CPU time of `pid` and its live children so far, in ms (Linux)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(child) for child in (task / "children").read_text().split()]
+    ticks = 0
+    for each in pids:
+        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_ms() -> float | None:
+    """CPU time so far of this host's PostgreSQL processes, in ms; None where none is visible (a remote
+    server, or not Linux)."""
+    total, seen = 0, False
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() not in ("postgres", "postmaster"):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])
+        seen = True
+    return total * 1000 / os.sysconf("SC_CLK_TCK") if seen else None

@@ -13,10 +13,13 @@ from sqlalchemy import (
     Column,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     bindparam,
+    cast,
     func,
+    literal,
     select,
     text,
 )
@@ -102,6 +105,54 @@ def test_a_driver_statement_refuses_a_parameter_that_needs_sqlalchemys_processin
     try:
         with engine.connect() as conn, pytest.raises(ValueError, match="document"):
             statement.rows(conn, {"document": {"a": 1}})
+    finally:
+        engine.dispose()
+
+
+def test_a_driver_statement_renders_a_constant_in_list_once(database_url: str) -> None:
+    """A constant IN list (as the search engine's allowed types) is part of the statement: it is rendered
+    into the SQL when first compiled, and later calls give only the other values."""
+    words = select(func.regexp_split_to_table(literal("a b c d"), " ").label("w")).subquery()
+    statement = DriverStatement(
+        select(words.c.w)
+        .where(words.c.w.in_(["a", "b", "c"]), words.c.w != bindparam("v0"))
+        .order_by(words.c.w)
+    )
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            if not database_url.startswith("postgresql"):
+                assert not statement.runs_on(conn, {"v0": "a"})  # SQLAlchemy runs it there
+                return
+            for skipped, expected in (("a", ["b", "c"]), ("c", ["a", "b"])):
+                assert statement.runs_on(conn, {"v0": skipped})
+                assert [w for (w,) in statement.rows(conn, {"v0": skipped})] == expected
+            in_list = next(name for name in statement._fixed if name.startswith("w_"))
+            assert not statement.runs_on(conn, {"v0": "a", in_list: ["d"]})  # the list cannot be given again
+    finally:
+        engine.dispose()
+
+
+def test_a_driver_statement_declines_what_only_sqlalchemy_runs_right(database_url: str) -> None:
+    """`runs_on` is False, so a caller goes through SQLAlchemy, for an IN list given per execution, for a
+    numeric column (SQLAlchemy's result processing depends on it) and for a parameter it processes."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite runs driver statements through SQLAlchemy")
+    per_call = DriverStatement(select(func.count()).where(func.abs(1).in_(bindparam("ids", expanding=True))))
+    numeric = DriverStatement(
+        select(cast(bindparam("n", type_=BigInteger()), Numeric(10, 2)).label("amount"))
+    )
+    flagged = DriverStatement(select(bindparam("flag", value=True, type_=Boolean()).label("flag")))
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert not per_call.runs_on(conn, {"ids": [1, 2]})
+            assert per_call._refused is not None
+            assert "IN list" in per_call._refused
+            assert not numeric.runs_on(conn, {"n": 1})
+            assert flagged.runs_on(conn, {})  # its processed parameter is a constant default
+            assert not flagged.runs_on(conn, {"flag": False})
+            assert conn.execute(per_call.statement, {"ids": [1, 2]}).scalar_one() == 1  # the fallback
     finally:
         engine.dispose()
 

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Engine,
     Integer,
     MetaData,
+    Numeric,
     Table,
     create_engine,
     event,
@@ -220,31 +221,70 @@ def single_statement(engine: Engine) -> Iterator[Connection]:
 class DriverStatement:
     """A Core statement that PostgreSQL runs on psycopg's cursor, compiled once, without SQLAlchemy's
     per-execution work (an execution context, parameter processing, a result object): 50–70 µs of a 90 µs
-    statement on a token grant's path (docs/performance.md, Token endpoint). Other databases run it through
-    SQLAlchemy as before. Both return the rows as tuples in the statement's column order.
+    statement on a token grant's path, and 9 % of a chained directory search's instructions in process
+    (docs/performance.md, Token endpoint and Search). Other databases run it through SQLAlchemy as before.
+    Both return the rows as tuples in the statement's column order.
 
     Only for statements whose parameters psycopg adapts as given: a statement with a parameter that needs
-    SQLAlchemy's type processing (other than a constant default) is refused when it is first compiled."""
+    SQLAlchemy's type processing (other than a constant default) is refused when it is first compiled, and
+    so is an IN list given per execution. `runs_on` says beforehand whether a call can take this path (for
+    callers that fall back to `conn.execute`)."""
 
     def __init__(self, statement: Any) -> None:
         self.statement = statement
         self._sql: str | None = None
         self._defaults: dict[str, Any] = {}
+        self._fixed: frozenset[str] = frozenset()  # parameters a call may not give: processed, or IN lists
+        self._refused: str | None = None
 
     def _compile(self, dialect: Any) -> str:
         compiled = self.statement.compile(dialect=dialect)
         # SQLAlchemy keeps a compiled statement's bind processors only on this attribute.
-        processors = getattr(compiled, "_bind_processors", {})
+        processors = dict(getattr(compiled, "_bind_processors", {}))
+        sql, params, expanding = compiled.string, dict(compiled.params), frozenset[str]()
+        if compiled.post_compile_params:
+            # An IN list's values (an "expanding" parameter) are rendered into the SQL once, one parameter
+            # each: such a list is part of the statement, and cannot be given again per execution.
+            given = {
+                name: None
+                for bind, name in compiled.bind_names.items()
+                if bind.required and not bind.expanding
+            }
+            try:
+                state = compiled.construct_expanded_state(given)
+            except exc.InvalidRequestError as error:  # what SQLAlchemy says of an IN list without values
+                raise ValueError(f"an IN list would be given per execution ({error})") from error
+            sql = state.statement
+            params = {name: value for name, value in state.parameters.items() if name not in given}
+            params.update(dict.fromkeys(given))
+            processors.update(state.processors)
+            expanding = frozenset(compiled.bind_names[bind] for bind in compiled.post_compile_params)
         defaults: dict[str, Any] = {}
-        for name, value in compiled.params.items():
+        for name, value in params.items():
             if value is None:
                 if name in processors:
                     raise ValueError(f"parameter {name} needs SQLAlchemy's processing")
                 continue
             defaults[name] = processors[name](value) if name in processors else value
         self._defaults = defaults
-        self._sql = compiled.string
-        return compiled.string
+        self._fixed = frozenset(processors) | expanding
+        self._sql = sql
+        return sql
+
+    def runs_on(self, conn: Connection, params: dict[str, Any]) -> bool:
+        """Whether `rows(conn, params)` runs on the driver: PostgreSQL, a statement that compiles for it,
+        no given parameter that SQLAlchemy processes or that is an IN list, columns returned as they are."""
+        if conn.dialect.name != "postgresql" or self._refused is not None:
+            return False
+        if self._sql is None:
+            try:
+                if not _plain_results(self.statement, conn.dialect):
+                    raise ValueError("a column needs SQLAlchemy's result processing")
+                self._compile(conn.dialect)
+            except ValueError as refused:
+                self._refused = str(refused)
+                return False
+        return self._fixed.isdisjoint(params)
 
     def rows(self, conn: Connection, params: dict[str, Any]) -> list[Any]:
         """The statement's rows (none for a write without RETURNING), in `conn`'s transaction or, on a
@@ -261,6 +301,16 @@ class DriverStatement:
                 conn.invalidate(error)  # as SQLAlchemy does: the pool drops it and its older siblings
             raise
         return cursor.fetchall() if cursor.description is not None else []
+
+
+def _plain_results(statement: Any, dialect: Any) -> bool:
+    """Whether SQLAlchemy returns every column of `statement` as the driver gives it (no result processor;
+    numeric types are refused, as theirs depends on the column's type in the result)."""
+    for column in getattr(statement, "selected_columns", ()):
+        impl = column.type.dialect_impl(dialect)
+        if isinstance(impl, Numeric) or impl.result_processor(dialect, None) is not None:
+            return False
+    return True
 
 
 def insert_rows(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> None:

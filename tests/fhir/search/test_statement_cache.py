@@ -16,6 +16,7 @@ import pytest
 from openpayer.db import read_connection
 from openpayer.fhir.paging import CursorSigner
 from openpayer.fhir.search.bundle import SearchResult
+from openpayer.fhir.search.pages import PageStatement
 from openpayer.fhir.search.registry import default_registry
 from openpayer.fhir.search.service import SearchService
 from openpayer.fhir.search.statements import StatementCache
@@ -96,6 +97,38 @@ def test_chains_and_includes_rebind_their_values(directory) -> None:
     assert roles("urn:nucc|S1", "66600") == (["role3"], ["pr3"])
     assert roles("S2", "66602") == (["role2"], ["pr2"])
     assert roles("S1", "99999") == ([], [])
+
+
+def test_a_cached_page_runs_on_the_driver_on_postgresql(directory) -> None:
+    """From the second search of a shape, PostgreSQL runs the page and its folded include on psycopg's
+    cursor (`db.DriverStatement`: compiled once, the allowed types' IN list rendered into it); SQLite, and
+    the first search, through SQLAlchemy. The rows are the same either way."""
+    store, _env, service = directory
+
+    def roles(specialty: str, zip_code: str) -> tuple[list[str], list[str]]:
+        query = [
+            ("specialty", specialty),
+            ("location.address-postalcode", zip_code),
+            ("_include", "PractitionerRole:practitioner"),
+        ]
+        result = _search(directory, "PractitionerRole", query)
+        return _ids(result), sorted(e.id for e in result.included)
+
+    def compiled_pages() -> list[PageStatement]:
+        cached = service.statements._items.values()
+        return [s for s in cached if isinstance(s, PageStatement) and s.driver._sql is not None]
+
+    assert roles("S2", "66600") == (["role0"], ["pr0"])
+    assert compiled_pages() == []  # the first search of the shape: built, and run through SQLAlchemy
+    assert roles("S1", "66601") == (["role1"], ["pr1"])
+    assert roles("S2", "66602") == (["role2"], ["pr2"])
+    on_driver = compiled_pages()
+    if store.engine.dialect.name == "postgresql":
+        assert len(on_driver) == 1
+        assert on_driver[0].folded is not None
+        assert on_driver[0].driver._refused is None
+    else:
+        assert on_driver == []
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ and cuts at the cap), so the entries are the same.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -35,6 +35,7 @@ from sqlalchemy import (
     select,
 )
 
+from openpayer.db import DriverStatement
 from openpayer.fhir.search.driven import index_driven_page
 from openpayer.fhir.search.params import IncludeSpec, ParsedQuery, all_resource_types
 from openpayer.fhir.search.sql import Context, criteria_clauses, sort_value
@@ -63,10 +64,15 @@ class Row:
 
 @dataclass(frozen=True, slots=True)
 class PageStatement:
-    """A page statement and the include folded into it (its rows follow the page's, `part` 1), if any."""
+    """A page statement and the include folded into it (its rows follow the page's, `part` 1), if any;
+    `driver` runs it again with other values without SQLAlchemy's per-execution work (PostgreSQL)."""
 
     statement: Select[Any]
     folded: IncludeSpec | None = None
+    driver: DriverStatement = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "driver", DriverStatement(self.statement))
 
 
 def foldable_include(ctx: Context, parsed: ParsedQuery) -> int | None:

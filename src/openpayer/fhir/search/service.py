@@ -452,7 +452,11 @@ class SearchService:
                 self.include_cap,
             ),
         )
-        fetched: list[Any] = list(conn.execute(page.statement, values).all())
+        fetched: list[Any]
+        if values and page.driver.runs_on(conn, values):  # a cached shape, its values given: on psycopg
+            fetched = page.driver.rows(conn, values)
+        else:
+            fetched = list(conn.execute(page.statement, values).all())
         folded: tuple[int, list[Row]] | None = None
         if page.folded is not None and fold is not None:
             # part 0: the page's rows, then part 1: the include's (ordered by part, then key)
