@@ -32,7 +32,7 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.common import free_port, populate_patients, prepare_database
+from benchmarks.common import cpu_ms, free_port, populate_patients, prepare_database
 
 PIDS: dict[str, int] = {}
 LUA = """
@@ -77,18 +77,6 @@ def server(url: str, home: Path, workers: int, *, before: bool = False) -> Itera
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def cpu_ticks(pid: int) -> int:
-    """utime + stime of `pid` and its live children (the worker processes), in clock ticks."""
-    pids = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        pids += [int(child) for child in (task / "children").read_text().split()]
-    total = 0
-    for each in pids:
-        fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total
 
 
 def machine_busy() -> tuple[int, int]:
@@ -144,15 +132,14 @@ def main() -> None:
             (f"{args.workers} workers, before (uvicorn's socket, h11, asyncio)", args.workers, True)
         )
     results: dict[str, list[tuple[float, str, str]]] = {name: [] for name, _, _ in configs}
-    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
     try:
         for _ in range(args.rounds):
             for name, workers, before in configs:
                 with server(url, home, workers, before=before) as base:
                     pinned_wrk(base, paths, 2, args.connections, core)  # warm-up: connections, caches
-                    server_before, (busy_before, total_before) = cpu_ticks(PIDS[base]), machine_busy()
+                    server_before, (busy_before, total_before) = cpu_ms(PIDS[base]), machine_busy()
                     rate, latency = pinned_wrk(base, paths, args.seconds, args.connections, core)
-                    server_cpu = (cpu_ticks(PIDS[base]) - server_before) * tick_ms / (rate * args.seconds)
+                    server_cpu = (cpu_ms(PIDS[base]) - server_before) / (rate * args.seconds)
                     busy, total = machine_busy()
                     share = 100 * (busy - busy_before) / (total - total_before)
                     usage = f"server CPU {server_cpu:.2f} ms/req, machine {share:.0f} % busy"
