@@ -301,8 +301,8 @@ def measure(
             if same != {e["resource"]["id"] for e in client.get(raw_path).json()["entry"]}:
                 raise SystemExit(f"the baseline does not return the rows of {fhir_path}")
         print("single client, sequential (CPU per request: the server's, then PostgreSQL's if local):")
+        database_cpu = postgres_cpu_ms if backend == "postgresql" else lambda: None
         for label, paths in rows:
-            database_cpu = postgres_cpu_ms if backend == "postgresql" else lambda: None
             server_before, database_before = cpu_ms(server.pid), database_cpu()
             timed = latencies(client, paths)
             server_cpu = (cpu_ms(server.pid) - server_before) / len(paths)

@@ -254,9 +254,7 @@ class DriverStatement:
                 state = compiled.construct_expanded_state(given)
             except exc.InvalidRequestError as error:  # what SQLAlchemy says of an IN list without values
                 raise ValueError(f"an IN list would be given per execution ({error})") from error
-            sql = state.statement
-            params = {name: value for name, value in state.parameters.items() if name not in given}
-            params.update(dict.fromkeys(given))
+            sql, params = state.statement, dict(state.parameters)  # `given` ones still None: per call
             processors.update(state.processors)
             expanding = frozenset(compiled.bind_names[bind] for bind in compiled.post_compile_params)
         defaults: dict[str, Any] = {}
