@@ -96,6 +96,10 @@ QUERIES = [
     [("identifier", "urn:npi|")],
     [("identifier", "urn:npi|npi1,urn:npi|npi6,urn:npi|npi90")],
     [("gender", "female"), ("name", "s"), ("_count", "1")],
+    # two criteria on the driver's own index table: the other one must not be correlated with the driver
+    [("gender", "female"), ("identifier", "urn:npi|"), ("_count", "2")],
+    [("identifier", "urn:npi|"), ("gender:not", "female")],
+    [("name", "ro"), ("family", "rob")],
     [("name", "ro"), ("_total", "accurate"), ("_count", "2")],
     [("name", "zzz")],
     [("_type", "PractitionerRole"), ("specialty", "S1"), ("location.address-postalcode", "6660")],

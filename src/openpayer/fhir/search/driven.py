@@ -12,6 +12,7 @@ docs/performance.md).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
 
 from sqlalchemy import FromClause, Integer, Select, func, literal_column, or_, select, union_all
@@ -40,11 +41,24 @@ def index_driven_matches(nodes: Sequence[Node], types: Sequence[str], ctx: Conte
     keys = ctx.hkeys(first.types, first.code)
     if first.kind == "token" and first.modifier == "of-type":
         keys = ctx.hkeys(first.types, f"{first.code}|of-type")
-    table = TABLES[first.kind]
+    table = _driving(first.kind)
     preds = [_value_pred(first.kind, table, first.modifier, v, ctx) for v in first.values]
-    driver = select(table.c.rid).where(_hk(table.c.hkey, keys), or_(*preds)).distinct().subquery("d")
-    rest = [node_clause(node, driver, ctx) for node in nodes[1:]]
-    return select(driver.c.rid).where(*rest).offset(0).subquery("m")
+    # The other criteria test the driver's index rows before DISTINCT: PostgreSQL may then probe the driver's
+    # index with their rids when they are the selective side (a ZIP code's 65 roles against a specialty's
+    # 16,000 rows). Tested after DISTINCT, they could not reach inside it, and the driver's rows were read in
+    # rid order up to the last match (docs/performance.md, Search, "Ninth session").
+    rest = [node_clause(node, table, ctx) for node in nodes[1:]]
+    driver = select(table.c.rid).where(_hk(table.c.hkey, keys), or_(*preds), *rest).distinct().subquery("d")
+    return select(driver.c.rid).offset(0).subquery("m")
+
+
+@cache
+def _driving(kind: str) -> FromClause:
+    """The driving index table under a name of its own, so that another criterion on the same table (two
+    tokens) is not correlated with the driver; built once (see `sql._numbered_aliases`)."""
+    alias = TABLES[kind].alias("d0")
+    alias.c  # noqa: B018  (populated once, before threads share it)
+    return alias
 
 
 def index_driven_page(
