@@ -34,6 +34,7 @@ from sqlalchemy import (
     or_,
     select,
 )
+from sqlalchemy.dialects.postgresql import distinct_on
 
 from openpayer.db import DriverStatement
 from openpayer.fhir.search.driven import index_driven_page
@@ -232,6 +233,11 @@ def include_query(
     known = spec.source_type if spec.reverse else spec.target_type
     query = query.where(other.c.deleted.is_(False), ctx.guard(other, (known,) if known else None))
     cut = bindparam("limit", type_=Integer) if limit is None else limit
+    if ctx.dialect == "postgresql":
+        # DISTINCT ON the rid carries the row's stored bytes along, compared by rid alone: no second read
+        # of each row by its key, and one table fewer to plan (docs/performance.md, Search, "Ninth session").
+        with_content = query.add_columns(other.c.content).ext(distinct_on(other.c.rid))
+        return with_content.order_by(other.c.rid).limit(cut)
     found = query.distinct().order_by(other.c.rid).limit(cut).subquery("i")
     # The stored bytes join after DISTINCT and LIMIT, as for the page: the same round trip.
     stored = STORED
