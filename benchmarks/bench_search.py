@@ -14,7 +14,9 @@ formulary), loaded through `openpayer load`. Four searches from the issue are ti
         --database-url postgresql://postgres@127.0.0.1:5432/openpayer_search_bench
     .venv/bin/python benchmarks/bench_search.py --members 300        # a fresh SQLite file
 
-`--reuse` keeps an existing database (load skipped when its Patients are there). `--explain` prints the
+Each latency row is measured twice: by this script's Python client, and by `wrk` with one connection over the
+same paths (5 s), which reads each response without parsing it: the difference is the Python client's own
+time. `--reuse` keeps an existing database (load skipped when its Patients are there). `--explain` prints the
 PostgreSQL plans of the searches' SQL (`EXPLAIN (ANALYZE, BUFFERS)`), as recorded in docs/performance.md.
 """
 
@@ -42,6 +44,7 @@ from benchmarks.common import (
     postgres_cpu_ms,
     prepare_database,
     serving,
+    wrk_latencies,
     wrk_rate,
 )
 from openpayer.seed.generator import generate_plan, write_ndjson
@@ -300,7 +303,10 @@ def measure(
             same = {e["resource"]["id"] for e in client.get(fhir_path).json().get("entry", [])}
             if same != {e["resource"]["id"] for e in client.get(raw_path).json()["entry"]}:
                 raise SystemExit(f"the baseline does not return the rows of {fhir_path}")
-        print("single client, sequential (CPU per request: the server's, then PostgreSQL's if local):")
+        print(
+            "single client, sequential (CPU per request: the server's, then PostgreSQL's if local); each"
+            " row as this Python client sees it, then as wrk with one connection does (no parsing):"
+        )
         database_cpu = postgres_cpu_ms if backend == "postgresql" else lambda: None
         for label, paths in rows:
             server_before, database_before = cpu_ms(server.pid), database_cpu()
@@ -313,6 +319,19 @@ def measure(
                 else ""
             )
             print(f"  {label:45s} {summary(timed)}  CPU {server_cpu:.2f}{database} ms")
+            if shutil.which("wrk"):
+                wrk_label = " " * (len(label) - len(label.lstrip()) + 2) + "wrk -c1, the same paths"
+                print(f"  {wrk_label:45s} ", end="", flush=True)
+                server_before, database_before = cpu_ms(server.pid), database_cpu()
+                p50, p95, count = wrk_latencies(base, paths, min(args.seconds, 5))
+                server_cpu = (cpu_ms(server.pid) - server_before) / count
+                database_after = database_cpu()
+                database = (
+                    f" / {(database_after - database_before) / count:.2f}"
+                    if database_before is not None and database_after is not None
+                    else ""
+                )
+                print(f"p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  (n={count})  CPU {server_cpu:.2f}{database} ms")
     rate = wrk_rate if shutil.which("wrk") else client_rate
     print(f"throughput ({rate.__name__}, {args.connections} connections, {args.seconds} s each):")
     for label, fhir_paths, raw_paths in (

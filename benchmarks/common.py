@@ -137,6 +137,34 @@ def wrk_rate(base: str, paths: list[str], seconds: int, connections: int) -> flo
     raise SystemExit(f"could not read wrk output:\n{out}")
 
 
+def wrk_latencies(base: str, paths: list[str], seconds: int) -> tuple[float, float, int]:
+    """p50 and p95 latency in ms, and the number of requests, of `wrk` with one connection going through
+    `paths` in turn: the latency of a client that reads the response and does not parse it (a Python
+    client adds its own parsing, ~1 ms for a 75-entry Bundle, to every figure it measures)."""
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(
+        "paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
+        "i = 0\n"
+        "request = function() i = i % #paths + 1; return wrk.format('GET', paths[i]) end\n"
+        "done = function(summary, latency, requests)\n"
+        "  io.write(string.format('latency %f %f %d\\n', latency:percentile(50) / 1000,"
+        " latency:percentile(95) / 1000, summary.requests))\n"
+        "end\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t1", "-c1", f"-d{seconds}s", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    script.unlink()
+    for line in out.splitlines():
+        if line.startswith("latency "):
+            p50, p95, count = line.split()[1:]
+            return float(p50), float(p95), int(count)
+    raise SystemExit(f"could not read wrk output:\n{out}")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -151,12 +179,16 @@ class Server:
 
 @contextmanager
 def serving(
-    url: str, workdir: Path, app_code: str | None = None, cores: Sequence[int] | None = None
+    url: str,
+    workdir: Path,
+    app_code: str | None = None,
+    cores: Sequence[int] | None = None,
+    src: str = "src",
 ) -> Iterator[Server]:
     """Run uvicorn on the database `url` with bearer tokens off, pinned to `cores` if given.
 
     `app_code` is a module defining `app` (e.g. the FHIR app plus a raw baseline route on the same server);
-    by default the plain `openpayer.asgi:app`.
+    by default the plain `openpayer.asgi:app`. `src` is the package's folder (another tree's, to compare).
     """
     port = free_port()
     env = dict(
@@ -164,7 +196,7 @@ def serving(
         OPENPAYER_DATABASE_URL=url,
         OPENPAYER_HOME=str(workdir),
         OPENPAYER_AUTH_ENFORCE="false",  # the unauthenticated path; bench_auth.py measures the token check
-        PYTHONPATH="src",
+        PYTHONPATH=src,
     )
     target = "openpayer.asgi:app"
     if app_code is not None:
