@@ -7,7 +7,8 @@ turn (A then B, then B then A for the next), so that both see the same moments o
 p50/p90/p95 and the server's CPU per request for each, and checks that both return the same entries and
 totals (resource type, id and search mode; the Bundle's ids, timestamps and links differ by nature).
 
-    .venv/bin/python -m benchmarks.compare_search --other /tmp/main-export/src --members 10000 \\
+    mkdir -p /tmp/openpayer-main && git archive main | tar -x -C /tmp/openpayer-main
+    .venv/bin/python -m benchmarks.compare_search --other /tmp/openpayer-main/src --members 10000 \\
         --practitioners 50000 --database-url postgresql://postgres@127.0.0.1:5432/openpayer_search_bench
 
 The store must already hold the plan of `--members` and `--practitioners` (built by `bench_search`).
