@@ -30,6 +30,8 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +180,24 @@ def latencies(client: httpx.Client, paths: list[str]) -> list[float]:
     return out
 
 
+def per_request(
+    pid: int, database_cpu: Callable[[], float | None], run: Callable[[], Any]
+) -> tuple[Any, str]:
+    """`run()`'s result (a list of latencies, or wrk's figures ending with the request count), and the CPU
+    per request of the server `pid` and of the local PostgreSQL while it ran."""
+    server_before, database_before = cpu_ms(pid), database_cpu()
+    result = run()
+    count = len(result) if isinstance(result, list) else result[-1]
+    server_cpu = (cpu_ms(pid) - server_before) / count
+    database_after = database_cpu()
+    database = (
+        f" / {(database_after - database_before) / count:.2f}"
+        if database_before is not None and database_after is not None
+        else ""
+    )
+    return result, f"CPU {server_cpu:.2f}{database} ms"
+
+
 def summary(values: list[float]) -> str:
     ordered = sorted(values)
     p95 = ordered[max(0, int(len(ordered) * 0.95) - 1)]
@@ -309,29 +329,15 @@ def measure(
         )
         database_cpu = postgres_cpu_ms if backend == "postgresql" else lambda: None
         for label, paths in rows:
-            server_before, database_before = cpu_ms(server.pid), database_cpu()
-            timed = latencies(client, paths)
-            server_cpu = (cpu_ms(server.pid) - server_before) / len(paths)
-            database_after = database_cpu()
-            database = (
-                f" / {(database_after - database_before) / len(paths):.2f}"
-                if database_before is not None and database_after is not None
-                else ""
-            )
-            print(f"  {label:45s} {summary(timed)}  CPU {server_cpu:.2f}{database} ms")
+            timed, cpu = per_request(server.pid, database_cpu, partial(latencies, client, paths))
+            print(f"  {label:45s} {summary(timed)}  {cpu}")
             if shutil.which("wrk"):
                 wrk_label = " " * (len(label) - len(label.lstrip()) + 2) + "wrk -c1, the same paths"
                 print(f"  {wrk_label:45s} ", end="", flush=True)
-                server_before, database_before = cpu_ms(server.pid), database_cpu()
-                p50, p95, count = wrk_latencies(base, paths, min(args.seconds, 5))
-                server_cpu = (cpu_ms(server.pid) - server_before) / count
-                database_after = database_cpu()
-                database = (
-                    f" / {(database_after - database_before) / count:.2f}"
-                    if database_before is not None and database_after is not None
-                    else ""
+                (p50, p95, count), cpu = per_request(
+                    server.pid, database_cpu, partial(wrk_latencies, base, paths, min(args.seconds, 5))
                 )
-                print(f"p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  (n={count})  CPU {server_cpu:.2f}{database} ms")
+                print(f"p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  (n={count})  {cpu}")
     rate = wrk_rate if shutil.which("wrk") else client_rate
     print(f"throughput ({rate.__name__}, {args.connections} connections, {args.seconds} s each):")
     for label, fhir_paths, raw_paths in (

@@ -119,18 +119,12 @@ def populate_patients(url: str, count: int) -> list[str]:
 
 def wrk_rate(base: str, paths: list[str], seconds: int, connections: int) -> float:
     """Requests/s from `wrk` over random picks of `paths` (relative to `base`)."""
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(
+    out = _wrk(
+        base,
+        ["-t1", f"-c{connections}", f"-d{seconds}s"],
         "paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
-        "request = function() return wrk.format('GET', paths[math.random(#paths)]) end\n"
+        "request = function() return wrk.format('GET', paths[math.random(#paths)]) end\n",
     )
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), base],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    script.unlink()
     for line in out.splitlines():
         if line.startswith("Requests/sec:"):
             return float(line.split()[1])
@@ -141,28 +135,34 @@ def wrk_latencies(base: str, paths: list[str], seconds: int) -> tuple[float, flo
     """p50 and p95 latency in ms, and the number of requests, of `wrk` with one connection going through
     `paths` in turn: the latency of a client that reads the response and does not parse it (a Python
     client adds its own parsing, ~1 ms for a 75-entry Bundle, to every figure it measures)."""
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(
+    out = _wrk(
+        base,
+        ["-t1", "-c1", f"-d{seconds}s"],
         "paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
         "i = 0\n"
         "request = function() i = i % #paths + 1; return wrk.format('GET', paths[i]) end\n"
         "done = function(summary, latency, requests)\n"
         "  io.write(string.format('latency %f %f %d\\n', latency:percentile(50) / 1000,"
         " latency:percentile(95) / 1000, summary.requests))\n"
-        "end\n"
+        "end\n",
     )
-    out = subprocess.run(
-        ["wrk", "-t1", "-c1", f"-d{seconds}s", "-s", str(script), base],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    script.unlink()
     for line in out.splitlines():
         if line.startswith("latency "):
             p50, p95, count = line.split()[1:]
             return float(p50), float(p95), int(count)
     raise SystemExit(f"could not read wrk output:\n{out}")
+
+
+def _wrk(base: str, options: list[str], script_text: str) -> str:
+    """wrk's output for `options` with a Lua script."""
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(script_text)
+    try:
+        return subprocess.run(
+            ["wrk", *options, "-s", str(script), base], capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        script.unlink()
 
 
 def free_port() -> int:
