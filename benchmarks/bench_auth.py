@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from starlette.types import Receive, Scope, Send
 
 from benchmarks.common import prepare_database
 from openpayer.api.negotiation import error_response
@@ -220,7 +221,7 @@ def guard_cost(url: str, workdir: Path, token: str, path: str, n: int) -> None:
     """Microseconds the bearer-token guard adds to a warm read, measured in process around a stub app."""
     services = build_services(Settings(database_url=url, home=workdir, secret_key="bench"))
 
-    async def answer(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 

@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import closing
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -244,7 +245,7 @@ def explain(url: str, base: str, paths: list[str]) -> None:
                 for statement, parameters in captured:
                     raw = conn.connection.dbapi_connection
                     assert raw is not None
-                    with raw.cursor() as cursor:
+                    with closing(raw.cursor()) as cursor:
                         cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, parameters)
                         print("\n".join(row[0] for row in cursor.fetchall()))
                     print("--")

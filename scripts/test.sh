@@ -10,6 +10,7 @@ echo "== lint and types"
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/mypy
+.venv/bin/mypy benchmarks
 echo "== import contracts (imports point down; docs/architecture.md)"
 .venv/bin/lint-imports --no-cache
 
