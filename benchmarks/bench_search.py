@@ -141,6 +141,16 @@ def read_ndjson(folder: Path, rtype: str) -> list[dict[str, Any]]:
     return out
 
 
+def draw_queries(folder: Path, samples: int) -> tuple[list[str], list[str], list[str]]:
+    """The benchmark's members (for the member searches), directory role searches and name searches: the
+    same draws on every run of the same plan, whichever script draws them."""
+    rng = random.Random(3)
+    patients = [p["id"] for p in read_ndjson(folder, "Patient")]
+    picks = [rng.choice(patients) for _ in range(samples)]
+    roles, names = directory_queries(folder, rng, samples)
+    return picks, roles, names
+
+
 def directory_queries(folder: Path, rng: random.Random, count: int) -> tuple[list[str], list[str]]:
     """(specialty, postal code) pairs that occur in the directory, and 3-letter name prefixes."""
     zips = {
@@ -271,12 +281,9 @@ def main() -> None:
     url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
     prepare_database(url, reuse=args.reuse)
     folder = populate(url, args.members, workdir, args.practitioners)
-    rng = random.Random(3)
-    patients = [p["id"] for p in read_ndjson(folder, "Patient")]
-    picks = [rng.choice(patients) for _ in range(args.samples)]
+    picks, roles, names = draw_queries(folder, args.samples)
     eob = [f"ExplanationOfBenefit?patient={p}&_lastUpdated=ge{SINCE}&_count=50" for p in picks]
     obs = [f"Observation?patient={p}&category=laboratory&date=ge{SINCE}" for p in picks]
-    roles, names = directory_queries(folder, rng, args.samples)
     if args.explain:
         explain(url, "/sandbox/fhir/", [eob[0], obs[0]])
         explain(url, "/sandbox/directory/", [roles[0], names[0]])

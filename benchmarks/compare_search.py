@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.bench_search import directory_queries, read_ndjson
+from benchmarks.bench_search import draw_queries
 from benchmarks.common import Server, cpu_ms, serving
 from openpayer.seed.generator import generate_plan, write_ndjson
 
@@ -52,14 +52,17 @@ def main() -> None:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="openpayer-compare-"))
-    folder = workdir / "ndjson"
-    write_ndjson(generate_plan(args.members, seed=7, practitioners=args.practitioners), folder)
-    rng = random.Random(3)  # the same draws as bench_search: its patients first, then the directory
-    patients = [p["id"] for p in read_ndjson(folder, "Patient")]
-    for _ in range(args.samples):
-        rng.choice(patients)
-    roles, names = directory_queries(folder, rng, args.samples)
+    try:
+        folder = workdir / "ndjson"  # the plan's files, to draw the searches from (GBs: removed at the end)
+        write_ndjson(generate_plan(args.members, seed=7, practitioners=args.practitioners), folder)
+        _, roles, names = draw_queries(folder, args.samples)  # the searches bench_search times
+        compare(args, workdir, roles, names)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
+
+def compare(args: argparse.Namespace, workdir: Path, roles: list[str], names: list[str]) -> None:
+    """Both servers up on the same cores, the client on the last one; each search timed on both."""
     cores = sorted(os.sched_getaffinity(0))
     server_cores = cores[:-1] if len(cores) > 1 else None
     if server_cores:
