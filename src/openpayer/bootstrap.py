@@ -145,7 +145,6 @@ def build_services(
     from openpayer.oauth.tokens import TokenStore
     from openpayer.policy.engine import InactivityPolicy
     from openpayer.portal.app_profiles import PortalAppDirectory
-    from openpayer.portal.directory import Directory
     from openpayer.portal.services import Portal
     from openpayer.security.audit import AuditLog
     from openpayer.security.audit_search import AuditSearch
@@ -232,6 +231,7 @@ def build_services(
         patients=lambda env, resource: fhir.create(env, "Patient", resource).stored.id,
         activity=auth.activity,  # the console's last authorization and call per client
         access=AuditSearch(engine, audit),  # the console's audit search and the CMS usage report
+        tokens=tokens,  # removing an organization revokes its clients' tokens
     )
     auth.directory = PortalAppDirectory(  # the consent page and member pages read the portal's answers
         engine,
@@ -249,7 +249,7 @@ def build_services(
         tokens,
         background.email,
         secret=settings.resolved_secret_key,
-        directory=Directory(portal.people, portal.monitoring),  # the portal, read through its services
+        directory=portal.directory,  # the portal, read through its services (the console's removal too)
     )
     background.registry.periodic(
         "policy.sweep",

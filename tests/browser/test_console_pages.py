@@ -1,6 +1,7 @@
 """The staff console's directory, audit, administration and report pages in chromium at phone width: an admin
-signs in (password, TOTP), searches, opens each detail page, suspends a subscription with its form, adds a
-staff member, and reads the audit log and the CMS report. Every page passes axe and fits the phone's width."""
+signs in (password, TOTP), searches, opens each detail page (the organization's shows its remove form),
+suspends a subscription with its form, adds a staff member, and reads the audit log and the CMS report. Every
+page passes axe and fits the phone's width."""
 
 from __future__ import annotations
 
@@ -56,6 +57,7 @@ def test_console_pages_in_the_browser(
     phone.click("form.search button")
     check()
     phone.click("text=Example Health Apps, Inc.")
+    expect(phone.locator("#reason-remove-organization")).to_be_visible()  # the admin's remove form
     check()
     phone.click("text=My Health Wallet")
     check()

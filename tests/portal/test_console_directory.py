@@ -1,6 +1,7 @@
 """The console's directory over HTTP: search and detail pages with status, contacts, scopes and activity per
-environment; suspend, restore, rotate and remove, each permission both ways and each action audited; and
-clients registered with `openpayer clients register` shown and handled as operator-registered applications."""
+environment; suspend, restore, rotate and remove, each permission both ways and each action audited; removing
+a whole organization; and clients registered with `openpayer clients register` shown and handled as
+operator-registered applications."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from openpayer.app import Services
 from openpayer.cli.main import app as cli_app
 from openpayer.config import Settings
+from openpayer.members.models import consent_grant
+from openpayer.oauth.models import oauth_token
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, two_member_world
 
 from .conftest import ANSWERS, app_details, org_details
@@ -118,6 +122,84 @@ def test_subscription_actions_are_checked_both_ways_and_audited(
     assert trail[0].action == f"subscription:{action}"
     assert trail[0].actor_account_id is not None
     assert "Incident 42" in json.dumps(trail[0].after)
+
+
+def test_removing_an_organization_removes_its_subscriptions_tokens_and_accounts(
+    client: TestClient, services: Services
+) -> None:
+    ids = two_member_world(services)
+    world = developer_world(services)
+    portal = services.portal
+    # A staff member who also belongs to the organization keeps their account.
+    colleague, _ = portal.actions.create_staff(None, email="ops@example-app.com", role="auditor")
+    _, invitation = portal.organizations.invite(
+        world.account_id, world.organization_id, "ops@example-app.com", "developer"
+    )
+    portal.organizations.accept(invitation, colleague.account_id, "ops@example-app.com")
+    smart = SmartApp(client, world.client_id, REDIRECT, client_secret=world.secret)
+    token = smart.launch("launch/patient patient/*.rs", "member-a", TEST_PASSWORD)["access_token"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert client.get(f"/sandbox/fhir/Patient/{ids['a']}", headers=bearer).status_code == 200
+
+    url = f"/admin/organizations/{world.organization_id}"
+    for role in ROLES:
+        if role == "admin":
+            continue
+        http = staff_client(client.app, services, role)
+        assert 'id="reason-remove-organization"' not in http.get(url).text
+        refused = submit(http, url, f"{url}/remove", reason="testing")
+        assert refused.status_code == 403, (role, refused.text)
+        assert "organizations:manage" in refused.text
+    admin = staff_client(client.app, services, "admin")
+    assert 'id="reason-remove-organization"' in admin.get(url).text
+    assert submit(admin, url, f"{url}/remove", reason="").status_code == 422
+    assert portal.organizations.get(world.organization_id).status == "active"
+
+    done = submit(admin, url, f"{url}/remove", reason="Fraud report 7")
+    assert done.status_code == 303, done.text
+    assert done.headers["location"] == f"{url}?done=remove"
+    page = admin.get(done.headers["location"])
+    assert page.status_code == 200
+    assert '<p class="notice" role="status">Removed: its subscriptions no longer work' in page.text
+    assert "<dt>Status</dt><dd>removed</dd>" in page.text
+    assert 'id="reason-remove-organization"' not in page.text
+
+    subscription = portal.applications.subscription_by_id(world.sandbox_subscription)
+    client_row = services.auth.clients.get("sandbox", world.client_id)
+    assert client_row is not None
+    assert subscription.status == client_row.status == "removed"
+    refused_token = client.post(
+        "/sandbox/auth/token",
+        data={"grant_type": "client_credentials", "scope": "system/*.rs"},
+        auth=(world.client_id, world.secret),
+    )
+    assert refused_token.status_code == 401
+    assert client.get(f"/sandbox/fhir/Patient/{ids['a']}", headers=bearer).status_code == 401
+    with services.engine.connect() as conn:  # revoked too, not only refused for the removed client
+        t, g = oauth_token, consent_grant
+        tokens = conn.execute(select(t.c.revoked).where(t.c.client_id == world.client_id)).scalars().all()
+        grants = conn.execute(select(g.c.revoked_at).where(g.c.client_id == world.client_id)).all()
+    assert tokens
+    assert all(tokens)
+    assert grants
+    assert all(r.revoked_at is not None for r in grants)
+    assert portal.people.by_email("dev@example-app.com") is None
+    assert portal.people.by_email("ops@example-app.com") is not None  # staff
+
+    trail = portal.staff.audit_trail(_admin_id(services), target_type="organization")
+    assert trail[0].action == "organization:remove"
+    assert trail[0].target_id == str(world.organization_id)
+    assert trail[0].before == {"status": "active", "subscriptions": [world.sandbox_subscription]}
+    assert trail[0].after == {
+        "status": "removed",
+        "reason": "Fraud report 7",
+        "accounts_deleted": [world.account_id],
+    }
+    assert world.secret not in json.dumps([trail[0].before, trail[0].after])
+
+    assert submit(admin, url, f"{url}/remove", reason="again").status_code == 409
+    missing = "/admin/organizations/999999"
+    assert submit(admin, url, f"{missing}/remove", reason="x").status_code == 404
 
 
 def _admin_id(services: Services) -> int:

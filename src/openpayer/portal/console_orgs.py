@@ -1,13 +1,14 @@
 """The console's directory (`/admin/organizations`, `/admin/applications`, `/admin/people`): search and detail
 pages with status, contacts, scopes and each environment's last successful SMART authorization and last API
-call, and the actions staff take on a subscription or an operator-registered client: suspend, restore, rotate
-credentials, remove.
+call, and the actions staff take on a subscription or an operator-registered client (suspend, restore, rotate
+credentials, remove) and on an organization (remove it, with its subscriptions and its people's accounts, as
+the inactivity policy does: docs/policy.md, "Removal").
 
 Reading needs `apps:read`; suspend and restore `subscriptions:suspend`; rotate `subscriptions:rotate`; remove
-`organizations:manage`. The services check and audit each action (`applications.set_status`/`staff_rotate`
-for subscriptions — the one suspension path, so whatever makes a suspension reach every host applies here —
-and `staff_actions` for removal and operator-registered clients). A button is shown only to a role that may
-use it; the check that counts is the service's.
+(a subscription, a client or an organization) `organizations:manage`. The services check and audit each action
+(`applications.set_status`/`staff_rotate` for subscriptions — the one suspension path, so whatever makes a
+suspension reach every host applies here — and `staff_actions` for removals and operator-registered clients).
+A button is shown only to a role that may use it; the check that counts is the service's.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ DONE = {
     "rotate": "The secret was rotated: the old one no longer works.",
     "remove": "Removed.",
 }
+ORGANIZATION_DONE = {
+    "remove": "Removed: its subscriptions no longer work and its people's developer accounts were deleted "
+    "(except those in another active organization, and staff).",
+}
 ACTIONS = tuple(DONE)
 
 
@@ -35,6 +40,7 @@ class DirectoryPages(ConsoleSection):
         return [
             ("GET", "/admin/organizations", self.organizations),
             ("GET", "/admin/organizations/{organization_id:int}", self.organization),
+            ("POST", "/admin/organizations/{organization_id:int}/remove", self.remove_organization),
             ("GET", "/admin/applications", self.applications),
             ("GET", "/admin/applications/{application_id:int}", self.application),
             ("GET", "/admin/subscriptions/{subscription_id:int}", self.subscription),
@@ -53,7 +59,21 @@ class DirectoryPages(ConsoleSection):
 
     async def organization(self, request: Request, staff: Staff, organization_id: int) -> Response:
         view = self.portal.oversight.organization(staff[1].id, organization_id)
-        return self.render(request, staff, "admin/organization.html", view=view)
+        return self.render(
+            request,
+            staff,
+            "admin/organization.html",
+            view=view,
+            notice=ORGANIZATION_DONE.get(request.query_params.get("done", "")),
+            can_remove=staff[2].can(Permission.ORGANIZATIONS_MANAGE),
+        )
+
+    async def remove_organization(self, request: Request, staff: Staff, organization_id: int) -> Response:
+        reason = await form_text(request, "reason")
+        self.portal.actions.remove_organization(
+            staff[1].id, organization_id, reason=reason, address=client_address(request)
+        )
+        return redirect(f"/admin/organizations/{organization_id}?done=remove")
 
     # ---- applications and subscriptions ------------------------------------------------------------
     async def applications(self, request: Request, staff: Staff) -> Response:

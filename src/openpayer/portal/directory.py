@@ -8,7 +8,9 @@ step, its record, its mail and what it changes here commit together (or not at a
   the policy can write to "the involved developer" and to "other staff at the same organization".
 - `remove_subscriptions` / `remove_organization`: the portal side of a removal. Removing an organization
   marks it removed and deletes the sign-in accounts of its people (only those in no other active organization
-  and not staff), so that the organization "restarts at sign-up"; its records stay for audit.
+  and not staff), so that the organization "restarts at sign-up"; its records stay for audit. The console's
+  removal of an organization (`staff_actions.StaffActions.remove_organization`) takes the same steps, so a
+  removed organization means one thing wherever it was removed.
 """
 
 from __future__ import annotations

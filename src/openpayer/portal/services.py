@@ -13,9 +13,11 @@ from openpayer.accounts.recovery import Recovery
 from openpayer.clock import Clock
 from openpayer.config import Settings
 from openpayer.oauth.clients import ClientStore
+from openpayer.oauth.tokens import TokenStore
 from openpayer.portal.applications import ApplicationService
 from openpayer.portal.audit_views import AuditViews
 from openpayer.portal.business_days import BusinessCalendar
+from openpayer.portal.directory import Directory
 from openpayer.portal.interfaces import ActivityReader, Mailer, RiskView
 from openpayer.portal.monitoring import MemberAccounts, MonitoringService, SyntheticPatients
 from openpayer.portal.notifications import Notifier
@@ -49,6 +51,7 @@ class Portal:
     reports: UsageReports  # the CMS usage report
     audits: AuditViews  # the access audit and the staff trail, searched and exported
     recovery: Recovery  # password reset and new verification links (openpayer.accounts)
+    directory: Directory  # the removal steps, shared by the console and the inactivity policy
     risk: RiskView | None = None  # at-risk state on the application page (set by the composition root)
 
     @classmethod
@@ -67,12 +70,14 @@ class Portal:
         patients: SyntheticPatients,
         activity: ActivityReader,
         access: AuditSearch,
+        tokens: TokenStore,
     ) -> Portal:
         """`mailer` records and queues mail (the email domain's `EmailService`); `security` (throttle and
         event stream) and `events` are the members' sign-in's, so one monitor sees every sign-in; `members`
         and `patients` create monitoring accounts (the members domain's store, a FHIR Patient create);
         `activity` is the authorization server's record of client activity, `access` the access audit's
-        reader (the console's search and the CMS usage report)."""
+        reader (the console's search and the CMS usage report), `tokens` the authorization server's token
+        store (removing an organization revokes its clients' tokens)."""
         calendar = BusinessCalendar.of(
             settings.portal_holidays, federal_holidays=settings.portal_us_federal_holidays
         )
@@ -101,7 +106,10 @@ class Portal:
         oversight = Oversight(
             engine, staff, organizations, applications, people, clients, activity, access, envs
         )
-        actions = StaffActions(engine, clock, staff, applications, people, clients, monitoring)
+        directory = Directory(people, monitoring)
+        actions = StaffActions(
+            engine, clock, staff, applications, people, clients, monitoring, tokens, directory
+        )
         reports = UsageReports(staff, access, clock, envs, monitoring)
         audits = AuditViews(engine, clock, staff, access)
         return cls(
@@ -121,4 +129,5 @@ class Portal:
             reports,
             audits,
             Recovery(engine, clock, people, security.throttle.counter),
+            directory,
         )

@@ -1,25 +1,31 @@
 """Staff actions the console adds to those of `applications.py` (suspend, restore and rotate a subscription):
-removing a subscription, the same actions on clients registered from the command line, and creating a staff
-account with a temporary password.
+removing a subscription or a whole organization, the same actions on clients registered from the command
+line, and creating a staff account with a temporary password.
 
 Each is one call: the permission check, the change, and its `portal_staff_audit` row (who, what, when, from
 where, before and after; never a secret) in one transaction. OAuth clients change only through the oauth
 domain's `ClientStore`. An *operator-registered* client (`openpayer clients register`) has no organization and
 no subscription; it is addressed by (environment, client id); its audit target is `client` `env/client_id`.
+
+Removing an organization means what it means when the inactivity policy does it (docs/policy.md, "Removal"):
+the portal's side goes through `directory.Directory` (the methods the policy calls), the OAuth side through
+`ClientStore.set_status_in` and `TokenStore.revoke_client`, all in one transaction with the audit row.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, select, update
 
 from openpayer.accounts.people import PeopleService
 from openpayer.db import write_transaction
 from openpayer.oauth.clients import ClientStore
+from openpayer.oauth.tokens import TokenStore
 from openpayer.portal import validation
 from openpayer.portal.applications import ApplicationService
+from openpayer.portal.directory import Directory
 from openpayer.portal.errors import Conflict, NotFound
 from openpayer.portal.interfaces import Clock
-from openpayer.portal.models import portal_subscription
+from openpayer.portal.models import portal_organization, portal_subscription
 from openpayer.portal.monitoring import MonitoringService
 from openpayer.portal.staff import Permission, StaffMember, StaffService, parse_role, record_audit
 
@@ -34,6 +40,8 @@ class StaffActions:
         people: PeopleService,
         clients: ClientStore,
         monitoring: MonitoringService,
+        tokens: TokenStore,
+        directory: Directory,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -42,6 +50,8 @@ class StaffActions:
         self.people = people
         self.clients = clients
         self.monitoring = monitoring
+        self.tokens = tokens  # a removed organization's tokens are revoked (the oauth domain's store)
+        self.directory = directory  # the removal steps the inactivity policy uses too
 
     # ---- subscriptions -----------------------------------------------------------------------------
     def remove_subscription(
@@ -71,6 +81,54 @@ class StaffActions:
                 target_id=subscription_id,
                 before={"status": subscription.status},
                 after={"status": "removed", "reason": reason},
+                address=address,
+            )
+
+    # ---- organizations -----------------------------------------------------------------------------
+    def remove_organization(
+        self, actor: int, organization_id: int, *, reason: str, address: str | None = None
+    ) -> None:
+        """Remove an organization as the inactivity policy does: every subscription not yet removed is
+        removed with its OAuth client (its tokens and consent grants revoked), the organization is marked
+        removed, and its people's sign-in accounts are deleted unless they are in another active organization
+        or are staff. Nothing else is deleted; the records stay for audit."""
+        self.staff.require(actor, Permission.ORGANIZATIONS_MANAGE)
+        reason = validation.text(reason, "reason", max_length=1000)
+        o = portal_organization
+        with write_transaction(self.engine) as conn:
+            # Read under the write lock (SQLite) or the row's lock (PostgreSQL): a second removal racing this
+            # one waits, then finds it removed.
+            status = conn.execute(
+                select(o.c.status).where(o.c.id == organization_id).with_for_update()
+            ).scalar_one_or_none()
+            if status is None:
+                raise NotFound("no such organization")
+            if status == "removed":
+                raise Conflict("this organization is already removed")
+            targets = [
+                s
+                for s in self.directory.subscriptions(conn, organization_id=organization_id)
+                if s.status != "removed"
+            ]
+            self.directory.remove_subscriptions(conn, [s.subscription_id for s in targets])
+            for target in targets:
+                self.clients.set_status_in(conn, target.env, target.client_id, "removed")
+                self.tokens.revoke_client(conn, target.env, target.client_id)
+            now = self.clock.now()
+            deleted = self.directory.remove_organization(conn, organization_id, now)
+            record_audit(
+                conn,
+                at=now,
+                actor=actor,
+                action="organization:remove",
+                target_type="organization",
+                target_id=organization_id,
+                before={"status": status, "subscriptions": [s.subscription_id for s in targets]},
+                after={
+                    "status": "removed",
+                    "reason": reason,
+                    "accounts_deleted": [p.account_id for p in deleted],
+                },
                 address=address,
             )
 
