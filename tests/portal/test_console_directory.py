@@ -90,6 +90,11 @@ def test_subscription_actions_are_checked_both_ways_and_audited(
     world = developer_world(services)
     allowed, permission = ACTIONS[action]
     url = f"/admin/subscriptions/{world.sandbox_subscription}"
+    if action == "remove":  # a member's token from before, to be revoked with the subscription
+        two_member_world(services)
+        SmartApp(client, world.client_id, REDIRECT, client_secret=world.secret).launch(
+            "launch/patient patient/*.rs", "member-a", TEST_PASSWORD
+        )
     for role in ROLES:
         if role in allowed:
             continue
@@ -109,6 +114,10 @@ def test_subscription_actions_are_checked_both_ways_and_audited(
         assert subscription.status == client_row.status == "suspended"
     elif action == "remove":
         assert subscription.status == client_row.status == "removed"
+        with services.engine.connect() as conn:  # revoked, not only refused for the removed client
+            t = oauth_token
+            revoked = conn.execute(select(t.c.revoked).where(t.c.client_id == world.client_id)).scalars()
+            assert list(revoked) == [True]  # the launch's access token
     token = client.post(
         "/sandbox/auth/token",
         data={"grant_type": "client_credentials", "scope": "system/*.rs"},

@@ -57,8 +57,9 @@ class StaffActions:
     def remove_subscription(
         self, actor: int, subscription_id: int, *, reason: str, address: str | None = None
     ) -> None:
-        """Remove a subscription for good: its OAuth client is removed with it (tokens stop working); the
-        records stay. The developer would need a new production request to come back."""
+        """Remove a subscription for good: its OAuth client is removed with it, and its tokens and consent
+        grants revoked (as the inactivity policy and `remove_organization` do); the records stay. The
+        developer would need a new production request to come back."""
         self.staff.require(actor, Permission.ORGANIZATIONS_MANAGE)
         reason = validation.text(reason, "reason", max_length=1000)
         subscription = self.applications.subscription_by_id(subscription_id)
@@ -66,6 +67,7 @@ class StaffActions:
             raise Conflict("this subscription is already removed")
         with write_transaction(self.engine) as conn:
             self.clients.set_status_in(conn, subscription.env, subscription.client_id, "removed")
+            self.tokens.revoke_client(conn, subscription.env, subscription.client_id)
             conn.execute(
                 update(portal_subscription)
                 .where(portal_subscription.c.id == subscription_id)
