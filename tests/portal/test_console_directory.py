@@ -314,3 +314,27 @@ def test_the_review_shows_the_sandbox_record(client: TestClient, services: Servi
     after = reviewer.get(f"/admin/requests/{request.id}")
     assert "Completed a SMART authorization in the sandbox</dt><dd>yes (last " in after.text
     assert "2 successful FHIR requests" in after.text
+
+
+def test_a_removed_organizations_production_request_leaves_the_queue_and_cannot_be_approved(
+    client: TestClient, services: Services
+) -> None:
+    world = developer_world(services)
+    portal = services.portal
+    portal.questionnaire.answer(world.account_id, world.application.id, ANSWERS)
+    portal.terms.accept(world.account_id, world.organization_id, portal.terms.current().version)
+    request = portal.reviews.submit(world.account_id, world.application.id)
+    reviewer = staff_client(client.app, services, "appsec_reviewer")
+    page = f"/admin/requests/{request.id}"
+    assert page in reviewer.get("/admin/").text
+
+    admin = staff_client(client.app, services, "admin")
+    url = f"/admin/organizations/{world.organization_id}"
+    assert submit(admin, url, f"{url}/remove", reason="Fraud report 8").status_code == 303
+
+    assert page not in reviewer.get("/admin/").text
+    approved = submit(reviewer, page, f"{page}/decide", action="approve", message="")
+    assert approved.status_code == 409
+    assert "organization has been removed" in approved.text
+    assert portal.reviews.get(request.id).state.value == "submitted"
+    assert portal.applications.subscription(world.application.id, "production") is None

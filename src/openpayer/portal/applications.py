@@ -239,6 +239,10 @@ class ApplicationService:
             raise NotFound("no such application")
         return _application(row)
 
+    def organization_removed(self, application_id: int) -> bool:
+        """Whether the application's organization was removed (by staff or the inactivity policy)."""
+        return self.organizations.get(self.get(application_id).organization_id).status == "removed"
+
     def for_member(self, account_id: int, application_id: int) -> Application:
         """The application, if the account belongs to its organization (else `Forbidden`)."""
         application = self.get(application_id)
@@ -314,6 +318,8 @@ class ApplicationService:
         if self.subscription(application.id, env) is not None:
             raise Conflict(f"the application already has a {env} subscription")
         organization = self.organizations.get(application.organization_id)
+        if organization.status == "removed":
+            raise Conflict("the application's organization has been removed")
         client_id, secret = self.clients.register(
             env,
             name=application.name,

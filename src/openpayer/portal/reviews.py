@@ -27,6 +27,7 @@ from openpayer.portal.interfaces import Clock
 from openpayer.portal.models import (
     portal_application,
     portal_membership,
+    portal_organization,
     portal_production_request,
     portal_review_message,
     portal_subscription,
@@ -254,10 +255,13 @@ class ReviewService:
         """Requests awaiting a reviewer, the most urgent first; overdue ones are flagged."""
         self.staff.require(actor, Permission.APPS_READ)
         with self.engine.connect() as conn:
+            r, a, o = portal_production_request, portal_application, portal_organization
             rows = conn.execute(
-                select(portal_production_request)
-                .where(portal_production_request.c.state.in_([s.value for s in AWAITING_REVIEW]))
-                .order_by(portal_production_request.c.due_at, portal_production_request.c.id)
+                select(r)
+                .join(a, a.c.id == r.c.application_id)
+                .join(o, o.c.id == a.c.organization_id)
+                .where(r.c.state.in_([s.value for s in AWAITING_REVIEW]), o.c.status != "removed")
+                .order_by(r.c.due_at, r.c.id)
             ).all()
         now = self.clock.now()
         items = []
@@ -332,6 +336,9 @@ class ReviewService:
         address: str | None = None,
     ) -> ProductionRequest:
         target = next_state(request.state, action, actor_kind, message)
+        if self.applications.organization_removed(request.application_id):
+            # Removed by staff or by the inactivity policy: no decision may give it production access.
+            raise Conflict("the application's organization has been removed; its requests are closed")
         body = _message(message, required=False)
         now = self.clock.now()
         with write_transaction(self.engine) as conn:
