@@ -1,7 +1,7 @@
 """The staff console's directory, audit, administration and report pages in chromium at phone width: an admin
 signs in (password, TOTP), searches, opens each detail page (the organization's shows its remove form),
-suspends a subscription with its form, adds a staff member, and reads the audit log and the CMS report. Every
-page passes axe and fits the phone's width."""
+suspends a subscription with its form, adds a staff member, reads the audit log and the CMS report, and last
+removes the organization with its form. Every page passes axe and fits the phone's width."""
 
 from __future__ import annotations
 
@@ -90,3 +90,10 @@ def test_console_pages_in_the_browser(
     visit("/admin/audit/staff")
     assert "subscription:suspend" in phone.content()
     visit("/admin/reports/cms-usage?year=2026&env=sandbox")
+
+    visit(f"/admin/organizations/{world.organization_id}")
+    phone.fill("#reason-remove-organization", "Fraud report 9")
+    phone.click("button:has-text('Remove organization')")
+    assert "Removed: its subscriptions no longer work" in phone.locator("p.notice").inner_text()
+    check()
+    assert services.portal.organizations.get(world.organization_id).status == "removed"
