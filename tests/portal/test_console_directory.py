@@ -20,7 +20,7 @@ from openpayer.members.models import consent_grant
 from openpayer.oauth.models import oauth_token
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, two_member_world
 
-from .conftest import ANSWERS, app_details, org_details
+from .conftest import ANSWERS, app_details, mails_to, org_details
 from .console_world import REDIRECT, ROLES, SCOPES, csrf, developer_world, staff_client, submit
 
 
@@ -199,11 +199,23 @@ def test_removing_an_organization_removes_its_subscriptions_tokens_and_accounts(
     assert trail[0].action == "organization:remove"
     assert trail[0].target_id == str(world.organization_id)
     assert trail[0].before == {"status": "active", "subscriptions": [world.sandbox_subscription]}
+    notified = [
+        "dev@example-app.com",
+        "ops@example-app.com",
+        "tech@example-app.com",
+        "security@example-app.com",
+    ]
     assert trail[0].after == {
         "status": "removed",
         "reason": "Fraud report 7",
         "accounts_deleted": [world.account_id],
+        "notified": notified,
     }
+    for address in notified:  # the people and the registered contacts, told once; not the staff's reason
+        (notice,) = mails_to(services, address)
+        assert "Example Health Apps, Inc. was removed from the developer program" in notice
+        assert "My Health Wallet" in notice
+        assert "Fraud report" not in notice
     assert world.secret not in json.dumps([trail[0].before, trail[0].after])
 
     assert submit(admin, url, f"{url}/remove", reason="again").status_code == 409

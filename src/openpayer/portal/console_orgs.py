@@ -30,7 +30,7 @@ DONE = {
 }
 ORGANIZATION_DONE = {
     "remove": "Removed: its subscriptions no longer work and its people's developer accounts were deleted "
-    "(except those in another active organization, and staff).",
+    "(except those in another active organization, and staff); its people and contacts were sent a notice.",
 }
 ACTIONS = tuple(DONE)
 

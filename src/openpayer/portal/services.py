@@ -108,7 +108,7 @@ class Portal:
         )
         directory = Directory(people, monitoring)
         actions = StaffActions(
-            engine, clock, staff, applications, people, clients, monitoring, tokens, directory
+            engine, clock, staff, applications, people, clients, monitoring, tokens, directory, mailer
         )
         reports = UsageReports(staff, access, clock, envs, monitoring)
         audits = AuditViews(engine, clock, staff, access)

@@ -14,7 +14,7 @@ the portal's side goes through `directory.Directory` (the methods the policy cal
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from openpayer.accounts.people import PeopleService
 from openpayer.db import write_transaction
@@ -24,8 +24,8 @@ from openpayer.portal import validation
 from openpayer.portal.applications import ApplicationService
 from openpayer.portal.directory import Directory
 from openpayer.portal.errors import Conflict, NotFound
-from openpayer.portal.interfaces import Clock
-from openpayer.portal.models import portal_organization, portal_subscription
+from openpayer.portal.interfaces import Clock, Mailer
+from openpayer.portal.models import portal_application, portal_organization, portal_subscription
 from openpayer.portal.monitoring import MonitoringService
 from openpayer.portal.staff import Permission, StaffMember, StaffService, parse_role, record_audit
 
@@ -42,6 +42,7 @@ class StaffActions:
         monitoring: MonitoringService,
         tokens: TokenStore,
         directory: Directory,
+        mailer: Mailer,
     ) -> None:
         self.engine = engine
         self.clock = clock
@@ -52,6 +53,7 @@ class StaffActions:
         self.monitoring = monitoring
         self.tokens = tokens  # a removed organization's tokens are revoked (the oauth domain's store)
         self.directory = directory  # the removal steps the inactivity policy uses too
+        self.mailer = mailer  # the removal notice, recorded with the removal
 
     # ---- subscriptions -----------------------------------------------------------------------------
     def remove_subscription(
@@ -100,11 +102,14 @@ class StaffActions:
         with write_transaction(self.engine) as conn:
             # Read under the write lock (SQLite) or the row's lock (PostgreSQL): a second removal racing this
             # one waits, then finds it removed.
-            status = conn.execute(
-                select(o.c.status).where(o.c.id == organization_id).with_for_update()
-            ).scalar_one_or_none()
-            if status is None:
+            organization = conn.execute(
+                select(o.c.status, o.c.legal_name, o.c.technical_contact_email, o.c.security_contact_email)
+                .where(o.c.id == organization_id)
+                .with_for_update()
+            ).first()
+            if organization is None:
                 raise NotFound("no such organization")
+            status = organization.status
             if status == "removed":
                 raise Conflict("this organization is already removed")
             targets = [
@@ -117,6 +122,8 @@ class StaffActions:
                 self.clients.set_status_in(conn, target.env, target.client_id, "removed")
                 self.tokens.revoke_client(conn, target.env, target.client_id)
             now = self.clock.now()
+            contacts = [organization.technical_contact_email, organization.security_contact_email]
+            notified = self._notify_removal(conn, organization_id, organization.legal_name, contacts)
             deleted = self.directory.remove_organization(conn, organization_id, now)
             record_audit(
                 conn,
@@ -130,9 +137,35 @@ class StaffActions:
                     "status": "removed",
                     "reason": reason,
                     "accounts_deleted": [p.account_id for p in deleted],
+                    "notified": notified,
                 },
                 address=address,
             )
+
+    def _notify_removal(
+        self, conn: Connection, organization_id: int, legal_name: str, contacts: list[str]
+    ) -> list[str]:
+        """The removal notice (not the staff's reason, which stays in the audit log) to the organization's
+        people and its registered contacts, as the inactivity policy's removal notice goes to the whole
+        organization; recorded before the accounts are deleted. The addresses written to."""
+        people = [p.email for p in self.directory.people(conn, organization_id)]
+        addresses = list({a.lower(): a for a in [*people, *contacts] if a}.values())
+        names = conn.execute(
+            select(portal_application.c.name)
+            .where(portal_application.c.organization_id == organization_id)
+            .order_by(portal_application.c.name)
+        ).scalars()
+        context = {"organization": legal_name, "applications": ", ".join(names)}
+        for address in addresses:
+            self.mailer.send(
+                conn,
+                to=address,
+                template="portal_organization_removed",
+                context=context,
+                cause="portal.organization_removed",
+                idempotency_key=f"organization-removed:{organization_id}:{address.lower()}",
+            )
+        return addresses
 
     # ---- clients registered from the command line --------------------------------------------------
     def _operator_client(self, env: str, client_id: str) -> str:
