@@ -19,9 +19,19 @@ from openpayer.config import Settings
 from openpayer.members.models import consent_grant
 from openpayer.oauth.models import oauth_token
 from openpayer.oauth.testing import TEST_PASSWORD, SmartApp, two_member_world
+from openpayer.portal.reviews import ProductionRequest
 
 from .conftest import ANSWERS, app_details, mails_to, org_details
-from .console_world import REDIRECT, ROLES, SCOPES, csrf, developer_world, staff_client, submit
+from .console_world import (
+    REDIRECT,
+    ROLES,
+    SCOPES,
+    Developer,
+    csrf,
+    developer_world,
+    staff_client,
+    submit,
+)
 
 
 @pytest.fixture
@@ -307,13 +317,18 @@ def test_operator_registered_clients_appear_and_take_the_same_actions(
     assert support.get(f"/admin/clients/sandbox/{world_client}").status_code == 404
 
 
-def test_the_review_shows_the_sandbox_record(client: TestClient, services: Services) -> None:
-    ids = two_member_world(services)
-    world = developer_world(services)
+def _production_request(services: Services, world: Developer) -> ProductionRequest:
+    """The developer answers the questionnaire, accepts the terms and asks for production access."""
     portal = services.portal
     portal.questionnaire.answer(world.account_id, world.application.id, ANSWERS)
     portal.terms.accept(world.account_id, world.organization_id, portal.terms.current().version)
-    request = portal.reviews.submit(world.account_id, world.application.id)
+    return portal.reviews.submit(world.account_id, world.application.id)
+
+
+def test_the_review_shows_the_sandbox_record(client: TestClient, services: Services) -> None:
+    ids = two_member_world(services)
+    world = developer_world(services)
+    request = _production_request(services, world)
     reviewer = staff_client(client.app, services, "appsec_reviewer")
     before = reviewer.get(f"/admin/requests/{request.id}")
     assert "Completed a SMART authorization in the sandbox</dt><dd>no" in before.text
@@ -333,9 +348,7 @@ def test_a_removed_organizations_production_request_leaves_the_queue_and_cannot_
 ) -> None:
     world = developer_world(services)
     portal = services.portal
-    portal.questionnaire.answer(world.account_id, world.application.id, ANSWERS)
-    portal.terms.accept(world.account_id, world.organization_id, portal.terms.current().version)
-    request = portal.reviews.submit(world.account_id, world.application.id)
+    request = _production_request(services, world)
     reviewer = staff_client(client.app, services, "appsec_reviewer")
     page = f"/admin/requests/{request.id}"
     assert page in reviewer.get("/admin/").text
