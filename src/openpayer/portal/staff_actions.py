@@ -94,8 +94,9 @@ class StaffActions:
     ) -> None:
         """Remove an organization as the inactivity policy does: every subscription not yet removed is
         removed with its OAuth client (its tokens and consent grants revoked), the organization is marked
-        removed, and its people's sign-in accounts are deleted unless they are in another active organization
-        or are staff. Nothing else is deleted; the records stay for audit."""
+        removed, its people and contacts are sent a notice, and its people's sign-in accounts are deleted
+        unless they are in another active organization or are staff. Nothing else is deleted; the records
+        stay for audit."""
         self.staff.require(actor, Permission.ORGANIZATIONS_MANAGE)
         reason = validation.text(reason, "reason", max_length=1000)
         o = portal_organization
