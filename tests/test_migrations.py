@@ -12,11 +12,13 @@ from alembic.runtime.migration import MigrationContext
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
+from tests.fhir.test_index_integrity import index_problems
 
 import openpayer.models  # noqa: F401 - every domain's tables
+from openpayer.bootstrap import Services
 from openpayer.config import Settings
 from openpayer.db import metadata, write_transaction
-from openpayer.fhir.storage.tables import fhir_resource, idx_date, idx_token, index_key
+from openpayer.fhir.storage.tables import fhir_resource, idx_date, idx_reference, idx_token, index_key
 from openpayer.migrate import alembic_config, upgrade
 
 
@@ -104,3 +106,33 @@ def test_upgrading_past_0030_deletes_the_index_rows_no_search_reads(
     query = {"_id": pid, "gender": "female", "_lastUpdated": "gt2000"}
     found = client.get("/sandbox/fhir/Patient", params=query)
     assert [entry["resource"]["id"] for entry in found.json()["entry"]] == [pid]
+
+
+def test_upgrading_past_0031_gives_stored_references_their_targets_rid(
+    settings: Settings, engine: Engine, services: Services, client: TestClient
+) -> None:
+    """The rows stored before the column existed get the rid of their target in their own environment (a
+    production reference to an id that only the sandbox holds stays empty), and chains find them."""
+
+    def observation(target: str) -> dict[str, object]:
+        code = {"coding": [{"system": "http://loinc.org", "code": "1234-5"}]}
+        return {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": code,
+            "subject": {"reference": target},
+        }
+
+    target = {"resourceType": "Patient", "id": "p", "name": [{"family": "Target"}]}
+    services.fhir.update("sandbox", "Patient", "p", target)
+    services.fhir.update("sandbox", "Observation", "o", {"id": "o", **observation("Patient/p")})
+    services.fhir.update("sandbox", "Observation", "lost", {"id": "lost", **observation("Patient/nobody")})
+    services.fhir.update("production", "Observation", "o", {"id": "o", **observation("Patient/p")})
+    command.downgrade(alembic_config(settings.resolved_database_url), "0030")
+    upgrade(settings)
+    with engine.connect() as conn:
+        stored = conn.execute(select(func.count(idx_reference.c.target_rid))).scalar_one()
+    assert stored == 2  # the sandbox Observation's `subject` and `patient` rows
+    assert index_problems(engine) == []
+    found = client.get("/sandbox/fhir/Observation", params={"subject:Patient.family": "target"})
+    assert [entry["resource"]["id"] for entry in found.json()["entry"]] == ["o"]

@@ -59,6 +59,7 @@ from openpayer.fhir.storage.bulk import (
     content_digest,
     index_copy_text,
     index_values,
+    reference_targets,
 )
 from openpayer.fhir.storage.repository import stamp
 from openpayer.fhir.validation import validate_resource
@@ -412,11 +413,11 @@ def _prepare_resource(
     _, body = codec.encode(stamped)
     rows = extract_index(stamped)
     index = index_values(task.env, stamped["resourceType"], rows)
-    copy = None
+    copy, targets = None, []
     if task.copy_text:
-        copy, index = index_copy_text(index), {}
+        copy, targets, index = index_copy_text(index), reference_targets(index), {}
     out.timings["index"] += time.perf_counter() - started
-    return PreparedResource(where, resource["resourceType"], rid, micros, body, index, copy)
+    return PreparedResource(where, resource["resourceType"], rid, micros, body, index, copy, targets)
 
 
 def _resolve(task: Task, reference: str, aliases: dict[str, str]) -> str:

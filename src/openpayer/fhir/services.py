@@ -32,6 +32,7 @@ from openpayer.fhir.ids import is_valid_id
 from openpayer.fhir.outcome import Issue, has_errors
 from openpayer.fhir.search.history import HistoryPage, history_page
 from openpayer.fhir.search.sql import Restriction, admits_older_version, restriction_clause
+from openpayer.fhir.storage import targets
 from openpayer.fhir.storage.repository import ConcurrentCreate, ResourceRepository, StoredVersion, WriteResult
 from openpayer.fhir.storage.tables import fhir_resource
 
@@ -389,6 +390,7 @@ class FhirService:
         if self.matcher is None:
             raise PreconditionFailed("Conditional interactions need the search engine")
         if conn.dialect.name == "postgresql":
+            targets.lock(conn, env)  # the environment's write lock comes first in every FHIR write
             conn.execute(
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": criteria_lock_key(env, rtype, params)}
             )

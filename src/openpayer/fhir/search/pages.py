@@ -211,8 +211,10 @@ def include_query(
     bound as `limit`) rows, in rid order, with their stored bytes: rid, type, id, content."""
     ref, other = _INCLUDE_REF, _INCLUDE_TARGET
     if by_type is None:
-        join = and_(other.c.env == ctx.env, other.c.type == ref.c.target_type, other.c.id == ref.c.target_id)
-        query = select(other.c.rid, other.c.type, other.c.id).select_from(ref.join(other, join))
+        # The target by its rid (`target_rid`, found within the environment when the reference was written).
+        query = select(other.c.rid, other.c.type, other.c.id).select_from(
+            ref.join(other, other.c.rid == ref.c.target_rid)
+        )
         query = query.where(
             ref.c.rid.in_(bindparam("sources", expanding=True) if sources is None else sources)
         )

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from sqlalchemy import (
     ColumnElement,
     FromClause,
+    Select,
     Table,
     and_,
     bindparam,
@@ -165,6 +166,10 @@ class Context:
             parts.append(restriction_clause(self.restriction, resource, types))
         return and_(true(), *parts)
 
+    def unguarded(self, types: Collection[str]) -> bool:
+        """Whether `guard(resource, types)` lets every row through (no restriction, the types allowed)."""
+        return self.restriction is None and (self.allowed_types is None or set(types) <= self.allowed_types)
+
     def text(self, column: Any) -> Any:
         """A string column compared/sorted byte-wise on both databases."""
         return column.collate("C") if self.dialect == "postgresql" else column
@@ -247,15 +252,22 @@ def _numbered_aliases(n: int) -> tuple[FromClause, FromClause]:
 
 
 def _chain(node: Chain, r: FromClause, ctx: Context) -> ColumnElement[bool]:
+    """The reference rows whose target (`target_rid`) meets the criterion. A plain index criterion reads
+    the target's index rows by that rid alone: no target row to join, one table fewer for the planner
+    (index rows are those of current versions, so the target is not deleted; their keys name its type)."""
     ref, t = ctx.aliases()
+    key = _hk(ref.c.hkey, ctx.hkeys(node.types, node.code))
+    types = [ttype for ttype, _ in node.targets]
+    if ctx.unguarded(types):
+        direct = [index_rids(inner, ctx) if isinstance(inner, Leaf) else None for _, inner in node.targets]
+        if all(sub is not None for sub in direct):
+            tests = [ref.c.target_rid.in_(sub) for sub in direct if sub is not None]
+            return r.c.rid.in_(select(ref.c.rid).where(key, or_(*tests)))
     branches = [and_(ref.c.target_type == ttype, node_clause(inner, t, ctx)) for ttype, inner in node.targets]
     sub = (
         select(ref.c.rid)
-        .select_from(
-            ref.join(t, and_(t.c.env == ctx.env, t.c.type == ref.c.target_type, t.c.id == ref.c.target_id))
-        )
-        .where(_hk(ref.c.hkey, ctx.hkeys(node.types, node.code)), t.c.deleted.is_(False), or_(*branches))
-        .where(ctx.guard(t, [ttype for ttype, _ in node.targets]))
+        .select_from(ref.join(t, t.c.rid == ref.c.target_rid))
+        .where(key, t.c.deleted.is_(False), or_(*branches), ctx.guard(t, types))
     )
     return r.c.rid.in_(sub)
 
@@ -319,15 +331,28 @@ def leaf_clause(leaf: Leaf, r: FromClause, ctx: Context, probe: bool = False) ->
     if leaf.kind == "token" and leaf.modifier == "of-type":
         keys = ctx.hkeys(leaf.types, f"{leaf.code}|of-type")
     negate = leaf.modifier in ("not", "not-in")
+    if not probe and not negate:
+        return r.c.rid.in_(_index_select(leaf, table, keys, ctx))
     preds = [_value_pred(leaf.kind, table, leaf.modifier, v, ctx) for v in leaf.values]
     if probe and not negate:  # `hkey + 0`: SQLite may then only reach the rows through the rid index
         hkey = table.c.hkey + 0
         key_match = hkey == keys[0] if len(keys) == 1 else hkey.in_(keys)
         return exists(select(literal(1)).where(table.c.rid == r.c.rid, key_match, or_(*preds)))
     condition = and_(_hk(table.c.hkey, keys), or_(*preds))
-    if negate:
-        return not_(exists(select(literal(1)).where(table.c.rid == r.c.rid, condition)))
-    return r.c.rid.in_(select(table.c.rid).where(condition))
+    return not_(exists(select(literal(1)).where(table.c.rid == r.c.rid, condition)))
+
+
+def index_rids(leaf: Leaf, ctx: Context) -> Select[Any] | None:
+    """The rids whose index rows meet `leaf`, when it is a plain (positive) index criterion; else None."""
+    if leaf.kind not in TABLES or leaf.modifier in ("missing", "not", "not-in"):
+        return None
+    code = f"{leaf.code}|of-type" if leaf.kind == "token" and leaf.modifier == "of-type" else leaf.code
+    return _index_select(leaf, TABLES[leaf.kind], ctx.hkeys(leaf.types, code), ctx)
+
+
+def _index_select(leaf: Leaf, table: Table, keys: list[int], ctx: Context) -> Select[Any]:
+    preds = [_value_pred(leaf.kind, table, leaf.modifier, v, ctx) for v in leaf.values]
+    return select(table.c.rid).where(and_(_hk(table.c.hkey, keys), or_(*preds)))
 
 
 def _list_clause(leaf: Leaf, r: FromClause, ctx: Context) -> ColumnElement[bool]:

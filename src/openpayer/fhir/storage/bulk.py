@@ -11,7 +11,10 @@ inserts). A load writes hundreds of resources per transaction instead, with:
    ``sort_by_parameter_order=True``);
 3. one executemany UPDATE of the current rows that get a new version;
 4. one DELETE per index table for the replaced index rows, and the new index rows: a COPY per index table
-   on PostgreSQL (faster than any INSERT), one executemany INSERT per index table elsewhere.
+   on PostgreSQL (faster than any INSERT), one executemany INSERT per index table elsewhere, the reference
+   rows with their targets' rids (`targets.resolve`);
+5. the stored reference rows that were waiting for the batch's new resources pointed at them
+   (`targets.adopt`). The batch holds its environment's write lock (`targets.lock`) from its first statement.
 
 What is written is what `put` writes: a history row and the current row carrying the same compressed bytes,
 stamped by `repository.stamp` (meta.versionId, meta.lastUpdated), and the index rows of that version. A
@@ -32,15 +35,26 @@ from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, sel
 from sqlalchemy.exc import SQLAlchemyError
 
 from openpayer.db import write_transaction
-from openpayer.fhir.storage import codec
+from openpayer.fhir.storage import codec, targets
 from openpayer.fhir.storage.index import IndexRows
 from openpayer.fhir.storage.repository import stamp
-from openpayer.fhir.storage.tables import INDEX_TABLES, fhir_history, fhir_resource, index_key
+from openpayer.fhir.storage.tables import (
+    INDEX_TABLES,
+    fhir_history,
+    fhir_resource,
+    idx_reference,
+    index_key,
+)
+from openpayer.fhir.storage.targets import TARGET, Target
 
 _TABLES: dict[str, Table] = {table.name: table for table in INDEX_TABLES}
 _COLUMNS: dict[str, tuple[str, ...]] = {
     t.name: ("rid", *(c.name for c in t.columns if c.name != "rid")) for t in INDEX_TABLES
 }
+_REFERENCES = "fhir_idx_reference"
+# Analysed as a load makes them grow: the batch look-up reads `fhir_resource`, and `targets.adopt` the
+# waiting reference rows (without statistics it joined them by scanning: 10 s for a batch at 12,000 rows).
+_GROWING = (fhir_resource, idx_reference)
 _SELECT_CHUNK = 500  # ids per SELECT ... IN (...): well under SQLite's and PostgreSQL's parameter limits
 _METHOD = "PUT"  # a load is an update-as-create with the client's ids (FHIR R4 §3.1.0.4.1)
 
@@ -72,6 +86,9 @@ class PreparedResource:
     body: bytes  # codec-compressed JSON of the resource stamped as version 1
     index: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     copy: dict[str, bytes] | None = None
+    # The (type, id) of each reference row's local target, in row order (`reference_targets`): the writer
+    # puts their rids in the rows' `target_rid` (`TARGET` marks the place).
+    targets: list[Target] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -164,15 +181,16 @@ class BulkWriter:
                 ).scalar()
             self._next_analyze = 1000
             if tuples is not None and tuples < 0:  # never analysed (PostgreSQL 14+)
-                self.analyze((fhir_resource,))
+                self.analyze(_GROWING)
         elif self._written >= self._next_analyze:
-            self.analyze((fhir_resource,))
+            self.analyze(_GROWING)
             self._next_analyze = 2 * self._written
 
     # ---- one transaction ---------------------------------------------------------------------
     def _write(self, conn: Connection, records: list[PreparedResource], outcome: BatchOutcome) -> None:
         if not records:
             return
+        targets.lock(conn, self.env)
         existing = self._current_rows(conn, records)
         fresh: list[PreparedResource] = []
         changed: list[tuple[PreparedResource, _Current, int]] = []
@@ -230,7 +248,16 @@ class BulkWriter:
                         delete(table).where(table.c.rid.in_(replaced[start : start + _SELECT_CHUNK]))
                     )
         keyed = list(zip(fresh, rids, strict=True)) + [(r, current.rid) for r, current, _ in changed]
-        self._insert_index(conn, keyed)
+        known = {(record.rtype, record.id): rid for record, rid in keyed}
+        wanted = {
+            target
+            for record in records
+            for target in (record.targets if record.copy is not None else reference_targets(record.index))
+        }
+        found = targets.resolve(conn, self.env, wanted, known)
+        self._insert_index(conn, keyed, found)
+        if fresh:
+            targets.adopt(conn, self.env, {(r.rtype, r.id): rid for r, rid in zip(fresh, rids, strict=True)})
         outcome.created += len(fresh) + sum(1 for _, current, _ in changed if current.deleted)
         outcome.updated += sum(1 for _, current, _ in changed if not current.deleted)
 
@@ -340,7 +367,9 @@ class BulkWriter:
         )
         return [int(rid) for rid in result.scalars()]
 
-    def _insert_index(self, conn: Connection, keyed: Iterable[tuple[PreparedResource, int]]) -> None:
+    def _insert_index(
+        self, conn: Connection, keyed: Iterable[tuple[PreparedResource, int]], found: dict[Target, int]
+    ) -> None:
         rows: dict[str, list[tuple[Any, ...]]] = {}
         texts: dict[str, list[bytes]] = {}
         psycopg = conn.dialect.driver == "psycopg"
@@ -348,11 +377,20 @@ class BulkWriter:
             if record.copy is not None and psycopg:
                 key = str(rid).encode()
                 for name, text in record.copy.items():
-                    texts.setdefault(name, []).append(text.replace(_RID, key))
+                    text = text.replace(_RID, key)
+                    if name == _REFERENCES and record.targets:
+                        text = _with_target_rids(text, record.targets, found)
+                    texts.setdefault(name, []).append(text)
                 continue
             if record.copy is not None:
                 raise ValueError("index rows in COPY text form need a PostgreSQL (psycopg) connection")
             for name, values in record.index.items():
+                if name == _REFERENCES:
+                    rows.setdefault(name, []).extend(
+                        (rid, *value[:-1], None if value[-1] is None else found.get((value[1], value[2])))
+                        for value in values
+                    )
+                    continue
                 rows.setdefault(name, []).extend((rid, *value) for value in values)
         for name, chunks in texts.items():
             driver: Any = conn.connection.dbapi_connection  # a psycopg.Connection, in this transaction
@@ -412,6 +450,7 @@ def index_values(env: str, rtype: str, rows: IndexRows) -> dict[str, list[tuple[
                 None if url is None else url[:512],
                 None if id_system is None else id_system[:255],
                 None if id_value is None else id_value[:255],
+                None if target_type is None or target_id is None else TARGET,
             )
             for param, target_type, target_id, url, id_system, id_value in rows.references
         ]
@@ -465,7 +504,26 @@ def _copy(
 
 # ---- index rows as COPY text (PostgreSQL), prepared by the loader's workers --------------------------
 _RID = b"\x01"  # the rid placeholder: "\x01" in a value is written as the escape `\x01`
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x01": "\\x01"})
+_TARGET_RID = b"\x02"  # the target rid's placeholder (`TARGET`), escaped in values likewise
+_COPY_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x01": "\\x01", "\x02": "\\x02"}
+)
+
+
+def reference_targets(index: dict[str, list[tuple[Any, ...]]]) -> list[Target]:
+    """The (type, id) of the reference rows of `index_values` marked `TARGET`, in row order."""
+    return [(row[1], row[2]) for row in index.get(_REFERENCES, ()) if row[-1] is not None]
+
+
+def _with_target_rids(text: bytes, wanted: list[Target], found: dict[Target, int]) -> bytes:
+    """A resource's reference rows in COPY text with each `TARGET` place filled (`\\N` when not found)."""
+    parts = text.split(_TARGET_RID)
+    out = [parts[0]]
+    for target, part in zip(wanted, parts[1:], strict=True):
+        rid = found.get(target)
+        out.append(b"\\N" if rid is None else str(rid).encode())
+        out.append(part)
+    return b"".join(out)
 
 
 def _copy_statement(name: str) -> str:
@@ -491,11 +549,13 @@ def _copy_field(value: Any) -> str:
 
 
 def index_copy_text(index: dict[str, list[tuple[Any, ...]]]) -> dict[str, bytes]:
-    """`index_values` output as COPY text lines per table, each starting with the rid placeholder."""
+    """`index_values` output as COPY text lines per table, each starting with the rid placeholder (and the
+    reference rows' `TARGET` marks as the target rid's placeholder)."""
     out: dict[str, bytes] = {}
     for name, values in index.items():
         if not values:
             continue
+        marks = sum(1 for row in values if row[-1] is not None) if name == _REFERENCES else 0
         # Strings as they are first; if the separators' counts or a search over the text show that one
         # needed an escape, again with every string escaped.
         lines = [
@@ -505,16 +565,19 @@ def index_copy_text(index: dict[str, list[tuple[Any, ...]]]) -> dict[str, bytes]
         text = "".join(lines)
         plain = (
             text.count("\x01") == len(lines)
+            and text.count("\x02") == marks
             and text.count("\t") == sum(map(len, values))
             and text.count("\n") == len(lines)
             and text.count("\\") == sum([row.count(None) for row in values])  # only the NULLs' \N
             and "\r" not in text
         )
         if not plain:
+            last = -1 if marks else None  # a reference row's mark (its last value) stays as it is
             lines = [
                 "\x01\t"
                 + "\t".join(
-                    [v.translate(_COPY_ESCAPES) if v.__class__ is str else _copy_field(v) for v in row]
+                    [_escaped(v) for v in row[:last]]
+                    + [v if v.__class__ is str else _copy_field(v) for v in row[len(row[:last]) :]]
                 )
                 + "\n"
                 for row in values
@@ -522,6 +585,10 @@ def index_copy_text(index: dict[str, list[tuple[Any, ...]]]) -> dict[str, bytes]
             text = "".join(lines)
         out[name] = text.encode()
     return out
+
+
+def _escaped(value: Any) -> str:
+    return value.translate(_COPY_ESCAPES) if value.__class__ is str else _copy_field(value)
 
 
 def _copy_rows(conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:

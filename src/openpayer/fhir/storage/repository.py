@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from openpayer.clock import Clock, to_http_date, to_instant
 from openpayer.fhir.errors import PreconditionFailed
-from openpayer.fhir.storage import codec
+from openpayer.fhir.storage import codec, targets
 from openpayer.fhir.storage.index import IndexRows
 from openpayer.fhir.storage.tables import (
     INDEX_TABLES,
@@ -151,6 +151,7 @@ class ResourceRepository:
     ) -> WriteResult:
         """Write a new current version of `resource` (whose `id` is set), creating the resource if needed."""
         rtype, rid = resource["resourceType"], resource["id"]
+        targets.lock(conn, env)
         current = self.lock_current(conn, env, rtype, rid)
         if if_match is not None and (current is None or current.deleted or current.version != if_match):
             found = "none" if current is None or current.deleted else str(current.version)
@@ -175,11 +176,14 @@ class ResourceRepository:
             )
             self._clear_index(conn, key)
         self._write_index(conn, env, rtype, key, stamped)
+        if current is None:
+            targets.adopt(conn, env, {(rtype, rid): key})
         stored = StoredVersion(rtype, rid, version, micros, False, raw, method)
         return WriteResult(stored, created=current is None or current.deleted)
 
     def delete(self, conn: Connection, env: str, rtype: str, rid: str) -> WriteResult:
         """Soft delete: a history row without content; the index forgets the resource."""
+        targets.lock(conn, env)  # taken first in every FHIR write transaction (`targets`)
         current = self.lock_current(conn, env, rtype, rid)
         if current is None or current.deleted:
             version = 0 if current is None else current.version
@@ -197,6 +201,7 @@ class ResourceRepository:
         return WriteResult(StoredVersion(rtype, rid, version, micros, True, None, "DELETE"), created=False)
 
     def reindex(self, conn: Connection, env: str, rtype: str, rid: str) -> None:
+        targets.lock(conn, env)
         current = self.lock_current(conn, env, rtype, rid)
         if current is None or current.deleted:
             return
@@ -300,6 +305,12 @@ class ResourceRepository:
             return
         rows = self._indexer(resource)
         for table, values in index_rows_to_values(env, rtype, key, rows):
+            if table is idx_reference and values:
+                wanted = [(v["target_type"], v["target_id"]) for v in values if v["target_rid"] is not None]
+                found = targets.resolve(conn, env, wanted, {(rtype, resource["id"]): key})
+                for v in values:
+                    if v["target_rid"] is not None:
+                        v["target_rid"] = found.get((v["target_type"], v["target_id"]))
             if values:
                 conn.execute(insert(table), values)
 
@@ -374,6 +385,7 @@ def index_rows_to_values(
                 "url": _cut(v.url, 512),
                 "ident_system": _cut(v.identifier_system, 255),
                 "ident_value": _cut(v.identifier_value, 255),
+                "target_rid": None if v.target_type is None or v.target_id is None else targets.TARGET,
             }
             for v in rows.references
         ],
