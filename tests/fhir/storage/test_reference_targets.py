@@ -8,6 +8,7 @@ stored resources give.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +152,25 @@ def test_copy_text_marks_targets_and_escapes_the_mark_in_values() -> None:
         f"\x01\t{hkey}\t\\N\t\\N\thttp://x/\\x02\\ttab\t\\N\t\\N\t\\N",
         f"\x01\t{hkey}\tPatient\tp2\t\\N\ts\tv\\x02\t\\N",
     ]
+
+
+def test_a_reference_and_its_target_written_at_once_meet(client: TestClient, services: Services) -> None:
+    """The writer of a reference to X holds its transaction open while another creates X. Each would miss the
+    other's uncommitted rows; the environment's write lock (SQLite: its single writer) makes the creation
+    wait, so that it finds the reference once committed."""
+    created = threading.Event()
+
+    def create_target() -> None:
+        services.fhir.update("sandbox", "Patient", "late", patient("late", "Meanwhile"))
+        created.set()
+
+    with write_transaction(services.engine) as conn:
+        services.fhir.update_in(conn, "sandbox", observation("waiting", "late"))
+        other = threading.Thread(target=create_target)
+        other.start()
+        assert not created.wait(0.5)  # the creation waits for this transaction
+    other.join(30)
+    assert created.is_set()
+    assert target_rids(services, "sandbox", "waiting") != [None]
+    assert found(client, "Observation?subject:Patient.family=Meanwhile") == ["waiting"]
+    assert index_problems(services.engine) == []
