@@ -17,7 +17,7 @@ from openpayer.db import read_connection, write_transaction
 from openpayer.fhir.loading import Loader, LoadReport, discover
 from openpayer.fhir.storage import codec
 from openpayer.fhir.storage.repository import ResourceRepository
-from openpayer.fhir.storage.tables import INDEX_TABLES, fhir_history, fhir_resource
+from openpayer.fhir.storage.tables import INDEX_TABLES, fhir_history, fhir_resource, idx_reference
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "load"
 MINI = FIXTURES / "synthea-mini"
@@ -92,6 +92,79 @@ def test_gzip_files_and_folders_are_walked_in_order(services: Services, tmp_path
     assert not report.rejected
     assert report.skipped == notes
     assert stored(services, "Patient", "gz-2")["id"] == "gz-2"
+
+
+def test_bulk_data_files_of_referenced_types_load_first(services: Services, tmp_path: Path) -> None:
+    """`<Type>.ndjson` files of the types others point at load before the rest: each reference row is
+    written once with its target's rid, rather than waiting for the target and being updated."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    observation = {
+        "resourceType": "Observation",
+        "id": "obs-1",
+        "status": "final",
+        "code": {"text": "weight"},
+        "subject": {"reference": "Patient/pat-1"},
+        "performer": [{"reference": "Organization/org-1"}],
+    }
+    ndjson(folder / "Observation.ndjson", observation)
+    ndjson(
+        folder / "Patient.ndjson", patient("pat-1", managingOrganization={"reference": "Organization/org-1"})
+    )
+    ndjson(folder / "Organization.ndjson", {"resourceType": "Organization", "id": "org-1", "name": "Plan"})
+    ndjson(folder / "Basic.ndjson", {"resourceType": "Basic", "id": "b-1", "code": {"text": "note"}})
+    (folder / "practitionerInformation1.json").write_bytes(
+        orjson.dumps({"resourceType": "Bundle", "type": "batch", "entry": []})
+    )
+    files, _ = discover([folder])
+    assert [f.name for f in files] == [
+        "practitionerInformation1.json",  # Synthea's shared resources first, as before
+        "Organization.ndjson",
+        "Patient.ndjson",
+        "Basic.ndjson",  # the rest by name
+        "Observation.ndjson",
+    ]
+    report = run(services, folder)
+    assert report.created == 4
+    assert not report.rejected
+    with read_connection(services.engine) as conn:
+        h = fhir_history.c
+        written = [row.type for row in conn.execute(select(h.type).order_by(h.seq))]
+        assert written == ["Organization", "Patient", "Basic", "Observation"]
+        ref = idx_reference.c
+        rows = conn.execute(select(ref.target_type, ref.target_id, ref.target_rid)).all()
+    assert {(t, i) for t, i, _ in rows} >= {("Patient", "pat-1"), ("Organization", "org-1")}
+    with read_connection(services.engine) as conn:
+        assert all(rid == target_rid(conn, t, i) for t, i, rid in rows)
+
+
+def test_loads_and_single_writes_draw_distinct_increasing_keys(services: Services, tmp_path: Path) -> None:
+    """The loader draws resource and history keys itself (SQLite: max + 1 under the write lock); writes
+    of the API before, between and after loads get keys after them, and the change log keeps write order."""
+    repository = services.fhir.repository
+    with write_transaction(services.engine) as conn:
+        repository.put(conn, ENV, patient("api-1"))
+    run(services, ndjson(tmp_path / "a.ndjson", patient("load-1"), patient("load-2")))
+    with write_transaction(services.engine) as conn:
+        repository.put(conn, ENV, patient("api-2"))
+    run(services, ndjson(tmp_path / "b.ndjson", patient("load-2", family="Changed"), patient("load-3")))
+    with write_transaction(services.engine) as conn:
+        repository.put(conn, ENV, patient("api-3"))
+    with read_connection(services.engine) as conn:
+        h, c = fhir_history.c, fhir_resource.c
+        log = [(row.id, row.version) for row in conn.execute(select(h.id, h.version).order_by(h.seq))]
+        rids = {row.id: row.rid for row in conn.execute(select(c.id, c.rid))}
+    assert log == [
+        ("api-1", 1),
+        ("load-1", 1),
+        ("load-2", 1),
+        ("api-2", 1),
+        ("load-3", 1),  # one transaction: its new resources, then its new versions
+        ("load-2", 2),
+        ("api-3", 1),
+    ]
+    assert sorted(rids, key=rids.__getitem__) == ["api-1", "load-1", "load-2", "api-2", "load-3", "api-3"]
+    assert stored(services, "Patient", "load-2")["name"] == [{"family": "Changed"}]
 
 
 def test_transaction_bundle_rewrites_urn_uuid_and_conditional_references(services: Services) -> None:

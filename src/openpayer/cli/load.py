@@ -64,7 +64,8 @@ def load(
 
     Loading is idempotent: resources keep their ids (or get deterministic ones), and a resource whose
     content has not changed gets no new version. Every rejected record is reported with file, line and
-    reason; a transaction Bundle with any rejected entry is not loaded at all.
+    reason; a transaction Bundle with any rejected entry is not loaded at all. In a folder, bulk-data files
+    of the types others point at (Organization.ndjson, Practitioner.ndjson, Patient.ndjson, ...) load first.
     """
     err = Console(stderr=True)
     settings = get_settings()

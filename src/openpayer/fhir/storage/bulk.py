@@ -4,11 +4,11 @@
 inserts). A load writes hundreds of resources per transaction instead, with:
 
 1. one SELECT (``FOR UPDATE`` on PostgreSQL) of the current rows of the whole batch;
-2. the new `fhir_history` and `fhir_resource` rows: on PostgreSQL, keys drawn from the tables' sequences in
-   one statement and the rows sent by COPY (an INSERT of hundreds of rows costs more in the driver, which
-   re-parses its SQL text, than in the server); elsewhere one executemany INSERT into each, both
-   ``RETURNING`` the generated keys in parameter order (SQLAlchemy 2 "insertmanyvalues",
-   ``sort_by_parameter_order=True``);
+2. the new `fhir_history` and `fhir_resource` rows, their keys drawn first (`_next_keys`: the tables'
+   sequences in one statement on PostgreSQL, max + 1 onwards under SQLite's write lock): on PostgreSQL the
+   rows sent by COPY (an INSERT of hundreds of rows costs more in the driver, which re-parses its SQL text,
+   than in the server), elsewhere one executemany INSERT on the driver into each (SQLAlchemy's
+   "insertmanyvalues" with ``RETURNING`` cost the seed's writer a sixth of its time);
 3. one executemany UPDATE of the current rows that get a new version;
 4. one DELETE per index table for the replaced index rows, and the new index rows: a COPY per index table
    on PostgreSQL (faster than any INSERT), one executemany INSERT per index table elsewhere, the reference
@@ -31,7 +31,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from openpayer.db import write_transaction
@@ -211,14 +211,9 @@ class BulkWriter:
         if not fresh and not changed:
             return
         history = [(r, 1) for r in fresh] + [(r, version) for r, _, version in changed]
-        if conn.dialect.driver == "psycopg":
-            seqs = self._copy_history(conn, history)
-            fresh_seqs, changed_seqs = seqs[: len(fresh)], seqs[len(fresh) :]
-            rids = self._copy_current(conn, fresh, fresh_seqs)
-        else:
-            seqs = self._insert_history(conn, history)
-            fresh_seqs, changed_seqs = seqs[: len(fresh)], seqs[len(fresh) :]
-            rids = self._insert_current(conn, fresh, fresh_seqs)
+        seqs = self._write_history(conn, history)
+        fresh_seqs, changed_seqs = seqs[: len(fresh)], seqs[len(fresh) :]
+        rids = self._write_current(conn, fresh, fresh_seqs)
         if changed:
             conn.execute(
                 update(fhir_resource)
@@ -282,7 +277,16 @@ class BulkWriter:
         return found
 
     def _next_keys(self, conn: Connection, table: Table, column: str, count: int) -> list[int]:
-        """PostgreSQL: `count` new values of the sequence behind `table.column`, ascending."""
+        """`count` new keys for `table.column`, ascending, drawn as the database would draw them.
+
+        PostgreSQL: from the column's sequence, in one statement. SQLite: the INTEGER PRIMARY KEY is the
+        rowid, which SQLite itself draws as max + 1 (no AUTOINCREMENT); this transaction holds the write
+        lock (BEGIN IMMEDIATE), so max + 1 ... max + count are the keys SQLite would have given the rows
+        inserted one by one."""
+        if conn.dialect.name == "sqlite":
+            top = conn.exec_driver_sql(f"SELECT max({column}) FROM {table.name}").scalar()  # noqa: S608 - our names
+            first = int(top or 0) + 1
+            return list(range(first, first + count))
         sequence = self._sequences.get(table.name)
         if sequence is None:
             sequence = conn.exec_driver_sql(
@@ -297,12 +301,13 @@ class BulkWriter:
         ).scalar_one()
         return sorted(int(key) for key in keys)
 
-    def _copy_history(self, conn: Connection, items: list[tuple[PreparedResource, int]]) -> list[int]:
+    def _write_history(self, conn: Connection, items: list[tuple[PreparedResource, int]]) -> list[int]:
         seqs = self._next_keys(conn, fhir_history, "seq", len(items))
         env = self.env
-        _copy(
+        _write_rows(
             conn,
-            _HISTORY_COPY,
+            fhir_history,
+            _HISTORY_COLUMNS,
             [
                 (seq, env, r.rtype, r.id, version, r.micros, _METHOD, False, r.body)
                 for (r, version), seq in zip(items, seqs, strict=True)
@@ -311,14 +316,15 @@ class BulkWriter:
         )
         return seqs
 
-    def _copy_current(self, conn: Connection, fresh: list[PreparedResource], seqs: list[int]) -> list[int]:
+    def _write_current(self, conn: Connection, fresh: list[PreparedResource], seqs: list[int]) -> list[int]:
         if not fresh:
             return []
         rids = self._next_keys(conn, fhir_resource, "rid", len(fresh))
         env = self.env
-        _copy(
+        _write_rows(
             conn,
-            _CURRENT_COPY,
+            fhir_resource,
+            _CURRENT_COLUMNS,
             [
                 (rid, env, r.rtype, r.id, 1, r.micros, False, seq, r.body)
                 for r, rid, seq in zip(fresh, rids, seqs, strict=True)
@@ -326,46 +332,6 @@ class BulkWriter:
             _CURRENT_TYPES,
         )
         return rids
-
-    def _insert_history(self, conn: Connection, items: list[tuple[PreparedResource, int]]) -> list[int]:
-        result = conn.execute(
-            insert(fhir_history).returning(fhir_history.c.seq, sort_by_parameter_order=True),
-            [
-                {
-                    "env": self.env,
-                    "type": r.rtype,
-                    "id": r.id,
-                    "version": version,
-                    "last_updated": r.micros,
-                    "method": _METHOD,
-                    "deleted": False,
-                    "content": r.body,
-                }
-                for r, version in items
-            ],
-        )
-        return [int(seq) for seq in result.scalars()]
-
-    def _insert_current(self, conn: Connection, fresh: list[PreparedResource], seqs: list[int]) -> list[int]:
-        if not fresh:
-            return []
-        result = conn.execute(
-            insert(fhir_resource).returning(fhir_resource.c.rid, sort_by_parameter_order=True),
-            [
-                {
-                    "env": self.env,
-                    "type": r.rtype,
-                    "id": r.id,
-                    "version": 1,
-                    "last_updated": r.micros,
-                    "deleted": False,
-                    "seq": seq,
-                    "content": r.body,
-                }
-                for r, seq in zip(fresh, seqs, strict=True)
-            ],
-        )
-        return [int(rid) for rid in result.scalars()]
 
     def _insert_index(
         self, conn: Connection, keyed: Iterable[tuple[PreparedResource, int]], found: dict[Target, int]
@@ -398,7 +364,7 @@ class BulkWriter:
                 copy.write(b"".join(chunks))
         for name, values in rows.items():
             if values:
-                _copy_rows(conn, _TABLES[name], values)
+                _write_rows(conn, _TABLES[name], _COLUMNS[name], values)
 
 
 @lru_cache(maxsize=4096)
@@ -477,16 +443,29 @@ def index_tuples(rows: Iterable[tuple[Table, Sequence[dict[str, Any]]]]) -> dict
 # format hex-encodes it in the client and decodes it in the server (a resource's two rows: ~0.02 ms of
 # the main process's CPU and ~0.035 ms of PostgreSQL's, measured on 7.8 KB ExplanationOfBenefit).
 # The binary format needs each column's exact type, in column order.
-_HISTORY_COPY = (
-    "COPY fhir_history (seq, env, type, id, version, last_updated, method, deleted, content) "
-    "FROM STDIN (FORMAT BINARY)"
-)
+_HISTORY_COLUMNS = ("seq", "env", "type", "id", "version", "last_updated", "method", "deleted", "content")
 _HISTORY_TYPES = ("int8", "varchar", "varchar", "varchar", "int4", "int8", "varchar", "bool", "bytea")
-_CURRENT_COPY = (
-    "COPY fhir_resource (rid, env, type, id, version, last_updated, deleted, seq, content) "
-    "FROM STDIN (FORMAT BINARY)"
-)
+_CURRENT_COLUMNS = ("rid", "env", "type", "id", "version", "last_updated", "deleted", "seq", "content")
 _CURRENT_TYPES = ("int8", "varchar", "varchar", "varchar", "int4", "int8", "bool", "int8", "bytea")
+
+
+def _write_rows(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: list[tuple[Any, ...]],
+    types: Sequence[str] | None = None,
+) -> None:
+    """Insert `rows` (values in `columns` order): PostgreSQL COPY, binary with `types` (no per-row statement
+    or SQL text to parse), else one executemany INSERT on the driver (no SQLAlchemy work per row)."""
+    names = ", ".join(columns)
+    if conn.dialect.driver == "psycopg":
+        binary = " (FORMAT BINARY)" if types is not None else ""
+        _copy(conn, f"COPY {table.name} ({names}) FROM STDIN{binary}", rows, types)
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608 - names from our own tables
+    conn.exec_driver_sql(sql, rows)
 
 
 def _copy(
@@ -589,17 +568,6 @@ def index_copy_text(index: dict[str, list[tuple[Any, ...]]]) -> dict[str, bytes]
 
 def _escaped(value: Any) -> str:
     return value.translate(_COPY_ESCAPES) if value.__class__ is str else _copy_field(value)
-
-
-def _copy_rows(conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> None:
-    """Insert index rows: PostgreSQL COPY (no per-row statement or SQL text to parse), else executemany."""
-    columns = _COLUMNS[table.name]
-    if conn.dialect.driver == "psycopg":
-        _copy(conn, f"COPY {table.name} ({', '.join(columns)}) FROM STDIN", rows)
-        return
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([mark] * len(columns))})"  # noqa: S608 - names from our own tables
-    conn.exec_driver_sql(sql, rows)
 
 
 def _without_repeats(units: Sequence[Sequence[PreparedResource]]) -> list[list[Sequence[PreparedResource]]]:
