@@ -34,7 +34,7 @@ from sqlalchemy import Engine, create_engine, event, insert, text
 
 from openpayer.config import Settings, normalise_database_url
 from openpayer.db import make_engine, write_transaction
-from openpayer.fhir.loading import Loader, LoadReport
+from openpayer.fhir.loading import BATCH_SIZE, Loader, LoadReport
 from openpayer.fhir.storage import codec
 from openpayer.fhir.storage.tables import fhir_history, fhir_resource
 from openpayer.migrate import upgrade
@@ -200,7 +200,7 @@ def main() -> None:
         "--database-url", default=DEFAULT_URL, help=f"default {DEFAULT_URL}; sqlite:///... too"
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
-    parser.add_argument("--batch-size", type=int, default=400)
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--stages", type=int, metavar="N", help="only time each worker step on N resources")
     args = parser.parse_args()
     if args.stages:

@@ -46,7 +46,7 @@ from openpayer.migrate import upgrade
 from openpayer.seed import generate_plan, write_ndjson
 
 ENV = "sandbox"
-BATCH = 400
+BATCH = getattr(loading, "BATCH_SIZE", 400)  # as the loader writes (400 before the thirteenth session)
 
 
 def prepare(members: int, seed: int, folder: Path) -> dict[str, list[PreparedResource]]:

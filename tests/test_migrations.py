@@ -136,3 +136,52 @@ def test_upgrading_past_0031_gives_stored_references_their_targets_rid(
     assert index_problems(engine) == []
     found = client.get("/sandbox/fhir/Observation", params={"subject:Patient.family": "target"})
     assert [entry["resource"]["id"] for entry in found.json()["entry"]] == ["o"]
+
+
+def test_the_url_index_holds_only_references_with_a_url_and_url_searches_still_read_it(
+    engine: Engine, services: Services, client: TestClient
+) -> None:
+    """Migration 0032: local references (no URL) are not in `(hkey, url)`, and a search by URL can still
+    use the index (its `url = ...` implies the index's `url IS NOT NULL`)."""
+    claim = {
+        "resourceType": "Claim",
+        "id": "c",
+        "status": "active",
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": "oral"}]},
+        "use": "claim",
+        "patient": {"reference": "Patient/p"},
+        "created": "2026-01-01",
+        "provider": {"reference": "https://elsewhere.example/fhir/Organization/o"},
+        "priority": {"coding": [{"code": "normal"}]},
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"reference": "Coverage/v"}}],
+    }
+    services.fhir.update("sandbox", "Claim", "c", claim)
+    url = "https://elsewhere.example/fhir/Organization/o"
+    found = client.get("/sandbox/fhir/Claim", params={"provider": url})
+    assert [entry["resource"]["id"] for entry in found.json()["entry"]] == ["c"]
+    assert client.get("/sandbox/fhir/Claim", params={"provider": url + "x"}).json().get("entry") is None
+    hkey = index_key("sandbox", "Claim", "provider")
+    query = "SELECT rid FROM fhir_idx_reference WHERE hkey = {0} AND url = {1}"
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            definition = conn.exec_driver_sql(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_fhir_idx_reference_hkey_url'"
+            ).scalar_one()
+            assert definition.endswith("WHERE (url IS NOT NULL)")
+            conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = conn.exec_driver_sql("EXPLAIN " + query.format("%s", "%s"), (hkey, url)).scalars()
+        else:
+            definition = conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'ix_fhir_idx_reference_hkey_url'"
+            ).scalar_one()
+            assert definition.endswith("WHERE url IS NOT NULL")
+            plan = (
+                row[-1]
+                for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + query.format("?", "?"), (hkey, url))
+            )
+        assert "ix_fhir_idx_reference_hkey_url" in " ".join(plan)
+        local = conn.execute(
+            select(func.count()).select_from(idx_reference).where(idx_reference.c.url.is_(None))
+        ).scalar_one()
+    assert local >= 1  # `Coverage/v`: stored, and searchable by its id, outside this index
+    assert client.get("/sandbox/fhir/Claim", params={"coverage": "Coverage/v"}).json()["total"] == 1

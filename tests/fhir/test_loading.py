@@ -672,5 +672,12 @@ def test_a_load_leaves_postgresql_able_to_answer_from_indexes_alone(
         visible, tuples = conn.exec_driver_sql(
             "SELECT relallvisible, reltuples FROM pg_class WHERE oid = 'fhir_resource'::regclass"
         ).one()
+        tables = ["fhir_resource", "fhir_history", *(table.name for table in INDEX_TABLES)]
+        maintained = conn.exec_driver_sql(
+            "SELECT relname FROM pg_stat_user_tables "
+            "WHERE relname = ANY(%s) AND last_vacuum IS NOT NULL AND last_analyze IS NOT NULL",
+            (tables,),
+        ).scalars()
     assert visible > 0
     assert tuples >= 50
+    assert sorted(maintained) == sorted(tables)  # each on a connection of its own, the largest first

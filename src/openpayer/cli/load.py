@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from openpayer.bootstrap import build_store
 from openpayer.cli.progress import resource_progress
 from openpayer.config import get_settings
-from openpayer.fhir.loading import Loader, LoadReport
+from openpayer.fhir.loading import BATCH_SIZE, Loader, LoadReport
 from openpayer.migrate import upgrade
 
 
@@ -49,7 +49,9 @@ def load(
     workers: int = typer.Option(
         None, "--workers", "-w", min=0, help="Worker processes (default: CPU count; 0 = in this process)."
     ),
-    batch_size: int = typer.Option(400, "--batch-size", min=1, help="Resources per write transaction."),
+    batch_size: int = typer.Option(
+        BATCH_SIZE, "--batch-size", min=1, help="Resources per write transaction."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar and no notes."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     migrate: bool = typer.Option(True, help="Apply pending migrations before loading."),

@@ -39,7 +39,7 @@ from openpayer.accounts.passwords import hash_password
 from openpayer.bootstrap import Store, build_store
 from openpayer.cli.progress import resource_progress
 from openpayer.config import Settings, get_settings
-from openpayer.fhir.loading import Loader, LoadReport, Rejection
+from openpayer.fhir.loading import BATCH_SIZE, Loader, LoadReport, Rejection
 from openpayer.fhir.storage.tables import fhir_resource
 from openpayer.members.models import member_account
 from openpayer.members.sandbox import SANDBOX_MEMBERS
@@ -154,7 +154,9 @@ def seed(
     workers: int = typer.Option(
         None, "--workers", "-w", min=0, help="Loader worker processes (default: CPU count; 0 = in process)."
     ),
-    batch_size: int = typer.Option(400, "--batch-size", min=1, help="Resources per write transaction."),
+    batch_size: int = typer.Option(
+        BATCH_SIZE, "--batch-size", min=1, help="Resources per write transaction."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     migrate: bool = typer.Option(True, help="Apply pending migrations before loading."),

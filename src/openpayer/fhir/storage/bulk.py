@@ -25,7 +25,9 @@ alone and counted as unchanged (`put` would write a new version; a load must be 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -55,6 +57,7 @@ _REFERENCES = "fhir_idx_reference"
 # Analysed as a load makes them grow: the batch look-up reads `fhir_resource`, and `targets.adopt` the
 # waiting reference rows (without statistics it joined them by scanning: 10 s for a batch at 12,000 rows).
 _GROWING = (fhir_resource, idx_reference)
+_TABLE_SIZES = "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)"
 _SELECT_CHUNK = 500  # ids per SELECT ... IN (...): well under SQLite's and PostgreSQL's parameter limits
 _METHOD = "PUT"  # a load is an update-as-create with the client's ids (FHIR R4 §3.1.0.4.1)
 
@@ -157,12 +160,23 @@ class BulkWriter:
         if self.engine.dialect.name != "postgresql":
             return
         command = "VACUUM (ANALYZE)" if vacuum else "ANALYZE"
+        names = [table.name for table in tables]
         try:
-            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                for table in tables:
-                    conn.exec_driver_sql(f"{command} {table.name}")
+            if len(names) > 1:
+                with self.engine.connect() as conn:  # the largest first, so that none is left to run alone
+                    rows = conn.exec_driver_sql(_TABLE_SIZES, (names,))
+                    sizes: dict[str, int] = dict(rows.all())
+                names.sort(key=lambda name: -sizes.get(name, 0))
+            # One connection per core: each ANALYZE runs on one PostgreSQL backend, and at the end of a
+            # load they are all that is left to do (docs/performance.md, Loading, "Thirteenth session").
+            with ThreadPoolExecutor(min(len(names), os.cpu_count() or 1)) as pool:
+                list(pool.map(lambda name: self._run_maintenance(f"{command} {name}"), names))
         except SQLAlchemyError:  # e.g. not the tables' owner: the plans are merely worse
             return
+
+    def _run_maintenance(self, statement: str) -> None:
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(statement)
 
     def _keep_statistics(self) -> None:
         """Keep `fhir_resource` statistics fresh while it grows from nothing.

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 from openpayer.db import BigId, metadata
@@ -170,8 +171,15 @@ idx_reference = Table(
     Index("ix_fhir_idx_reference_hkey_target", "hkey", "target_id", "target_type", "rid"),
     Index("ix_fhir_idx_reference_hkey_target_rid", "hkey", "target_rid", "rid"),
     Index("ix_fhir_idx_reference_target", "target_id", "target_type"),
-    # search by absolute URL / canonical, and local references that were written as absolute URLs on our base
-    Index("ix_fhir_idx_reference_hkey_url", "hkey", "url"),
+    # search by absolute URL / canonical, and local references that were written as absolute URLs on our base.
+    # Only the rows with a URL: a local reference has none, and every search by URL implies one (0032).
+    Index(
+        "ix_fhir_idx_reference_hkey_url",
+        "hkey",
+        "url",
+        postgresql_where=text("url IS NOT NULL"),
+        sqlite_where=text("url IS NOT NULL"),
+    ),
     Index("ix_fhir_idx_reference_rid", "rid"),
 )
 
