@@ -34,7 +34,8 @@ from sqlalchemy import Engine, create_engine, event, insert, text
 
 from openpayer.config import Settings, normalise_database_url
 from openpayer.db import make_engine, write_transaction
-from openpayer.fhir.loading import BATCH_SIZE, Loader, LoadReport
+from openpayer.fhir import loading
+from openpayer.fhir.loading import Loader, LoadReport
 from openpayer.fhir.storage import codec
 from openpayer.fhir.storage.tables import fhir_history, fhir_resource
 from openpayer.migrate import upgrade
@@ -126,6 +127,16 @@ def stages(n: int, scratch: Path) -> None:
     from openpayer.fhir.storage.repository import stamp
     from openpayer.fhir.validation import validate_resource
 
+    try:
+        from openpayer.fhir.storage.rows import index_copy_rows
+
+        def index_rows(r: Any) -> Any:
+            return index_copy_rows("s", "E", r)
+    except ImportError:  # the code before `storage.rows` (to compare with an export of an older commit)
+
+        def index_rows(r: Any) -> Any:
+            return bulk.index_copy_text(bulk.index_values("s", "E", r))  # type: ignore[attr-defined]
+
     path = scratch / "stages.ndjson"
     generate(n, path)
     lines = path.read_bytes().splitlines()
@@ -141,12 +152,8 @@ def stages(n: int, scratch: Path) -> None:
         ("stamp", lambda r: stamp(r, 1, 1_700_000_000_000_000), parsed),
         ("serialise + compress", codec.encode, stamped),
         ("extract_index", extract_index, stamped),
-        ("index rows (+ COPY text)", lambda r: bulk.index_copy_text(bulk.index_values("s", "E", r)), rows),
+        ("index rows (COPY text)", index_rows, rows),
     ]
-    if not hasattr(bulk, "index_values"):  # the code before the loader's index rows became tuples
-        from openpayer.fhir.storage.repository import index_rows_to_values
-
-        steps[-1] = ("index rows", lambda r: bulk.index_tuples(index_rows_to_values("s", "E", 0, r)), rows)
     total = 0.0
     for label, step, items in steps:
         best = min(_cpu(step, items) for _ in range(5))
@@ -200,7 +207,12 @@ def main() -> None:
         "--database-url", default=DEFAULT_URL, help=f"default {DEFAULT_URL}; sqlite:///... too"
     )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=getattr(loading, "BATCH_SIZE", 400),
+        help="default: as `openpayer load`",
+    )
     parser.add_argument("--stages", type=int, metavar="N", help="only time each worker step on N resources")
     args = parser.parse_args()
     if args.stages:

@@ -36,12 +36,16 @@ from openpayer.config import Settings
 from openpayer.db import make_engine
 from openpayer.fhir import loading
 from openpayer.fhir.storage.bulk import (
-    _COLUMNS,
     _CURRENT_COLUMNS,
     _HISTORY_COLUMNS,
     BulkWriter,
     PreparedResource,
 )
+
+try:
+    from openpayer.fhir.storage.rows import COLUMNS
+except ImportError:  # the code before `storage.rows` (to compare with an export of an older commit)
+    from openpayer.fhir.storage.bulk import _COLUMNS as COLUMNS  # type: ignore[attr-defined,no-redef]
 from openpayer.migrate import upgrade
 from openpayer.seed import generate_plan, write_ndjson
 
@@ -107,7 +111,7 @@ def baseline(url: str, records: list[PreparedResource]) -> Callable[[], None]:
                 else:
                     rows.setdefault(name, []).extend((rid, *v) for v in values)
         batches.append(rows)
-    columns = {"fhir_history": _HISTORY_COLUMNS, "fhir_resource": _CURRENT_COLUMNS, **_COLUMNS}
+    columns = {"fhir_history": _HISTORY_COLUMNS, "fhir_resource": _CURRENT_COLUMNS, **COLUMNS}
     statements = {
         name: f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         for name, cols in columns.items()

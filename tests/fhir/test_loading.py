@@ -543,8 +543,8 @@ def test_profile_check_in_a_transaction_bundle_rejects_it_whole(services: Servic
 
 def test_index_values_are_index_rows_to_values_as_tuples() -> None:
     from openpayer.fhir.search.extract import extract_index
-    from openpayer.fhir.storage.bulk import index_tuples, index_values
     from openpayer.fhir.storage.repository import index_rows_to_values
+    from openpayer.fhir.storage.rows import index_tuples, index_values
 
     checked = 0
     for item in sorted(shared_path("ig").glob("*/example/*.json")):
@@ -561,10 +561,63 @@ def test_index_values_are_index_rows_to_values_as_tuples() -> None:
     assert checked > 100
 
 
+def test_copy_rows_are_the_copy_text_of_the_index_values() -> None:
+    """The workers' direct COPY text (`index_copy_rows`) is what the general path writes, escapes, NULLs,
+    truncation and target marks included: on every example instance and on random rows."""
+    import random
+
+    from openpayer.fhir.search.extract import extract_index
+    from openpayer.fhir.storage.index import (
+        DateValue,
+        IndexRows,
+        NumberValue,
+        ReferenceValue,
+        StringValue,
+        TokenValue,
+        UriValue,
+    )
+    from openpayer.fhir.storage.rows import index_copy_rows, index_copy_text, index_values, reference_targets
+
+    def general(rtype: str, rows: IndexRows) -> tuple[dict[str, bytes], list[Any]]:
+        index = index_values(ENV, rtype, rows)
+        return index_copy_text(index), reference_targets(index)
+
+    checked = 0
+    for item in sorted(shared_path("ig").glob("*/example/*.json")):
+        body = orjson.loads(item.read_bytes().removeprefix(b"\xef\xbb\xbf"))
+        if isinstance(body, dict) and "resourceType" in body:
+            rows = extract_index(body)
+            assert index_copy_rows(ENV, body["resourceType"], rows) == general(body["resourceType"], rows)
+            checked += 1
+    assert checked > 100
+
+    generator = random.Random(11)
+    alphabet = ["a", "Z", "é", " ", "N", "\\", "\t", "\n", "\r", "\x01", "\x02"]
+
+    def text(nullable: bool = True) -> Any:
+        if nullable and generator.random() < 0.3:
+            return None
+        return "".join(generator.choices(alphabet, k=generator.randint(0, 3))) * generator.choice([1, 1, 200])
+
+    def some(make: Any) -> list[Any]:
+        return [make() for _ in range(generator.randint(0, 3))]
+
+    for _ in range(3000):
+        rows = IndexRows(
+            strings=some(lambda: StringValue(generator.choice("ab"), text(False), text(False))),
+            tokens=some(lambda: TokenValue(generator.choice("ab"), text(), text(), text())),
+            dates=some(lambda: DateValue("d", generator.randint(-(10**17), 10**17), 5)),
+            numbers=some(lambda: NumberValue("n", generator.choice([0.5, float("nan"), -3.0]))),
+            references=some(lambda: ReferenceValue("r", text(), text(), text(), text(), text())),
+            uris=some(lambda: UriValue("u", text(False))),
+        )
+        assert index_copy_rows(ENV, "Basic", rows) == general("Basic", rows), rows
+
+
 def test_index_rows_written_are_the_extracted_ones(services: Services, tmp_path: Path) -> None:
     """Escapes and numbers survive the writer (COPY text made by the workers on PostgreSQL)."""
     from openpayer.fhir.search.extract import extract_index
-    from openpayer.fhir.storage.bulk import index_values
+    from openpayer.fhir.storage.rows import index_values
 
     odd = "tab\there \\back\\slash\nnew line\rcr \x01one \\x01 ünïcödé 漢字 \\N"
     resources = [
@@ -631,7 +684,7 @@ def target_rid(conn: Any, rtype: str, rid: str) -> int:
 def test_index_copy_text_escapes_exactly_when_needed() -> None:
     import random
 
-    from openpayer.fhir.storage.bulk import _COPY_ESCAPES, _copy_field, index_copy_text
+    from openpayer.fhir.storage.rows import _COPY_ESCAPES, _copy_field, index_copy_text
 
     def escaped(index: dict[str, list[tuple[Any, ...]]]) -> dict[str, bytes]:
         return {
@@ -681,3 +734,46 @@ def test_a_load_leaves_postgresql_able_to_answer_from_indexes_alone(
     assert visible > 0
     assert tuples >= 50
     assert sorted(maintained) == sorted(tables)  # each on a connection of its own, the largest first
+
+
+@pytest.mark.parametrize(("chunk_lines", "read_block"), [(200, 1024 * 1024), (3, 7), (1, 1)])
+def test_ndjson_parts_read_by_the_workers_keep_every_line_and_its_number(
+    services: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_lines: int, read_block: int
+) -> None:
+    """The workers read their own part of a file: a BOM, blank lines, CRLF line ends and a last line
+    without its newline, wherever the parts and the main process's reads end, change nothing."""
+    from openpayer.fhir import loading
+
+    monkeypatch.setattr(loading, "CHUNK_LINES", chunk_lines)
+    monkeypatch.setattr(loading, "_READ_BLOCK", read_block)
+    lines = [orjson.dumps(patient(f"span-{n}", family=f"Span{n}")) for n in range(9)]
+    lines[4] = b'{"resourceType": "Patient", "id": "bad one"}'
+    text = (
+        b"\xef\xbb\xbf"
+        + lines[0]
+        + b"\r\n\r\n"
+        + b"\n".join(lines[1:6])
+        + b"\n   \n"
+        + b"\r\n".join(lines[6:])
+    )
+    path = tmp_path / "spans.ndjson"
+    path.write_bytes(text)
+    report = run(services, path, workers=1)
+    assert report.created == 8
+    assert [(r.line, r.id) for r in report.rejected] == [("6", "bad one")]  # BOM line 1, blank line 2
+    assert report.records == 9
+    assert stored(services, "Patient", "span-8")["name"] == [{"family": "Span8"}]
+    assert count(services) == 8
+
+
+def test_empty_and_blank_ndjson_files_are_noted_not_loaded(services: Services, tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.ndjson").write_bytes(b"")
+    (folder / "b.ndjson").write_bytes(b"\n  \r\n\n")
+    report = run(services, folder, workers=1)
+    assert report.records == 0
+    assert sorted(report.skipped) == [
+        f"{folder / 'a.ndjson'}: empty, nothing to load",
+        f"{folder / 'b.ndjson'}: empty, nothing to load",
+    ]

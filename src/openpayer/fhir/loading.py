@@ -53,15 +53,10 @@ from openpayer.fhir.profiles import warm as warm_profiles
 from openpayer.fhir.search.extract import extract_index
 from openpayer.fhir.services import ConditionalMatcher, parse_query
 from openpayer.fhir.storage import codec
-from openpayer.fhir.storage.bulk import (
-    BulkWriter,
-    PreparedResource,
-    content_digest,
-    index_copy_text,
-    index_values,
-    reference_targets,
-)
+from openpayer.fhir.storage.bulk import BulkWriter, PreparedResource, content_digest
 from openpayer.fhir.storage.repository import stamp
+from openpayer.fhir.storage.rows import index_copy_rows, index_values
+from openpayer.fhir.storage.targets import Target
 from openpayer.fhir.validation import validate_resource
 
 SUFFIXES = (".ndjson.gz", ".json.gz", ".ndjson", ".json")
@@ -88,10 +83,11 @@ TARGETS_FIRST = (
 )
 _TARGET_RANK = {rtype: rank for rank, rtype in enumerate(TARGETS_FIRST)}
 CHUNK_LINES = 200  # NDJSON lines per worker task
+CHUNK_BYTES = 2 * 1024 * 1024
+_READ_BLOCK = 1024 * 1024  # how much of an NDJSON file the main process scans for line ends at a time
 # Resources per write transaction: 1,000 loaded 3-4 % faster than 400 on both databases (fewer commits and
 # per-batch statements; docs/performance.md, Loading, "Thirteenth session"), holding the write lock ~0.25 s.
 BATCH_SIZE = 1000
-CHUNK_BYTES = 2 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 # Worker processes stamp `meta.lastUpdated` with real time: a bulk load is not moved by a test's clock.
 _WALL_CLOCK = Clock()
@@ -155,6 +151,9 @@ class LoadReport:
 
 
 # ---- tasks (main → worker) and their results (worker → main) -----------------------------------
+Span = tuple[str, int, int, int]
+
+
 @dataclass(slots=True)
 class Task:
     file: str
@@ -168,6 +167,7 @@ class Task:
     final: bool = False  # unresolved conditional references are rejections, not deferrals
     profile_check: bool = False  # validate against the profiles the resources claim (meta.profile)
     copy_text: bool = False  # index rows in PostgreSQL COPY text form (the writer does no per-row work)
+    span: Span | None = None  # NDJSON the worker reads itself: (path, offset, length, first line number)
 
 
 @dataclass(slots=True)
@@ -198,12 +198,35 @@ class _Reject(Exception):
 def prepare(task: Task) -> Prepared:
     """Parse, identify, rewrite, validate, stamp and index the records of one task. Never raises."""
     out = Prepared(task.file, task.size)
-    if task.lines is None:
+    lines = task.lines
+    if task.span is not None:
+        try:
+            lines = _span_lines(task.span)
+        except OSError as exc:
+            out.records += 1
+            out.rejected.append(Rejection(task.file, "-", None, None, f"cannot read the file: {exc}"))
+            return out
+    if lines is None:
         _guarded(task, out, "-", lambda: _prepare_file(task, out))
         return out
-    for number, text in task.lines:
+    for number, text in lines:
         _guarded(task, out, str(number), lambda: _prepare_line(task, out, number, text))  # noqa: B023
     return out
+
+
+def _span_lines(span: Span) -> list[tuple[int, bytes]]:
+    """The non-blank lines of a part of an NDJSON file, numbered (the first line without its BOM)."""
+    path, offset, length, first = span
+    with open(path, "rb") as stream:
+        stream.seek(offset)
+        data = stream.read(length)
+    lines = []
+    for number, text in enumerate(data.split(b"\n"), start=first):
+        if number == 1:
+            text = text.removeprefix(_BOM)
+        if text and not text.isspace():
+            lines.append((number, text))
+    return lines
 
 
 def _guarded(task: Task, out: Prepared, where: str, work: Callable[[], None]) -> None:
@@ -436,10 +459,13 @@ def _prepare_resource(
     stamped = stamp(resource, 1, micros)
     _, body = codec.encode(stamped)
     rows = extract_index(stamped)
-    index = index_values(task.env, stamped["resourceType"], rows)
-    copy, targets = None, []
+    copy: dict[str, bytes] | None = None
+    targets: list[Target] = []
+    index: dict[str, list[tuple[Any, ...]]] = {}
     if task.copy_text:
-        copy, targets, index = index_copy_text(index), reference_targets(index), {}
+        copy, targets = index_copy_rows(task.env, stamped["resourceType"], rows)
+    else:
+        index = index_values(task.env, stamped["resourceType"], rows)
     out.timings["index"] += time.perf_counter() - started
     return PreparedResource(where, resource["resourceType"], rid, micros, body, index, copy, targets)
 
@@ -622,7 +648,7 @@ class Loader:
                 if path.name.lower().endswith((".ndjson", ".ndjson.gz")):
                     empty = True
                     for task in self._ndjson_tasks(path, shown):
-                        empty = empty and not task.lines
+                        empty = empty and not task.lines and task.span is None
                         yield task
                     if empty:
                         report.skipped.append(f"{shown}: empty, nothing to load")
@@ -633,6 +659,9 @@ class Loader:
                 report.rejected.append(Rejection(shown, "-", None, None, f"cannot read the file: {exc}"))
 
     def _ndjson_tasks(self, path: Path, shown: str) -> Iterator[Task]:
+        if not path.name.lower().endswith(".gz"):
+            yield from self._ndjson_spans(path, shown)
+            return
         with path.open("rb") as raw:
             gz = path.name.lower().endswith(".gz")
             stream: BinaryIO = gzip.GzipFile(fileobj=raw) if gz else raw  # type: ignore[assignment]
@@ -663,6 +692,40 @@ class Loader:
                 profile_check=self.profile_check,
                 copy_text=self.copy_text,
             )
+
+    def _ndjson_spans(self, path: Path, shown: str) -> Iterator[Task]:
+        """Tasks that name their part of the file: the worker reads and splits it, so that the lines are
+        neither copied by the main process nor sent through a pipe (docs/performance.md, Loading,
+        "Thirteenth session"). The main process only finds where every CHUNK_LINES-th line ends."""
+        name = str(path)
+        with path.open("rb") as raw:
+            start, first = 0, 1  # the task's offset and first line number
+            lines, read = 0, 0  # lines ended since `start`; bytes read
+            content = False  # whether any line has more than white space
+            while block := raw.read(_READ_BLOCK):
+                content = content or not block.isspace()
+                at = 0
+                while (end := block.find(b"\n", at)) >= 0:
+                    lines += 1
+                    at = end + 1
+                    if lines >= CHUNK_LINES or read + at - start >= CHUNK_BYTES:
+                        length = read + at - start
+                        yield self._span_task(shown, (name, start, length, first))
+                        start, first, lines = start + length, first + lines, 0
+                read += len(block)
+            if read > start or not content:
+                yield self._span_task(shown, (name, start, read - start, first), empty=not content)
+
+    def _span_task(self, shown: str, span: Span, empty: bool = False) -> Task:
+        return Task(
+            shown,
+            self.env,
+            span[2],
+            lines=[] if empty else None,  # `_tasks` notes an empty file by its tasks without lines
+            span=None if empty else span,
+            profile_check=self.profile_check,
+            copy_text=self.copy_text,
+        )
 
     def _json_task(self, path: Path, shown: str) -> Task:
         data = path.read_bytes()

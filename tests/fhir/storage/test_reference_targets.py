@@ -20,8 +20,9 @@ from tests.fhir.test_index_integrity import index_problems
 from openpayer.bootstrap import Services
 from openpayer.db import read_connection, write_transaction
 from openpayer.fhir.loading import Loader
-from openpayer.fhir.storage.bulk import TARGET, _with_target_rids, index_copy_text, reference_targets
+from openpayer.fhir.storage.rows import index_copy_text, reference_targets, with_target_rids
 from openpayer.fhir.storage.tables import fhir_resource, idx_reference, index_key
+from openpayer.fhir.storage.targets import TARGET
 
 FHIR = "/sandbox/fhir"
 JSON = {"Content-Type": "application/fhir+json"}
@@ -146,7 +147,7 @@ def test_copy_text_marks_targets_and_escapes_the_mark_in_values() -> None:
     }
     text = index_copy_text(rows)["fhir_idx_reference"]
     assert reference_targets(rows) == [("Patient", "p1"), ("Patient", "p2")]
-    filled = _with_target_rids(text, reference_targets(rows), {("Patient", "p1"): 41})
+    filled = with_target_rids(text, reference_targets(rows), {("Patient", "p1"): 41})
     assert filled.decode().splitlines() == [
         f"\x01\t{hkey}\tPatient\tp1\t\\N\t\\N\t\\N\t41",
         f"\x01\t{hkey}\t\\N\t\\N\thttp://x/\\x02\\ttab\t\\N\t\\N\t\\N",

@@ -17,7 +17,8 @@ import orjson
 import pytest
 
 from openpayer.fhir.outcome import Issue
-from openpayer.fhir.validation import validate_resource
+from openpayer.fhir.validation import structure, validate_resource
+from openpayer.fhir.validation.builder import read_vendored_index
 from openpayer.fhir.validation.model import (
     GENERAL,
     ONE_CODE,
@@ -25,6 +26,7 @@ from openpayer.fhir.validation.model import (
     ONE_INTEGER,
     ONE_STRING,
     ONE_URI,
+    build_model,
     get_model,
 )
 from openpayer.fhir.validation.structure import generic_walker
@@ -92,13 +94,43 @@ def test_the_quick_kinds_are_in_use() -> None:
     assert {ONE_STRING, ONE_CODE, ONE_URI, ONE_DECIMAL, ONE_INTEGER} <= kinds
 
 
+def _generated(walker: Any) -> bool:
+    return bool(walker.__code__.co_filename.startswith("<validator walk"))
+
+
 def test_small_nodes_have_generated_walkers() -> None:
-    validate_resource({"resourceType": "Patient"})
+    status = {"coding": [{"system": "http://x", "code": "M"}], "text": "married"}
+    period = {"start": "2020-01-01"}
+    extension = [{"url": "http://x", "valueString": "y"}]
+    ref = {"reference": "Organization/o"}
+    validate_resource(
+        {"resourceType": "Patient", "maritalStatus": status, "telecom": [{"period": period}]}
+        | {"extension": extension, "managingOrganization": ref}
+    )
+    validate_resource({"resourceType": "Invoice", "status": "draft", "totalNet": {"value": 1}})
     nodes = get_model().nodes
     for name in ("Coding", "CodeableConcept", "Reference", "Money", "Period", "Extension"):
         generated = len(nodes[name].fields) <= MAX_GENERATED_FIELDS
-        assert nodes[name].walker.__code__.co_filename.startswith("<validator walk") == generated, name
+        assert _generated(nodes[name].walker) == generated, name
     assert nodes["Coding"].walker.__code__.co_filename == "<validator walk of Coding>"
+
+
+def test_a_walker_is_made_on_its_nodes_first_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Generated walkers are compiled when first needed, and then called directly by their parents."""
+    fresh = build_model(read_vendored_index())
+    monkeypatch.setattr(structure, "get_model", lambda: fresh)
+    nodes = fresh.nodes
+    patient = {"resourceType": "Patient", "maritalStatus": {"coding": [{"system": "x y", "code": "M"}]}}
+    issues = _issues(patient)
+    assert [expression for _, _, expression in issues] == [("Patient.maritalStatus.coding[0].system",)]
+    assert _generated(nodes["Coding"].walker)
+    assert _generated(nodes["CodeableConcept"].walker)
+    assert not _generated(nodes["Money"].walker)  # never walked: still its stub
+    parent = nodes["CodeableConcept"].walker.__globals__
+    assert nodes["Coding"].walker in parent.values()  # the child's walker itself, no longer its stub
+    assert _issues(patient) == issues
+    monkeypatch.undo()
+    assert _issues(patient) == issues  # what the shared model reports
 
 
 def test_general_path_only_is_really_general() -> None:

@@ -29,7 +29,6 @@ import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -38,25 +37,33 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from openpayer.db import write_transaction
 from openpayer.fhir.storage import codec, targets
-from openpayer.fhir.storage.index import IndexRows
 from openpayer.fhir.storage.repository import stamp
+from openpayer.fhir.storage.rows import (
+    COLUMNS,
+    REFERENCES,
+    RID,
+    copy_statement,
+    reference_targets,
+    with_target_rids,
+)
 from openpayer.fhir.storage.tables import (
     INDEX_TABLES,
     fhir_history,
     fhir_resource,
     idx_reference,
-    index_key,
 )
-from openpayer.fhir.storage.targets import TARGET, Target
+from openpayer.fhir.storage.targets import Target
 
 _TABLES: dict[str, Table] = {table.name: table for table in INDEX_TABLES}
-_COLUMNS: dict[str, tuple[str, ...]] = {
-    t.name: ("rid", *(c.name for c in t.columns if c.name != "rid")) for t in INDEX_TABLES
-}
-_REFERENCES = "fhir_idx_reference"
 # Analysed as a load makes them grow: the batch look-up reads `fhir_resource`, and `targets.adopt` the
 # waiting reference rows (without statistics it joined them by scanning: 10 s for a batch at 12,000 rows).
 _GROWING = (fhir_resource, idx_reference)
+# The batch's current rows, locked: the ids as one array, where 1,000 bound parameters cost the main
+# process SQL to build and PostgreSQL a list to parse in every batch.
+_CURRENT_POSTGRESQL = (
+    "SELECT rid, id, version, deleted, content FROM fhir_resource "
+    "WHERE env = %(env)s AND type = %(type)s AND id = ANY(%(ids)s) FOR UPDATE"
+)
 _TABLE_SIZES = "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)"
 _SELECT_CHUNK = 500  # ids per SELECT ... IN (...): well under SQLite's and PostgreSQL's parameter limits
 _METHOD = "PUT"  # a load is an update-as-create with the client's ids (FHIR R4 §3.1.0.4.1)
@@ -280,12 +287,15 @@ class BulkWriter:
             by_type.setdefault(rtype, []).append(rid)
         c = fhir_resource.c
         for rtype, ids in by_type.items():
-            for start in range(0, len(ids), _SELECT_CHUNK):
+            if conn.dialect.name == "postgresql":  # locked, as ResourceRepository.lock_current locks
+                rows = conn.exec_driver_sql(_CURRENT_POSTGRESQL, {"env": self.env, "type": rtype, "ids": ids})
+                for rid, tid, version, deleted, content in rows:
+                    found[(rtype, tid)] = _Current(rid, version, deleted, content)
+                continue
+            for start in range(0, len(ids), _SELECT_CHUNK):  # SQLite: its write lock is held already
                 query = select(c.rid, c.id, c.version, c.deleted, c.content).where(
                     c.env == self.env, c.type == rtype, c.id.in_(ids[start : start + _SELECT_CHUNK])
                 )
-                if conn.dialect.name != "sqlite":  # as ResourceRepository.lock_current
-                    query = query.with_for_update()
                 for row in conn.execute(query):
                     found[(rtype, row.id)] = _Current(row.rid, row.version, row.deleted, row.content)
         return found
@@ -357,15 +367,15 @@ class BulkWriter:
             if record.copy is not None and psycopg:
                 key = str(rid).encode()
                 for name, text in record.copy.items():
-                    text = text.replace(_RID, key)
-                    if name == _REFERENCES and record.targets:
-                        text = _with_target_rids(text, record.targets, found)
+                    text = text.replace(RID, key)
+                    if name == REFERENCES and record.targets:
+                        text = with_target_rids(text, record.targets, found)
                     texts.setdefault(name, []).append(text)
                 continue
             if record.copy is not None:
                 raise ValueError("index rows in COPY text form need a PostgreSQL (psycopg) connection")
             for name, values in record.index.items():
-                if name == _REFERENCES:
+                if name == REFERENCES:
                     rows.setdefault(name, []).extend(
                         (rid, *value[:-1], None if value[-1] is None else found.get((value[1], value[2])))
                         for value in values
@@ -374,83 +384,11 @@ class BulkWriter:
                 rows.setdefault(name, []).extend((rid, *value) for value in values)
         for name, chunks in texts.items():
             driver: Any = conn.connection.dbapi_connection  # a psycopg.Connection, in this transaction
-            with driver.cursor() as cursor, cursor.copy(_copy_statement(name)) as copy:
+            with driver.cursor() as cursor, cursor.copy(copy_statement(name)) as copy:
                 copy.write(b"".join(chunks))
         for name, values in rows.items():
             if values:
-                _write_rows(conn, _TABLES[name], _COLUMNS[name], values)
-
-
-@lru_cache(maxsize=4096)
-def _hkey(env: str, rtype: str, param: str) -> int:
-    return index_key(env, rtype, param)
-
-
-def index_values(env: str, rtype: str, rows: IndexRows) -> dict[str, list[tuple[Any, ...]]]:
-    """The index rows of a resource as compact tuples (column order, without `rid`): what
-    `index_tuples(repository.index_rows_to_values(env, rtype, 0, rows))` gives, without the dicts.
-    (The values are NamedTuples: unpacked here, which is faster than reading their attributes.)"""
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    if rows.strings:
-        out["fhir_idx_string"] = [
-            (_hkey(env, rtype, param), normalized[:255], value[:512])
-            for param, value, normalized in rows.strings
-        ]
-    if rows.tokens:
-        out["fhir_idx_token"] = [
-            (
-                _hkey(env, rtype, param),
-                None if system is None else system[:255],
-                None if code is None else code[:255],
-                None if text is None else text[:255],
-            )
-            for param, system, code, text in rows.tokens
-        ]
-    if rows.dates:
-        out["fhir_idx_date"] = [(_hkey(env, rtype, param), low, high) for param, low, high in rows.dates]
-    if rows.numbers:
-        out["fhir_idx_number"] = [(_hkey(env, rtype, param), value) for param, value in rows.numbers]
-    if rows.quantities:
-        out["fhir_idx_quantity"] = [
-            (
-                _hkey(env, rtype, param),
-                value,
-                None if system is None else system[:255],
-                None if code is None else code[:64],
-                None if unit is None else unit[:64],
-            )
-            for param, value, system, code, unit in rows.quantities
-        ]
-    if rows.references:
-        out["fhir_idx_reference"] = [
-            (
-                _hkey(env, rtype, param),
-                target_type,
-                None if target_id is None else target_id[:64],
-                None if url is None else url[:512],
-                None if id_system is None else id_system[:255],
-                None if id_value is None else id_value[:255],
-                None if target_type is None or target_id is None else TARGET,
-            )
-            for param, target_type, target_id, url, id_system, id_value in rows.references
-        ]
-    if rows.uris:
-        out["fhir_idx_uri"] = [(_hkey(env, rtype, param), value[:512]) for param, value in rows.uris]
-    if rows.specials:
-        out["fhir_idx_special"] = [
-            (_hkey(env, rtype, param), latitude, longitude) for param, latitude, longitude in rows.specials
-        ]
-    return out
-
-
-def index_tuples(rows: Iterable[tuple[Table, Sequence[dict[str, Any]]]]) -> dict[str, list[tuple[Any, ...]]]:
-    """`repository.index_rows_to_values` output as compact tuples (column order, without `rid`)."""
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    for table, values in rows:
-        if values:
-            columns = _COLUMNS[table.name][1:]
-            out[table.name] = [tuple(value[column] for column in columns) for value in values]
-    return out
+                _write_rows(conn, _TABLES[name], COLUMNS[name], values)
 
 
 # The resource rows go in COPY's binary format: the compressed content is sent as it is, where the text
@@ -493,95 +431,6 @@ def _copy(
         write = copy.write_row
         for row in rows:
             write(row)
-
-
-# ---- index rows as COPY text (PostgreSQL), prepared by the loader's workers --------------------------
-_RID = b"\x01"  # the rid placeholder: "\x01" in a value is written as the escape `\x01`
-_TARGET_RID = b"\x02"  # the target rid's placeholder (`TARGET`), escaped in values likewise
-_COPY_ESCAPES = str.maketrans(
-    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x01": "\\x01", "\x02": "\\x02"}
-)
-
-
-def reference_targets(index: dict[str, list[tuple[Any, ...]]]) -> list[Target]:
-    """The (type, id) of the reference rows of `index_values` marked `TARGET`, in row order."""
-    return [(row[1], row[2]) for row in index.get(_REFERENCES, ()) if row[-1] is not None]
-
-
-def _with_target_rids(text: bytes, wanted: list[Target], found: dict[Target, int]) -> bytes:
-    """A resource's reference rows in COPY text with each `TARGET` place filled (`\\N` when not found)."""
-    parts = text.split(_TARGET_RID)
-    out = [parts[0]]
-    for target, part in zip(wanted, parts[1:], strict=True):
-        rid = found.get(target)
-        out.append(b"\\N" if rid is None else str(rid).encode())
-        out.append(part)
-    return b"".join(out)
-
-
-def _copy_statement(name: str) -> str:
-    return f"COPY {name} ({', '.join(_COLUMNS[name])}) FROM STDIN"
-
-
-def _copy_field(value: Any) -> str:
-    """One value in COPY's text format, as psycopg's text dumpers write it."""
-    kind = value.__class__
-    if kind is str:
-        return value.translate(_COPY_ESCAPES)
-    if value is None:
-        return "\\N"
-    if kind is int:
-        return str(value)
-    if kind is float:
-        if value != value:
-            return "NaN"
-        if value in (float("inf"), float("-inf")):
-            return "Infinity" if value > 0 else "-Infinity"
-        return repr(value)
-    raise TypeError(f"no COPY text form for {kind.__name__}")
-
-
-def index_copy_text(index: dict[str, list[tuple[Any, ...]]]) -> dict[str, bytes]:
-    """`index_values` output as COPY text lines per table, each starting with the rid placeholder (and the
-    reference rows' `TARGET` marks as the target rid's placeholder)."""
-    out: dict[str, bytes] = {}
-    for name, values in index.items():
-        if not values:
-            continue
-        marks = sum(1 for row in values if row[-1] is not None) if name == _REFERENCES else 0
-        # Strings as they are first; if the separators' counts or a search over the text show that one
-        # needed an escape, again with every string escaped.
-        lines = [
-            "\x01\t" + "\t".join([v if v.__class__ is str else _copy_field(v) for v in row]) + "\n"
-            for row in values
-        ]
-        text = "".join(lines)
-        plain = (
-            text.count("\x01") == len(lines)
-            and text.count("\x02") == marks
-            and text.count("\t") == sum(map(len, values))
-            and text.count("\n") == len(lines)
-            and text.count("\\") == sum([row.count(None) for row in values])  # only the NULLs' \N
-            and "\r" not in text
-        )
-        if not plain:
-            last = -1 if marks else None  # a reference row's mark (its last value) stays as it is
-            lines = [
-                "\x01\t"
-                + "\t".join(
-                    [_escaped(v) for v in row[:last]]
-                    + [v if v.__class__ is str else _copy_field(v) for v in row[len(row[:last]) :]]
-                )
-                + "\n"
-                for row in values
-            ]
-            text = "".join(lines)
-        out[name] = text.encode()
-    return out
-
-
-def _escaped(value: Any) -> str:
-    return value.translate(_COPY_ESCAPES) if value.__class__ is str else _copy_field(value)
 
 
 def _without_repeats(units: Sequence[Sequence[PreparedResource]]) -> list[list[Sequence[PreparedResource]]]:
