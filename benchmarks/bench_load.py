@@ -253,9 +253,9 @@ def main() -> None:
     for label, report, used in (("load", first, cpu), ("reload", second, cpu_again)):
         per = {k: 1000 * v / max(report.written + report.unchanged, 1) for k, v in used.items()}
         total = sum(per.values())
-        parts = "  ".join(f"{k} {v:.2f}" for k, v in per.items())
+        parts = "  ".join(f"{k} {v:.3f}" for k, v in per.items())
         ceiling = 1000 * (os.cpu_count() or 1) / total if total else 0.0
-        print(f"          {label} CPU ms/resource: {parts}  = {total:.2f} -> at most {ceiling:,.0f}/s idle")
+        print(f"          {label} CPU ms/resource: {parts}  = {total:.3f} -> at most {ceiling:,.0f}/s idle")
     again = f"{second.unchanged:,} unchanged in {second.seconds:.1f} s"
     print(f"reload:   {second.rate:8,.0f} resources/s  ({again})")
     print(f"baseline: {rows_per_s:8,.0f} rows/s       (same compressed bytes, same tables, no FHIR logic)")

@@ -185,3 +185,22 @@ def test_the_url_index_holds_only_references_with_a_url_and_url_searches_still_r
         ).scalar_one()
     assert local >= 1  # `Coverage/v`: stored, and searchable by its id, outside this index
     assert client.get("/sandbox/fhir/Claim", params={"coverage": "Coverage/v"}).json()["total"] == 1
+
+
+def test_postgresql_keeps_stored_resources_in_their_row_without_compressing_them_again(
+    engine: Engine,
+) -> None:
+    """Migration 0033: `content` is Zstandard already; PostgreSQL neither compresses it nor moves it out
+    of the row below a page's size."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT c.relname, a.attstorage, c.reloptions FROM pg_class c "
+            "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'content' "
+            "WHERE c.relname IN ('fhir_resource', 'fhir_history') ORDER BY c.relname"
+        ).all()
+    assert [tuple(row) for row in found] == [
+        ("fhir_history", "e", ["toast_tuple_target=8160"]),
+        ("fhir_resource", "e", ["toast_tuple_target=8160"]),
+    ]

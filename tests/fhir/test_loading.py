@@ -777,3 +777,22 @@ def test_empty_and_blank_ndjson_files_are_noted_not_loaded(services: Services, t
         f"{folder / 'a.ndjson'}: empty, nothing to load",
         f"{folder / 'b.ndjson'}: empty, nothing to load",
     ]
+
+
+def test_a_load_analyses_as_it_grows_but_not_just_before_it_ends(services: Services, tmp_path: Path) -> None:
+    """`fhir_resource` is analysed when the load has never been analysed and each time the load has
+    doubled what it wrote, except when the load will end before doubling again (the end analyses it)."""
+    if services.engine.dialect.name != "postgresql":
+        return
+
+    def analyses() -> int:
+        with read_connection(services.engine) as conn:
+            query = "SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'fhir_resource'"
+            return int(conn.exec_driver_sql(query).scalar_one())
+
+    before = analyses()
+    path = ndjson(tmp_path / "grow.ndjson", *(patient(f"g-{n}") for n in range(2000)))
+    report = run(services, path, workers=1, batch_size=600)
+    assert report.created == 2000
+    # never analysed (the first batch), at 1,200 written none (2,000 expected < 2,400), the end of the load
+    assert analyses() - before == 2

@@ -781,7 +781,10 @@ class Loader:
     def _flush(self, batch: list[tuple[list[PreparedResource], str]], report: LoadReport) -> None:
         if batch:
             started = time.perf_counter()
-            outcome = self.writer.write([unit for unit, _ in batch])
+            # Resources so far, this batch's included, for the `_bytes` of `_total` read: the load's size.
+            seen = report.written + report.unchanged + sum(len(unit) for unit, _ in batch)
+            expected = seen * self._total // self._bytes if self._bytes and self._total else None
+            outcome = self.writer.write([unit for unit, _ in batch], expected)
             report.timings["write"] += time.perf_counter() - started
             report.created += outcome.created
             report.updated += outcome.updated
