@@ -39,7 +39,8 @@ from openpayer.accounts.passwords import hash_password
 from openpayer.bootstrap import Store, build_store
 from openpayer.cli.progress import resource_progress
 from openpayer.config import Settings, get_settings
-from openpayer.fhir.loading import BATCH_SIZE, Loader, LoadReport, Rejection
+from openpayer.fhir.loading import BATCH_SIZE, Loader, LoadReport
+from openpayer.fhir.preparing import Rejection
 from openpayer.fhir.storage.tables import fhir_resource
 from openpayer.members.models import member_account
 from openpayer.members.sandbox import SANDBOX_MEMBERS
