@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import orjson
 from sqlalchemy import Engine
@@ -254,9 +254,7 @@ class Loader:
         if not path.name.lower().endswith(".gz"):
             yield from self._ndjson_spans(path, shown)
             return
-        with path.open("rb") as raw:
-            gz = path.name.lower().endswith(".gz")
-            stream: BinaryIO = gzip.GzipFile(fileobj=raw) if gz else raw  # type: ignore[assignment]
+        with path.open("rb") as raw, gzip.GzipFile(fileobj=raw) as stream:  # its lines travel with the task
             lines: list[tuple[int, bytes]] = []
             size, position = 0, 0
             for number, text in enumerate(stream, start=1):
