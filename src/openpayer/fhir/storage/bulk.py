@@ -84,9 +84,9 @@ def content_digest(resource: dict[str, Any]) -> bytes:
 class PreparedResource:
     """A validated resource ready to write: stamped as version 1 at `micros`, compressed, its index extracted.
 
-    `index` maps index table names to rows of column values (`index_tuples`), `rid` prepended at write time;
-    or, for PostgreSQL, `copy` maps them to the rows in COPY text form (`index_copy_text`), every `rid` a
-    placeholder byte that the writer replaces (so the main process does no per-row work).
+    `index` maps index table names to rows of column values (`rows.index_values`), `rid` prepended at write
+    time; or, for PostgreSQL, `copy` maps them to the rows in COPY text form (`rows.index_copy_rows`), every
+    `rid` a placeholder byte that the writer replaces (so the main process does no per-row work).
     """
 
     where: str  # the record's place in its file: an NDJSON line number or `entry[3]`
