@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,40 @@ def test_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     for command in ("serve", "db", "load"):
         assert command in result.output
+
+
+def test_help_lists_every_command_in_order() -> None:
+    result = runner.invoke(app, ["--help"], terminal_width=200)
+    assert result.exit_code == 0
+    names = re.findall(r"^│ ([a-z]+) ", result.output, flags=re.MULTILINE)  # a row's first word, not a wrap
+    assert names == ["healthcheck", "serve", "worker", "load", "seed", "db", "clients", "members", "keys",
+                     "staff", "jobs", "email", "policy", "report", "security"]  # fmt: skip
+
+
+def test_a_command_imports_only_its_own_module(tmp_path: Path) -> None:
+    """`openpayer db current` must not pay for the web server, the seed generators or the HTTP client."""
+    script = (
+        "import sys\n"
+        "from openpayer.cli.main import app\n"
+        "try:\n"
+        "    app(['db', 'current'])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code in (0, None), exit.code\n"
+        "heavy = [name for name in ('uvicorn', 'httpx', 'openpayer.cli.seed', 'openpayer.cli.serve',"
+        " 'openpayer.fhir.loading') if name in sys.modules]\n"
+        "print('heavy:', heavy)\n"
+    )
+    env = {"OPENPAYER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "heavy: []" in done.stdout
+
+
+def test_a_mistyped_command_is_answered_with_the_closest_name() -> None:
+    result = runner.invoke(app, ["sed"])
+    assert result.exit_code == 2
+    assert "seed" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_db_upgrade_creates_the_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

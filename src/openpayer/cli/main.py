@@ -1,33 +1,102 @@
-"""`openpayer`: serve the platform, manage its database, load and seed data."""
+"""`openpayer`: serve the platform, manage its database, load and seed data.
+
+Each command's module is imported only when that command runs (or when help lists it): `openpayer seed` should
+not pay for the web server, the JOSE stack and the HTTP client it never uses before its first resource.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, MutableMapping
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 import typer
+import typer.main
 from pydantic import ValidationError
 from rich.console import Console
+from typer.core import TyperGroup
 
-from openpayer.cli import clients as client_commands
-from openpayer.cli import db as db_commands
-from openpayer.cli import email as email_commands
-from openpayer.cli import healthcheck as healthcheck_command
-from openpayer.cli import jobs as job_commands
-from openpayer.cli import keys as key_commands
-from openpayer.cli import load as load_commands
-from openpayer.cli import members as member_commands
-from openpayer.cli import policy as policy_commands
-from openpayer.cli import report as report_commands
-from openpayer.cli import security as security_commands
-from openpayer.cli import seed as seed_commands
-from openpayer.cli import serve as serve_commands
-from openpayer.cli import staff as staff_commands
-from openpayer.cli import worker as worker_commands
 from openpayer.config import get_settings
+
+if TYPE_CHECKING:  # Typer vendors its own Click (typer._click): its groups hold that Click's commands
+    from typer._click import Command
+
+# name -> "module:attribute", in the order help lists them: a Typer is a command group, a function one command
+COMMANDS = {
+    "healthcheck": "openpayer.cli.healthcheck:healthcheck",
+    "serve": "openpayer.cli.serve:serve",
+    "worker": "openpayer.cli.worker:worker",
+    "load": "openpayer.cli.load:load",
+    "seed": "openpayer.cli.seed:seed",
+    "db": "openpayer.cli.db:app",
+    "clients": "openpayer.cli.clients:app",
+    "members": "openpayer.cli.members:app",
+    "keys": "openpayer.cli.keys:app",
+    "staff": "openpayer.cli.staff:app",
+    "jobs": "openpayer.cli.jobs:app",
+    "email": "openpayer.cli.email:app",
+    "policy": "openpayer.cli.policy:app",
+    "report": "openpayer.cli.report:app",
+    "security": "openpayer.cli.security:app",
+}
+
+
+def load_command(name: str, target: str) -> Command:
+    """The command for one entry of COMMANDS, built as `add_typer` or `command` would have built it."""
+    module, attribute = target.split(":")
+    found = getattr(import_module(module), attribute)
+    if isinstance(found, typer.Typer):
+        group = typer.main.get_group(found)
+        group.name = name
+        return group
+    single = typer.Typer(add_completion=False)
+    single.command(name)(found)
+    return typer.main.get_command(single)
+
+
+class LazyCommands(MutableMapping[str, "Command"]):
+    """The group's commands by name, each module imported on first look-up; the names need no import."""
+
+    def __init__(self, targets: dict[str, str], loaded: MutableMapping[str, Command]) -> None:
+        self._targets = dict(targets)
+        self._loaded = dict(loaded)
+
+    def __getitem__(self, name: str) -> Command:
+        if name not in self._loaded:
+            if name not in self._targets:
+                raise KeyError(name)
+            self._loaded[name] = load_command(name, self._targets[name])
+        return self._loaded[name]
+
+    def __setitem__(self, name: str, command: Command) -> None:
+        self._loaded[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._targets.pop(name, None)
+        del self._loaded[name]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._targets
+        yield from (name for name in self._loaded if name not in self._targets)
+
+    def __len__(self) -> int:
+        return len(self._targets.keys() | self._loaded.keys())
+
+
+class LazyGroup(TyperGroup):
+    """Typer's group with COMMANDS looked up lazily (listing, help, typo suggestions work as before)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = LazyCommands(COMMANDS, self.commands)
+
 
 app = typer.Typer(
     name="openpayer",
     help="OpenPayer: FHIR R4 Patient Access, Provider Directory and Formulary APIs for a US health plan.",
     no_args_is_help=True,
     add_completion=False,
+    cls=LazyGroup,
 )
 
 
@@ -43,23 +112,6 @@ def check_configuration() -> None:
             name = "OPENPAYER_" + "_".join(str(part) for part in error["loc"][:1]).upper()
             console.print(f"  {name}: {error['msg']}", markup=False)
         raise typer.Exit(2) from None
-
-
-app.add_typer(db_commands.app, name="db")
-app.add_typer(client_commands.app, name="clients")
-app.add_typer(member_commands.app, name="members")
-app.add_typer(key_commands.app, name="keys")
-app.add_typer(staff_commands.app, name="staff")
-app.add_typer(job_commands.app, name="jobs")
-app.add_typer(email_commands.app, name="email")
-app.add_typer(policy_commands.app, name="policy")
-app.add_typer(report_commands.app, name="report")
-app.add_typer(security_commands.app, name="security")
-app.command("healthcheck")(healthcheck_command.healthcheck)
-app.command("serve")(serve_commands.serve)
-app.command("worker")(worker_commands.worker)
-app.command("load")(load_commands.load)
-app.command("seed")(seed_commands.seed)
 
 
 if __name__ == "__main__":  # pragma: no cover
