@@ -72,8 +72,9 @@ class LazyCommands(MutableMapping[str, "Command"]):
         self._loaded[name] = command
 
     def __delitem__(self, name: str) -> None:
-        self._targets.pop(name, None)
-        del self._loaded[name]
+        known = self._targets.pop(name, None) is not None
+        if self._loaded.pop(name, None) is None and not known:
+            raise KeyError(name)
 
     def __iter__(self) -> Iterator[str]:
         yield from self._targets
