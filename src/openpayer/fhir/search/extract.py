@@ -431,8 +431,9 @@ def extract_index(
     registry = default_registry() if registry is None else registry
     plan = _plan(registry, resource_type, force_fhirpathpy)
     root = [(resource, resource_type)]
+    keys = resource.keys()  # a view's isdisjoint walks the smaller side (a frozenset's walks the dict)
     for code, extractor, is_steps, convert, attribute, needs in plan:
-        if needs is not None and needs.isdisjoint(resource):
+        if needs is not None and keys.isdisjoint(needs):
             continue  # none of the properties its expression starts with: no values
         found: list[Any] = []
         try:

@@ -176,7 +176,7 @@ class _Validator:
         self.frame = frame = self.new_frame(obj, where)
         if resource_type == "Bundle":
             self.transaction = obj.get("type") in ("transaction", "batch")
-        self.walk(obj, node, where)
+        node.walker(self, obj, where)
         self.frame, self.transaction = saved_frame, saved_transaction
         for i, contained_id in frame.indexes:
             if i not in frame.referenced:
@@ -235,17 +235,16 @@ class _Validator:
                 )
         frame = self.frame
         if frame is None:
-            self.walk(obj, node, path)
+            node.walker(self, obj, path)
             return
         saved = frame.current
         frame.current = frame.positions.get(id(obj))
-        self.walk(obj, node, path)
+        node.walker(self, obj, path)
         frame.current = saved
 
     # -- objects -----------------------------------------------------------------------------------
-
-    def walk(self, obj: dict[str, Any], node: Node, path: Where) -> None:
-        node.walker(self, obj, path)  # generated (`install_walkers`) or `walk_generic`
+    # An object is walked by its node's walker, `node.walker(self, obj, path)`: generated
+    # (`install_walkers`) or `walk_generic`, called directly (no method in between: a frame less an object).
 
     def walk_generic(self, obj: dict[str, Any], node: Node, path: Where) -> None:
         """The walk of any node: `walkers` generates a shorter one for the small nodes, which does the
@@ -306,7 +305,7 @@ class _Validator:
                 continue
             if fast == ONE_OBJECT:
                 if value.__class__ is dict and value:
-                    self.walk(value, field.node, (path, field.dot))  # type: ignore[arg-type]
+                    field.node.walker(self, value, (path, field.dot))  # type: ignore[union-attr]
                 elif value is None or value.__class__ is list:
                     self.bad_shape(field, value, (path, field.dot))
                 else:
@@ -338,11 +337,11 @@ class _Validator:
 
     def objects(self, obj: dict[str, Any], key: str, value: list[Any], field: Field, path: Where) -> None:
         """The items of a non-empty array of complex values: each object walked, anything else reported."""
-        child = field.node
+        walker = field.node.walker  # type: ignore[union-attr]
         dot = field.dot
         for i, item in enumerate(value):
             if item.__class__ is dict and item:
-                self.walk(item, child, (path, dot, i))  # type: ignore[arg-type]
+                walker(self, item, (path, dot, i))
             elif item is None:
                 self.null_item(obj, key, i, (path, dot))
             else:
@@ -421,7 +420,7 @@ class _Validator:
                 self.report(problem[0], problem[1], (path, field.dot))
         elif route == OBJECT:
             if value.__class__ is dict and value:
-                self.walk(value, field.node, (path, field.dot))  # type: ignore[arg-type]
+                field.node.walker(self, value, (path, field.dot))  # type: ignore[union-attr]
             else:
                 self.value(value, field, (path, field.dot))
         elif route == BOUND:
@@ -450,7 +449,7 @@ class _Validator:
             elif not value:
                 self.report("structure", _EMPTY.format(what="object"), path)
             else:
-                self.walk(value, field.node, path)  # type: ignore[arg-type]
+                field.node.walker(self, value, path)  # type: ignore[union-attr]
                 if field.systems is not None:
                     self.coded(value, field, path)
                 if field.code == "Reference":
@@ -524,7 +523,7 @@ class _Validator:
             elif not value:
                 self.report("structure", _EMPTY.format(what="object"), path)
             else:
-                self.walk(value, element, path)
+                element.walker(self, value, path)
             return
         if not isinstance(value, list):
             self.report("structure", f"_{field.key} must be a JSON array aligned with {field.key}", path)
@@ -553,7 +552,7 @@ class _Validator:
             elif not item:
                 self.report("structure", _EMPTY.format(what="object"), where)
             else:
-                self.walk(item, element, where)
+                element.walker(self, item, where)
 
     # -- bindings and references -------------------------------------------------------------------
 
