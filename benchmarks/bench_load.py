@@ -15,6 +15,12 @@ unchanged) is timed too.
 
 prints the CPU milliseconds per resource of each step a worker takes (parse, validate, stamp, compress,
 extract the index, index rows), best of 5 passes over the same resources, in this process only.
+
+    .venv/bin/python benchmarks/bench_load.py --stages 300 --instructions   # the same, counted by callgrind
+
+counts the instructions per resource of each step instead (valgrind's callgrind; about 3 minutes on 2
+cores), beside a baseline from the same run: `orjson.loads` then `orjson.dumps` of the same lines. Unlike
+CPU time the count does not move with the machine's speed or load, so commits compare across days.
 """
 
 from __future__ import annotations
@@ -118,10 +124,18 @@ def baseline(url: str, ndjson: Path, batch: int) -> float:
     return len(lines) / elapsed
 
 
-def stages(n: int, scratch: Path) -> None:
-    """CPU ms per resource of each worker step, in this process (best of 5 passes)."""
-    import gc
+STAGES = (
+    "parse (orjson)",
+    "validate_resource",
+    "stamp",
+    "serialise + compress",
+    "extract_index",
+    "index rows (COPY text)",
+)
 
+
+def _stage_steps(n: int, scratch: Path) -> list[tuple[str, Any, list[Any]]]:
+    """Each worker step with its inputs, over the same N generated resources (deterministic)."""
     from openpayer.fhir.search.extract import extract_index
     from openpayer.fhir.storage import bulk
     from openpayer.fhir.storage.repository import stamp
@@ -143,23 +157,84 @@ def stages(n: int, scratch: Path) -> None:
     parsed = [orjson.loads(line) for line in lines]
     validate_resource(parsed[0])
     extract_index(parsed[0])
-    gc.freeze()
-    stamped = [stamp(r, 1, time.time_ns() // 1000) for r in parsed]
+    stamped = [stamp(r, 1, 1_700_000_000_000_000) for r in parsed]
     rows = [extract_index(r) for r in stamped]
-    steps: list[tuple[str, Any, list[Any]]] = [
-        ("parse (orjson)", orjson.loads, lines),
-        ("validate_resource", validate_resource, parsed),
-        ("stamp", lambda r: stamp(r, 1, 1_700_000_000_000_000), parsed),
-        ("serialise + compress", codec.encode, stamped),
-        ("extract_index", extract_index, stamped),
-        ("index rows (COPY text)", index_rows, rows),
+    steps: list[tuple[Any, list[Any]]] = [
+        (orjson.loads, lines),
+        (validate_resource, parsed),
+        (lambda r: stamp(r, 1, 1_700_000_000_000_000), parsed),
+        (codec.encode, stamped),
+        (extract_index, stamped),
+        (index_rows, rows),
     ]
+    return [(label, step, items) for label, (step, items) in zip(STAGES, steps, strict=True)]
+
+
+def stages(n: int, scratch: Path) -> None:
+    """CPU ms per resource of each worker step, in this process (best of 5 passes)."""
+    import gc
+
+    steps = _stage_steps(n, scratch)
+    gc.freeze()
     total = 0.0
     for label, step, items in steps:
         best = min(_cpu(step, items) for _ in range(5))
         total += best
         print(f"{label:26s} {1000 * best / len(items):6.3f} ms")
     print(f"{'total':26s} {1000 * total / n:6.3f} ms per resource (load average {os.getloadavg()[0]:.2f})")
+
+
+# The baseline of `--instructions`: what reading and writing the same JSON costs with no FHIR logic.
+_BASELINE_STEP = "orjson loads + dumps"
+
+
+def _stage_run(step_index: int, n: int, passes: int) -> None:
+    """The child that `instructions` runs under callgrind: set up, then `passes` passes of one step."""
+    with tempfile.TemporaryDirectory(prefix="openpayer-bench-") as tmp:
+        steps = _stage_steps(n, Path(tmp))
+        lines = steps[0][2]
+        steps.append((_BASELINE_STEP, lambda line: orjson.dumps(orjson.loads(line)), lines))
+        _, step, items = steps[step_index]
+        for _ in range(passes):
+            for item in items:
+                step(item)
+
+
+def instructions(n: int) -> None:
+    """Instructions per resource of each worker step, counted by callgrind: one pass's count is the
+    difference between a run of three passes and a run of one (set-up cancels out). Unlike CPU time,
+    the count is the same on a quiet and a busy machine, so two commits compare on any day."""
+    import re
+    import shutil
+    import subprocess
+    from concurrent.futures import ThreadPoolExecutor
+
+    if shutil.which("valgrind") is None:
+        sys.exit("--instructions needs valgrind")
+    labels = [*STAGES, _BASELINE_STEP]
+
+    def count(step_index: int, passes: int) -> int:
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+             str(Path(__file__).resolve()), "--stage-run", str(step_index), str(n), str(passes)],
+            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+        )  # fmt: skip
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if found is None:
+            sys.exit(f"callgrind printed no count:\n{done.stderr[-2000:]}")
+        return int(found[1])
+
+    print(f"counting with callgrind ({len(labels)} steps, two runs each, {os.cpu_count()} at a time) ...")
+    runs = [(i, passes) for i in range(len(labels)) for passes in (1, 3)]
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        counts = dict(zip(runs, pool.map(lambda run: count(*run), runs), strict=True))
+    per = {label: (counts[(i, 3)] - counts[(i, 1)]) / 2 / n for i, label in enumerate(labels)}
+    base = per.pop(_BASELINE_STEP)
+    for label, value in per.items():
+        print(f"{label:32s} {value:12,.0f} instructions")
+    total = sum(per.values())
+    print(f"{'total':32s} {total:12,.0f} instructions per resource")
+    print(f"{'baseline (' + _BASELINE_STEP + ')':32s} {base:12,.0f} instructions ({total / base:.1f}x it)")
 
 
 def _cpu(step: Any, items: list[Any]) -> float:
@@ -214,7 +289,19 @@ def main() -> None:
         help="default: as `openpayer load`",
     )
     parser.add_argument("--stages", type=int, metavar="N", help="only time each worker step on N resources")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="with --stages: count each step's instructions under callgrind instead (needs valgrind)",
+    )
+    parser.add_argument("--stage-run", type=int, nargs=3, help=argparse.SUPPRESS)  # instructions' child
     args = parser.parse_args()
+    if args.stage_run:
+        _stage_run(*args.stage_run)
+        return
+    if args.stages and args.instructions:
+        instructions(args.stages)
+        return
     if args.stages:
         with tempfile.TemporaryDirectory(prefix="openpayer-bench-") as tmp:
             stages(args.stages, Path(tmp))
