@@ -18,7 +18,7 @@ extract the index, index rows), best of 5 passes over the same resources, in thi
 
     .venv/bin/python benchmarks/bench_load.py --stages 300 --instructions   # the same, counted by callgrind
 
-counts the instructions per resource of each step instead (valgrind's callgrind; about 3 minutes on 2
+counts the instructions per resource of each step instead (valgrind's callgrind; 4-5 minutes on 2
 cores), beside a baseline from the same run: `orjson.loads` then `orjson.dumps` of the same lines. Unlike
 CPU time the count does not move with the machine's speed or load, so commits compare across days.
 """
