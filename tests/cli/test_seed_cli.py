@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
-from openpayer.cli import seed as seed_cli
+from openpayer.cli import seed_slices
 from openpayer.cli.main import app
 from openpayer.clock import Clock
 from openpayer.members.accounts import MemberStore
@@ -29,8 +31,8 @@ def invoke(cli: CliRunner, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.output
 
 
-def seed_json(cli: CliRunner, *args: str) -> dict[str, Any]:
-    code, stdout, output = invoke(cli, *args, "--workers", "0", "--json")
+def seed_json(cli: CliRunner, *args: str, workers: str = "0") -> dict[str, Any]:
+    code, stdout, output = invoke(cli, *args, "--workers", workers, "--json")
     assert code == 0, output
     value: dict[str, Any] = orjson.loads(stdout)
     return value
@@ -42,18 +44,35 @@ def total(client: TestClient, path: str) -> int:
     return int(response.json()["total"])
 
 
+def temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where the command makes the slices' folders for this test (`tempfile.mkdtemp`)."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    return scratch
+
+
 def logins(engine: Engine, env: str) -> int:
     with engine.connect() as conn:
         count = conn.execute(select(func.count()).where(member_account.c.env == env)).scalar_one()
     return int(count)
 
 
+# "0": everything in this process; "1": each slice written by a forked child, which also hashes the logins
+@pytest.mark.parametrize("workers", ["0", "1"])
 def test_seed_sandbox_loads_the_plan_once_and_creates_the_test_logins(
-    cli: CliRunner, client: TestClient, engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: CliRunner,
+    client: TestClient,
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: str,
 ) -> None:
-    monkeypatch.setattr(seed_cli, "SLICE_MEMBERS", 2)  # 3 members: two slices, as a large plan would be
+    monkeypatch.setattr(seed_slices, "SLICE_MEMBERS", 2)  # 3 members: two slices, as a large plan would be
+    scratch = temporary_folder(tmp_path, monkeypatch)
     expected = seed_json(cli, "sandbox", "--members", "3", "--seed", "7", "--ndjson", str(tmp_path / "nd"))
-    first = seed_json(cli, "sandbox", "--members", "3", "--seed", "7")
+    first = seed_json(cli, "sandbox", "--members", "3", "--seed", "7", workers=workers)
+    assert list(scratch.iterdir()) == []  # each slice's folder is removed once loaded
     assert first["counts"] == expected["counts"]
     assert first["load"]["created"] == sum(expected["counts"].values()) == expected["resources"]
     assert first["load"]["rejected"] == []
@@ -89,7 +108,7 @@ def test_seed_sandbox_loads_the_plan_once_and_creates_the_test_logins(
         assert member.patient_id == patient_id
 
     # Seeding again with the same arguments writes nothing: one version of each resource.
-    again = seed_json(cli, "sandbox", "--members", "3", "--seed", "7")
+    again = seed_json(cli, "sandbox", "--members", "3", "--seed", "7", workers=workers)
     assert (again["load"]["created"], again["load"]["updated"]) == (0, 0)
     assert again["load"]["unchanged"] == first["load"]["created"]
     assert [x["created"] for x in again["logins"]] == [False, False, False]
@@ -125,16 +144,62 @@ def test_ndjson_is_deterministic_and_loads_nothing(
     assert logins(engine, "sandbox") == 0
 
 
+@pytest.mark.parametrize("workers", ["0", "1"])
 def test_if_empty_skips_an_environment_that_holds_resources(
-    cli: CliRunner, client: TestClient, engine: Engine
+    cli: CliRunner,
+    client: TestClient,
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: str,
 ) -> None:
     created = client.post("/sandbox/fhir/Patient", json={"resourceType": "Patient", "gender": "female"})
     assert created.status_code == 201
-    code, stdout, output = invoke(cli, "sandbox", "-n", "2", "--if-empty", "-w", "0")
+    scratch = temporary_folder(tmp_path, monkeypatch)
+    code, stdout, output = invoke(cli, "sandbox", "-n", "2", "--if-empty", "-w", workers)
     assert code == 0, output
     assert "sandbox already holds resources: not seeded" in stdout
+    assert list(scratch.iterdir()) == []  # the first slice's folder is removed (and its child stopped)
     assert total(client, "/sandbox/fhir/Patient") == 1
     assert logins(engine, "sandbox") == 0  # the test members' Patients are not there: no logins
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_a_plan_that_cannot_be_written_is_reported_and_nothing_is_loaded(
+    cli: CliRunner,
+    client: TestClient,
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: str,
+) -> None:
+    def full_disk(resources: object, folder: Path) -> dict[str, int]:
+        raise OSError(28, "No space left on device", str(folder / "Patient.ndjson"))
+
+    monkeypatch.setattr(seed_slices, "write_ndjson", full_disk)  # a forked child inherits the patch
+    scratch = temporary_folder(tmp_path, monkeypatch)
+    code, _, output = invoke(cli, "sandbox", "-n", "2", "-w", workers, "-q")
+    assert code == 1
+    assert "Cannot write the plan into a temporary folder: [Errno 28] No space left on device" in output
+    assert total(client, "/sandbox/fhir/Patient") == 0
+    assert total(client, "/sandbox/directory/Organization") == 0
+    assert logins(engine, "sandbox") == 0
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_generator_that_dies_is_reported(
+    cli: CliRunner, client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def dies(resources: object, folder: Path) -> dict[str, int]:
+        os._exit(3)  # in the forked child: as if the kernel had stopped it
+
+    monkeypatch.setattr(seed_slices, "write_ndjson", dies)
+    scratch = temporary_folder(tmp_path, monkeypatch)
+    code, _, output = invoke(cli, "sandbox", "-n", "2", "-w", "1", "-q")
+    assert code == 1
+    assert "the plan's generator stopped before the end (exit status 3)" in output
+    assert total(client, "/sandbox/fhir/Patient") == 0
+    assert list(scratch.iterdir()) == []
 
 
 def test_production_is_refused_and_never_gets_test_logins(

@@ -8,10 +8,10 @@ the seed command calls it after loading the sandbox (or run `openpayer members s
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
-from sqlalchemy.exc import IntegrityError
-
-from openpayer.members.accounts import MemberStore
+if TYPE_CHECKING:  # importing this module costs nothing: `openpayer seed` reads the logins before its imports
+    from openpayer.members.accounts import MemberStore
 
 # (username, password, Patient id): the Patient ids are the seed's TEST_MEMBERS (openpayer.seed.members).
 SANDBOX_MEMBERS: tuple[tuple[str, str, str], ...] = (
@@ -28,6 +28,8 @@ def ensure_sandbox_members(
 
     `hashes`: username -> `passwords.hash_password` of that login's password, made ahead; a login not in
     it is hashed here."""
+    from sqlalchemy.exc import IntegrityError
+
     if env == "production":
         raise ValueError("published test logins are for the sandbox only")
     created = []
