@@ -17,9 +17,10 @@ in a subprocess against a fresh SQLite database in a temporary folder (or ``--da
 point at an empty database), once: wall-clock seconds, resources written and resources/s, the CPU seconds
 of the command and its loader workers (the machine is shared: CPU time moves less than wall time with the
 neighbours), and where the wall time went: the process's start (interpreter, imports, command line) and
-the command's phases as its ``--json`` summary reports them (migrations, services, generating, loading
-(which starts with the validator's and indexer's tables), test logins). "start-up" is everything but
-generating and loading.
+the command's phases as its ``--json`` summary reports them (migrations, services, generating: the time
+the command waited for the plan's generator, which writes the first slice in a child process during the
+start-up, loading (which starts with the validator's and indexer's tables), test logins). "start-up" is
+everything but generating and loading.
 
 The subprocess inherits the environment; with ``PYTHONDONTWRITEBYTECODE`` set and no ``__pycache__`` the
 imports are compiled each run (slower than an installed package's). To measure warm imports without writing

@@ -49,6 +49,21 @@ def test_a_command_imports_only_its_own_module(tmp_path: Path) -> None:
     assert "heavy: []" in done.stdout
 
 
+def test_the_seed_forks_its_generator_before_the_database_and_the_loader_are_imported(tmp_path: Path) -> None:
+    """`openpayer seed` writes the plan in a child while it imports the rest: the fork must come first."""
+    script = (
+        "import sys\n"
+        "import openpayer.cli.seed\n"
+        "heavy = [name for name in ('sqlalchemy', 'alembic', 'openpayer.fhir.loading', 'openpayer.bootstrap',"
+        " 'openpayer.cli.seeding') if name in sys.modules]\n"
+        "print('heavy:', heavy)\n"
+    )
+    env = {"OPENPAYER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "heavy: []" in done.stdout
+
+
 def test_a_mistyped_command_is_answered_with_the_closest_name() -> None:
     result = runner.invoke(app, ["sed"])
     assert result.exit_code == 2

@@ -131,6 +131,7 @@ class ChildSlice(PendingSlice):
         os.close(write)
         self.pid = pid
         self.pipe = os.fdopen(read, "rb")
+        self.status: int | None = None  # the child's exit status, once it has ended
 
     def wait(self, report: Report) -> Written:
         written: Written | None = None
@@ -147,19 +148,24 @@ class ChildSlice(PendingSlice):
                     written = Written(message[1], message[2])
                 else:
                     error = message[1]
-        finally:
-            status = self._reap()
+        except BaseException:  # interrupted (Ctrl-C, a failed progress display): the child stops too
+            self._stop()
+            raise
+        status = self._reap()
         if written is None:
             error = error or f"the plan's generator stopped before the end (exit status {status})"
             raise GeneratingFailed(error)
         return written
 
     def discard(self) -> None:
+        self._stop()  # still writing when the command stops first
+        super().discard()
+
+    def _stop(self) -> None:
         if self.pid:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)  # still writing: the command stopped first
+                os.kill(self.pid, signal.SIGKILL)
             self._reap()
-        super().discard()
 
     def _reap(self) -> int:
         if not self.pid:
@@ -167,7 +173,8 @@ class ChildSlice(PendingSlice):
         self.pipe.close()
         _, status = os.waitpid(self.pid, 0)
         self.pid = 0
-        return os.waitstatus_to_exitcode(status)  # -N: ended by signal N
+        self.status = os.waitstatus_to_exitcode(status)  # -N: ended by signal N
+        return self.status
 
 
 def start_slice(
