@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from openpayer.cli import seed_slices
 from openpayer.cli.main import app
 from openpayer.clock import Clock
+from openpayer.fhir.loading import BATCH_SIZE
 from openpayer.members.accounts import MemberStore
 from openpayer.members.models import member_account
 from openpayer.members.sandbox import SANDBOX_MEMBERS
@@ -200,6 +201,12 @@ def test_a_generator_that_dies_is_reported(
     assert "the plan's generator stopped before the end (exit status 3)" in output
     assert total(client, "/sandbox/fhir/Patient") == 0
     assert list(scratch.iterdir()) == []
+
+
+def test_help_names_the_loaders_batch_size(cli: CliRunner) -> None:
+    code, stdout, _ = invoke(cli, "--help")
+    assert code == 0
+    assert f"the loader's, {BATCH_SIZE}" in stdout  # the option's default is the loader's own
 
 
 def test_production_is_refused_and_never_gets_test_logins(

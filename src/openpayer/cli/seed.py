@@ -78,7 +78,11 @@ def seed(
         help="Create the published test member logins (default: only in sandbox; never in production).",
     ),
     workers: int = typer.Option(
-        None, "--workers", "-w", min=0, help="Loader worker processes (default: CPU count; 0 = in process)."
+        None,
+        "--workers",
+        "-w",
+        min=0,
+        help="Loader worker processes (default: CPU count; 0 = all in this process).",
     ),
     batch_size: int = typer.Option(
         None,
