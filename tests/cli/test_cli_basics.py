@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -30,38 +31,39 @@ def test_help_lists_every_command_in_order() -> None:
                      "staff", "jobs", "email", "policy", "report", "security"]  # fmt: skip
 
 
+def imported_after(home: Path, code: str, names: tuple[str, ...]) -> list[str]:
+    """Which of `names` a fresh interpreter has imported once it has run `code`."""
+    script = f"import sys\n{code}\nprint([name for name in {names!r} if name in sys.modules])\n"
+    env = {"OPENPAYER_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    imported: list[str] = ast.literal_eval(done.stdout.strip().splitlines()[-1])
+    return imported
+
+
 def test_a_command_imports_only_its_own_module(tmp_path: Path) -> None:
     """`openpayer db current` must not pay for the web server, the seed generators or the HTTP client."""
-    script = (
-        "import sys\n"
+    code = (
         "from openpayer.cli.main import app\n"
         "try:\n"
         "    app(['db', 'current'])\n"
         "except SystemExit as exit:\n"
-        "    assert exit.code in (0, None), exit.code\n"
-        "heavy = [name for name in ('uvicorn', 'httpx', 'openpayer.cli.seed', 'openpayer.cli.serve',"
-        " 'openpayer.fhir.loading') if name in sys.modules]\n"
-        "print('heavy:', heavy)\n"
+        "    assert exit.code in (0, None), exit.code"
     )
-    env = {"OPENPAYER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert "heavy: []" in done.stdout
+    heavy = ("uvicorn", "httpx", "openpayer.cli.seed", "openpayer.cli.serve", "openpayer.fhir.loading")
+    assert imported_after(tmp_path, code, heavy) == []
 
 
 def test_the_seed_forks_its_generator_before_the_database_and_the_loader_are_imported(tmp_path: Path) -> None:
     """`openpayer seed` writes the plan in a child while it imports the rest: the fork must come first."""
-    script = (
-        "import sys\n"
-        "import openpayer.cli.seed\n"
-        "heavy = [name for name in ('sqlalchemy', 'alembic', 'openpayer.fhir.loading', 'openpayer.bootstrap',"
-        " 'openpayer.cli.seeding') if name in sys.modules]\n"
-        "print('heavy:', heavy)\n"
+    heavy = (
+        "sqlalchemy",
+        "alembic",
+        "openpayer.bootstrap",
+        "openpayer.fhir.loading",
+        "openpayer.cli.seeding",
     )
-    env = {"OPENPAYER_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert "heavy: []" in done.stdout
+    assert imported_after(tmp_path, "import openpayer.cli.seed", heavy) == []
 
 
 def test_a_mistyped_command_is_answered_with_the_closest_name() -> None:

@@ -45,12 +45,13 @@ def total(client: TestClient, path: str) -> int:
     return int(response.json()["total"])
 
 
-def temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Where the command makes the slices' folders for this test (`tempfile.mkdtemp`)."""
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    return scratch
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
 
 
 def logins(engine: Engine, env: str) -> int:
@@ -66,11 +67,11 @@ def test_seed_sandbox_loads_the_plan_once_and_creates_the_test_logins(
     client: TestClient,
     engine: Engine,
     tmp_path: Path,
+    scratch: Path,
     monkeypatch: pytest.MonkeyPatch,
     workers: str,
 ) -> None:
     monkeypatch.setattr(seed_slices, "SLICE_MEMBERS", 2)  # 3 members: two slices, as a large plan would be
-    scratch = temporary_folder(tmp_path, monkeypatch)
     expected = seed_json(cli, "sandbox", "--members", "3", "--seed", "7", "--ndjson", str(tmp_path / "nd"))
     first = seed_json(cli, "sandbox", "--members", "3", "--seed", "7", workers=workers)
     assert list(scratch.iterdir()) == []  # each slice's folder is removed once loaded
@@ -147,16 +148,10 @@ def test_ndjson_is_deterministic_and_loads_nothing(
 
 @pytest.mark.parametrize("workers", ["0", "1"])
 def test_if_empty_skips_an_environment_that_holds_resources(
-    cli: CliRunner,
-    client: TestClient,
-    engine: Engine,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    workers: str,
+    cli: CliRunner, client: TestClient, engine: Engine, scratch: Path, workers: str
 ) -> None:
     created = client.post("/sandbox/fhir/Patient", json={"resourceType": "Patient", "gender": "female"})
     assert created.status_code == 201
-    scratch = temporary_folder(tmp_path, monkeypatch)
     code, stdout, output = invoke(cli, "sandbox", "-n", "2", "--if-empty", "-w", workers)
     assert code == 0, output
     assert "sandbox already holds resources: not seeded" in stdout
@@ -170,7 +165,7 @@ def test_a_plan_that_cannot_be_written_is_reported_and_nothing_is_loaded(
     cli: CliRunner,
     client: TestClient,
     engine: Engine,
-    tmp_path: Path,
+    scratch: Path,
     monkeypatch: pytest.MonkeyPatch,
     workers: str,
 ) -> None:
@@ -178,7 +173,6 @@ def test_a_plan_that_cannot_be_written_is_reported_and_nothing_is_loaded(
         raise OSError(28, "No space left on device", str(folder / "Patient.ndjson"))
 
     monkeypatch.setattr(seed_slices, "write_ndjson", full_disk)  # a forked child inherits the patch
-    scratch = temporary_folder(tmp_path, monkeypatch)
     code, _, output = invoke(cli, "sandbox", "-n", "2", "-w", workers, "-q")
     assert code == 1
     assert "Cannot write the plan into a temporary folder: [Errno 28] No space left on device" in output
@@ -189,13 +183,12 @@ def test_a_plan_that_cannot_be_written_is_reported_and_nothing_is_loaded(
 
 
 def test_a_generator_that_dies_is_reported(
-    cli: CliRunner, client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli: CliRunner, client: TestClient, scratch: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def dies(resources: object, folder: Path) -> dict[str, int]:
         os._exit(3)  # in the forked child: as if the kernel had stopped it
 
     monkeypatch.setattr(seed_slices, "write_ndjson", dies)
-    scratch = temporary_folder(tmp_path, monkeypatch)
     code, _, output = invoke(cli, "sandbox", "-n", "2", "-w", "1", "-q")
     assert code == 1
     assert "the plan's generator stopped before the end (exit status 3)" in output
