@@ -6,10 +6,11 @@ database and the FHIR engine, the migrations, the services). Forked before that 
 first slice on another core meanwhile, and hashes the test logins' passwords (argon2) when it is done, so the
 command finds both ready when it is ready to load.
 
-The child is forked before any thread or database connection exists (`openpayer.cli.seed` forks it before it
-imports the rest), reports through a pipe one JSON array a line (`["progress", units done, resources so
-far]`, then `["done", counts per type, hashes]` or `["error", message]`) and ends with `os._exit`: nothing of
-the parent (its connections, exit hooks, the test runner it may run in) runs twice.
+The first child is forked before any thread or database connection exists (`openpayer.cli.seed` forks it
+before it imports the rest); a later slice's, once the command has closed its pooled connections. A child
+reports through a pipe one JSON array a line (`["progress", units done, resources so far]`, then `["done",
+counts per type, hashes]` or `["error", message]`) and ends with `os._exit`: nothing of the parent (its
+connections, exit hooks, the test runner it may run in) runs twice.
 """
 
 from __future__ import annotations
