@@ -18,6 +18,9 @@ answer refresh with an access token, a new refresh token and an ID token (scope 
     .venv/bin/python -m benchmarks.bench_token --database-url postgresql://postgres@127.0.0.1:5432/openpayer_perf_token
     .venv/bin/python -m benchmarks.bench_token            # OpenPayer on SQLite in a temporary directory
 
+Each run also prints the CPU its store spent per request, where the store runs on this host (PostgreSQL's
+processes for OpenPayer, `redis-server` for oidc-provider): the load generator's core is shared with them.
+
 Needs node (>= 20), npm, wrk, taskset and a Redis server; `--profile DIR` also py-spy.
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import functools
 import json
 import os
 import secrets
@@ -34,7 +38,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -44,7 +48,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from joserfc.jwk import RSAKey
 
-from benchmarks.common import cpu_ms, free_port, prepare_database
+from benchmarks.common import cpu_ms, free_port, named_cpu_ms, postgres_cpu_ms, prepare_database
 from openpayer.app import build_services
 from openpayer.config import Settings
 from openpayer.db import write_transaction
@@ -266,8 +270,10 @@ def run_wrk(
     pid: int,
     workdir: Path,
     profile: Path | None = None,
+    store_cpu: Callable[[], float | None] = lambda: None,
 ) -> dict[str, Any]:
-    """One wrk run; with `profile`, py-spy samples the server meanwhile into that file (collapsed stacks)."""
+    """One wrk run; with `profile`, py-spy samples the server meanwhile into that file (collapsed stacks).
+    `store_cpu`: the CPU time so far of the server's store (PostgreSQL, Redis), when it runs on this host."""
     path = workdir / f"bench-{secrets.token_hex(4)}.lua"
     path.write_text(script)
     core = max(os.sched_getaffinity(0))
@@ -299,7 +305,7 @@ def run_wrk(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-    before = cpu_ms(pid)
+    before, store_before = cpu_ms(pid), store_cpu()
     run = subprocess.run([*command, base], capture_output=True, text=True, check=False)
     if spy is not None:
         spy.wait(timeout=60)
@@ -307,6 +313,7 @@ def run_wrk(
         raise SystemExit(f"wrk failed: {run.stdout}{run.stderr}")
     out = run.stdout
     server_cpu = cpu_ms(pid) - before
+    store_after = store_cpu()
     rate = next(float(line.split()[1]) for line in out.splitlines() if line.startswith("Requests/sec:"))
     p50, p95 = next(line for line in out.splitlines() if line.startswith("p50=")).split()
     statuses = {
@@ -322,6 +329,11 @@ def run_wrk(
         "statuses": statuses,
         "exhausted": exhausted,
         "cpu_per_request": server_cpu / max(done, 1),
+        "store_cpu_per_request": (
+            None
+            if store_before is None or store_after is None
+            else (store_after - store_before) / max(done, 1)
+        ),
         "tokens": [line.split()[1] for line in out.splitlines() if line.startswith("token ")],
     }
 
@@ -356,10 +368,12 @@ def make_script(
 
 
 def describe(grant: str, name: str, result: dict[str, Any]) -> str:
+    store = result["store_cpu_per_request"]
     return (
         f"  {grant:18s} {name:14s} {result['rate']:7.0f} req/s  p50 {result['p50']:6.1f} ms"
         f"  p95 {result['p95']:6.1f} ms  server CPU {result['cpu_per_request']:.2f} ms/req"
-        f"  errors {result['errors']}  exhausted {result['exhausted']}"
+        + (f"  store CPU {store:.2f} ms/req" if store is not None else "")
+        + f"  errors {result['errors']}  exhausted {result['exhausted']}"
     )
 
 
@@ -410,6 +424,11 @@ def main() -> None:
             for name, server in (("OpenPayer", ours), ("oidc-provider", theirs)):
                 with server.running() as (base, pid):
                     token_path = "/sandbox/auth/token" if server is ours else "/token"
+                    store_cpu = (
+                        (postgres_cpu_ms if url.startswith("postgres") else lambda: None)
+                        if server is ours
+                        else functools.partial(named_cpu_ms, ("redis-server",))
+                    )
                     for grant in args.grants:
                         client_id = ours.backend_id if server is ours else "backend"
                         target = (base + token_path, token_path, client_id)
@@ -423,7 +442,9 @@ def main() -> None:
                             if args.profile and server is ours and seconds == args.seconds:
                                 args.profile.mkdir(parents=True, exist_ok=True)
                                 profile = args.profile / f"{grant}-{round_number + 1}.txt"
-                            result = run_wrk(base, script, seconds, args.connections, pid, workdir, profile)
+                            result = run_wrk(
+                                base, script, seconds, args.connections, pid, workdir, profile, store_cpu
+                            )
                             if grant == "refresh_token":
                                 server.refresh_tokens = result["tokens"]  # the rotated pool, for later runs
                             count = max(args.assertions, int(result["rate"] * args.seconds * 3))

@@ -236,12 +236,18 @@ def cpu_ms(pid: int) -> float:
 def postgres_cpu_ms() -> float | None:
     """CPU time so far of this host's PostgreSQL processes, in ms; None where none is visible (a remote
     server, or not Linux)."""
+    return named_cpu_ms(("postgres", "postmaster"))
+
+
+def named_cpu_ms(names: tuple[str, ...]) -> float | None:
+    """CPU time so far of this host's processes with one of these names (`comm`), in ms; None where none
+    is visible."""
     total, seen = 0, False
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
         if not entry.name.isdigit():
             continue
         try:
-            if (entry / "comm").read_text().strip() not in ("postgres", "postmaster"):
+            if (entry / "comm").read_text().strip() not in names:
                 continue
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # ended meanwhile

@@ -96,6 +96,31 @@ def test_a_driver_statement_returns_its_rows_with_its_defaults(database_url: str
         engine.dispose()
 
 
+def test_a_prepared_driver_statement_is_parsed_once_per_connection(database_url: str) -> None:
+    """PostgreSQL keeps a `prepared` statement on the connection (the others are planned with their
+    values every time); after a rollback forgets it, the next execution prepares it again."""
+    keyed = DriverStatement(select((bindparam("n", type_=BigInteger()) + 1).label("keyed")), prepared=True)
+    planned = DriverStatement(select((bindparam("n", type_=BigInteger()) + 2).label("planned")))
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            for n in range(3):
+                assert [tuple(r) for r in keyed.rows(conn, {"n": n})] == [(n + 1,)]
+                assert [tuple(r) for r in planned.rows(conn, {"n": n})] == [(n + 2,)]
+            if not database_url.startswith("postgresql"):
+                return
+            listed = text("SELECT statement FROM pg_prepared_statements")
+            [statement] = conn.execute(listed).scalars().all()
+            assert "keyed" in statement  # the prepared one only, once
+            conn.rollback()  # the connection was in a transaction: psycopg deallocates what it prepared
+            assert conn.execute(listed).scalars().all() == []
+            conn.rollback()
+            assert [tuple(r) for r in keyed.rows(conn, {"n": 7})] == [(8,)]
+            assert len(conn.execute(listed).scalars().all()) == 1
+    finally:
+        engine.dispose()
+
+
 def test_a_driver_statement_refuses_a_parameter_that_needs_sqlalchemys_processing(database_url: str) -> None:
     """psycopg would receive the value as given: a JSON parameter (serialised by SQLAlchemy) is refused."""
     if not database_url.startswith("postgresql"):

@@ -44,6 +44,7 @@ from openpayer.web.cors import CorsMiddleware
 from openpayer.web.headers import SecurityHeaders
 from openpayer.web.layers import LayeredApp
 from openpayer.web.proxies import TrustedProxies, parse_networks
+from openpayer.web.routes import add_plain_route
 from openpayer.web.threads import run_blocking
 
 log = logging.getLogger("openpayer")
@@ -192,13 +193,13 @@ def _install_operations_routes(app: FastAPI, services: Services) -> None:
         # "The layers every request crosses")
         return JSONResponse({"status": "ok"})
 
-    app.add_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+    add_plain_route(app, "/healthz", healthz, methods=["GET"])
 
-    app.add_route("/readyz", services.readiness.endpoint(), methods=["GET"], include_in_schema=False)
+    add_plain_route(app, "/readyz", services.readiness.endpoint(), methods=["GET"])
     metrics.POOL.watch(services.engine)
     token = services.settings.metrics_token
     endpoint = metrics.metrics_endpoint(token.get_secret_value() if token else None)
-    app.add_route("/metrics", endpoint, methods=["GET"], include_in_schema=False)
+    add_plain_route(app, "/metrics", endpoint, methods=["GET"])
 
 
 def _install_outer_layers(app: LayeredApp, settings: Settings) -> None:

@@ -94,10 +94,32 @@ def cooperative_connection_class() -> Any:
     class CooperativeConnection(psycopg.Connection[Any]):
         def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
             if in_greenlet():
-                return await_(waiting.wait_async(gen, self.pgconn.socket, interval=interval, timeout=timeout))
+                # Most of a grant's waits have nothing to wait for (autocommit switched on and off, the
+                # pool's rollback of an idle connection): finished here, without a round trip through
+                # the event loop (two greenlet switches and a coroutine each).
+                try:
+                    state = next(gen)
+                except StopIteration as finished:
+                    return finished.value
+                resumed = _resumed(gen, state)
+                return await_(
+                    waiting.wait_async(resumed, self.pgconn.socket, interval=interval, timeout=timeout)
+                )
             return super().wait(gen, interval, timeout)
 
     return CooperativeConnection
+
+
+def _resumed(gen: Any, first: Any) -> Any:
+    """`gen`, already advanced to the value `first`, as a generator that yields `first` again and then
+    carries on with `gen` (psycopg's `wait_async` starts a generator itself)."""
+    state = first
+    while True:
+        ready = yield state
+        try:
+            state = gen.send(ready)
+        except StopIteration as finished:
+            return finished.value
 
 
 def runs_cooperatively(engine: Engine) -> bool:
@@ -228,10 +250,18 @@ class DriverStatement:
     Only for statements whose parameters psycopg adapts as given: a statement with a parameter that needs
     SQLAlchemy's type processing (other than a constant default) is refused when it is first compiled, and
     so is an IN list given per execution. `runs_on` says beforehand whether a call can take this path (for
-    callers that fall back to `conn.execute`)."""
+    callers that fall back to `conn.execute`).
 
-    def __init__(self, statement: Any) -> None:
+    `prepared`: PostgreSQL keeps the statement prepared on each connection that runs it, so it is parsed and
+    planned once per connection, not per execution. Only for statements whose plan cannot depend on the
+    values (every table reached by a unique key): a prepared statement may run a generic plan, which for a
+    search can be 20x slower (`make_engine`). The token grants' statements are such: preparing the
+    client-credentials insert took PostgreSQL's CPU per grant from 0.47–0.51 to 0.21 ms
+    (docs/performance.md, Token endpoint)."""
+
+    def __init__(self, statement: Any, *, prepared: bool = False) -> None:
         self.statement = statement
+        self.prepared = prepared
         self._sql: str | None = None
         self._defaults: dict[str, Any] = {}
         self._fixed: frozenset[str] = frozenset()  # parameters a call may not give: processed, or IN lists
@@ -293,12 +323,28 @@ class DriverStatement:
         sql = self._sql or self._compile(conn.dialect)
         driver = conn.connection.driver_connection
         try:
-            cursor = driver.execute(sql, {**self._defaults, **params})  # type: ignore[union-attr]
+            if self.prepared:
+                cursor = _execute_prepared(driver, sql, {**self._defaults, **params})
+            else:
+                cursor = driver.execute(sql, {**self._defaults, **params})  # type: ignore[union-attr]
         except conn.dialect.loaded_dbapi.Error as error:
             if conn.dialect.is_disconnect(error, conn.connection.dbapi_connection, None):
                 conn.invalidate(error)  # as SQLAlchemy does: the pool drops it and its older siblings
             raise
         return cursor.fetchall() if cursor.description is not None else []
+
+
+def _execute_prepared(driver: Any, sql: str, params: dict[str, Any]) -> Any:
+    """Run `sql` as a prepared statement on an engine's connection, where preparing is otherwise off
+    (`prepare_threshold=None` turns psycopg's preparing off altogether, `prepare=True` included): on only for
+    this execution. psycopg keeps the statement's name, so later executions on the connection reuse it; a
+    rollback, or a statement that fails, forgets it, and the next execution prepares it again."""
+    threshold = driver.prepare_threshold
+    driver.prepare_threshold = 0
+    try:
+        return driver.execute(sql, params, prepare=True)
+    finally:
+        driver.prepare_threshold = threshold
 
 
 def _plain_results(statement: Any, dialect: Any) -> bool:

@@ -148,3 +148,27 @@ def test_sqlite_calls_never_run_cooperatively(database_url: str) -> None:
         assert not runs_cooperatively(engine)
     finally:
         engine.dispose()
+
+
+def test_only_a_wait_for_the_server_goes_through_the_loop(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Switching to autocommit and back, and the pool's rollback of an idle connection, need no answer from
+    the server: they finish without a round trip through the event loop; the query's wait takes one."""
+    import openpayer.db
+
+    through_loop: list[str] = []
+    real_await = openpayer.db.await_
+
+    def counted(awaitable: Any) -> Any:
+        through_loop.append("wait")
+        return real_await(awaitable)
+
+    monkeypatch.setattr(openpayer.db, "await_", counted)
+
+    def grant_like() -> int:
+        with read_connection(pg_engine) as conn:  # autocommit on, then off and rolled back at its end
+            return int(conn.execute(text("SELECT 41 + 1")).scalar_one())
+
+    assert _run(run_cooperative(grant_like)) == 42
+    assert through_loop == ["wait"]

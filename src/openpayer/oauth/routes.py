@@ -18,6 +18,7 @@ from openpayer.oauth.endpoints.revoke import revoke
 from openpayer.oauth.endpoints.token import token
 from openpayer.oauth.endpoints.userinfo import userinfo
 from openpayer.oauth.member_pages import routes as member_pages
+from openpayer.web.routes import add_plain_route
 
 
 def install(app: FastAPI) -> None:
@@ -28,12 +29,11 @@ def install(app: FastAPI) -> None:
     # The JSON endpoints take the request and answer a response themselves: plain Starlette routes, without
     # FastAPI's request handling (parameter solving, its response wrapping), which cost as much again as
     # the rest of the framework on the token endpoint's hot path (docs/performance.md, Token endpoint).
-    plain = app.add_route
-    plain(f"{auth}/token", token, methods=["POST"], include_in_schema=False)
-    plain(f"{auth}/introspect", introspect, methods=["POST"], include_in_schema=False)
-    plain(f"{auth}/revoke", revoke, methods=["POST"], include_in_schema=False)
-    plain(f"{auth}/jwks", jwks, methods=["GET"], include_in_schema=False)
-    plain(f"{auth}/userinfo", userinfo, methods=["GET", "POST"], include_in_schema=False)
+    add_plain_route(app, f"{auth}/token", token, methods=["POST"])
+    add_plain_route(app, f"{auth}/introspect", introspect, methods=["POST"])
+    add_plain_route(app, f"{auth}/revoke", revoke, methods=["POST"])
+    add_plain_route(app, f"{auth}/jwks", jwks, methods=["GET"])
+    add_plain_route(app, f"{auth}/userinfo", userinfo, methods=["GET", "POST"])
     add = app.add_api_route
     add(f"{auth}/.well-known/openid-configuration", openid_configuration_endpoint, methods=["GET"])
     for base in ("auth", "fhir", "directory"):

@@ -384,7 +384,9 @@ def _insert_rows(count: int, rotating: bool = False) -> DriverStatement:
         else ""
     )
     statement = text(f"{rotation}INSERT INTO oauth_token ({names}, revoked, rotated_at) VALUES {rows}")  # noqa: S608
-    return DriverStatement(statement.bindparams(bindparam("revoked", value=False, type_=Boolean())))
+    return DriverStatement(
+        statement.bindparams(bindparam("revoked", value=False, type_=Boolean())), prepared=True
+    )
 
 
 @functools.cache
@@ -403,7 +405,8 @@ def _guarded_insert(guard: Any) -> DriverStatement:
         insert(oauth_token)
         .from_select([*_ISSUED_COLUMNS, "revoked", "rotated_at"], values)
         .add_cte(checked)
-        .returning(oauth_token.c.id)
+        .returning(oauth_token.c.id),
+        prepared=True,  # every table by a unique key: the generic plan is the custom one
     )
 
 
@@ -426,4 +429,4 @@ def _find_statement(by_kind: bool, client_check: ColumnElement[bool] | None) -> 
     )
     if by_kind:
         query = query.where(t.c.kind == bindparam("kind"))
-    return DriverStatement(query)
+    return DriverStatement(query, prepared=True)  # by the token's unique digest
