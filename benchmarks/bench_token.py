@@ -19,7 +19,7 @@ answer refresh with an access token, a new refresh token and an ID token (scope 
     .venv/bin/python -m benchmarks.bench_token            # OpenPayer on SQLite in a temporary directory
 
 Each run also prints the CPU its store spent per request, where the store runs on this host (PostgreSQL's
-processes for OpenPayer, `redis-server` for oidc-provider): the load generator's core is shared with them.
+processes for OpenPayer, `redis-server` for oidc-provider), whose CPU comes out of the same cores.
 
 Needs node (>= 20), npm, wrk, taskset and a Redis server; `--profile DIR` also py-spy.
 """
