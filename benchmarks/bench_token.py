@@ -160,8 +160,8 @@ class OpenPayer:
 
     refresh_tokens: list[str]
 
-    def __init__(self, url: str, home: Path, jwks: dict[str, Any], pool: int) -> None:
-        self.url, self.home = url, home
+    def __init__(self, url: str, home: Path, jwks: dict[str, Any], pool: int, workers: int = 1) -> None:
+        self.url, self.home, self.workers = url, home, workers
         settings = Settings(database_url=url, home=home, secret_key="bench")
         services = build_services(settings)
         auth = services.auth
@@ -211,7 +211,10 @@ class OpenPayer:
             OPENPAYER_HOME=str(self.home),
             OPENPAYER_SECRET_KEY="bench",
         )
-        command = [sys.executable, "-m", "openpayer.cli.main", "serve", "--no-migrate", "--workers", "1"]
+        command = [
+            *(sys.executable, "-m", "openpayer.cli.main", "serve", "--no-migrate"),
+            *("--workers", str(self.workers)),
+        ]
         process = subprocess.Popen(
             [*command, "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -401,6 +404,13 @@ def main() -> None:
     )
     parser.add_argument("--grants", nargs="+", default=["client_credentials", "refresh_token"])
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="OpenPayer's workers; with more than one the ratio is no longer per core (oidc-provider stays "
+        "one process): for the host's throughput, its database's CPU included",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         default=None,
@@ -416,7 +426,7 @@ def main() -> None:
     prepare_database(url, reuse=False)
     signer = AssertionSigner()
     pool = max(64, 4 * args.connections)
-    ours = OpenPayer(url, workdir, signer.jwks, pool)
+    ours = OpenPayer(url, workdir, signer.jwks, pool, args.workers)
     theirs = OidcProvider(workdir, args.redis, signer.jwks, pool)
     results: dict[tuple[str, str], list[dict[str, Any]]] = {}
     try:
@@ -453,7 +463,8 @@ def main() -> None:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     backend = "postgresql" if url.startswith("postgres") else "sqlite"
-    print(f"\ntoken endpoint, OpenPayer on {backend} (1 worker) vs oidc-provider (1 Node process, Redis)")
+    workers = f"{args.workers} worker{'s' if args.workers > 1 else ''}"
+    print(f"\ntoken endpoint, OpenPayer on {backend} ({workers}) vs oidc-provider (1 Node process, Redis)")
     print(f"wrk -c{args.connections} pinned to one core; load average {os.getloadavg()[0]:.1f} at the end")
     for grant in args.grants:
         best = {name: best_run(results[(grant, name)]) for name in ("OpenPayer", "oidc-provider")}
