@@ -256,7 +256,7 @@ class DriverStatement:
     planned once per connection, not per execution. Only for statements whose plan cannot depend on the
     values (every table reached by a unique key): a prepared statement may run a generic plan, which for a
     search can be 20x slower (`make_engine`). The token grants' statements are such: preparing the
-    client-credentials insert took PostgreSQL's CPU per grant from 0.47–0.51 to 0.21 ms
+    client-credentials insert took PostgreSQL's CPU per grant from 0.46–0.50 to 0.21–0.22 ms
     (docs/performance.md, Token endpoint)."""
 
     def __init__(self, statement: Any, *, prepared: bool = False) -> None:
