@@ -66,6 +66,19 @@ def test_metrics_count_requests_by_route_template_with_latency(client: TestClien
     assert "openpayer_db_pool_size" in text
 
 
+def test_the_plain_routes_are_counted_by_their_template(client: TestClient) -> None:
+    """The token endpoint and the probes are plain Starlette routes (no FastAPI request handling): they
+    name their template as the FastAPI routes do, a wrong method (405) included."""
+    token_route = "/{env}/auth/token"
+    before = requests_count(client, token_route, "POST", "400")
+    response = client.post("/sandbox/auth/token", data={"grant_type": "password"})
+    assert response.status_code == 400
+    assert requests_count(client, token_route, "POST", "400") == before + 1
+    before = requests_count(client, "/healthz", "DELETE", "405")
+    assert client.delete("/healthz").status_code == 405
+    assert requests_count(client, "/healthz", "DELETE", "405") == before + 1
+
+
 def test_an_unknown_method_is_counted_as_other(client: TestClient) -> None:
     client.request("PROPFIND", "/sandbox/directory/Organization")
     text = scrape(client)
