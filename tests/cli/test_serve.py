@@ -128,3 +128,16 @@ def test_serve_refuses_zero_workers(settings: Settings, tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_a_server_process_freezes_its_start_up_objects_out_of_the_collector(tmp_path: Path) -> None:
+    """What `openpayer.asgi` (every server process's entry point) leaves the cyclic collector."""
+    probe = "import gc, openpayer.asgi as a; print(gc.get_threshold()[0], gc.get_freeze_count() > 10_000)"
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=dict(os.environ, OPENPAYER_HOME=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout.split() == ["7000", "True"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 from typing import Any
@@ -176,6 +177,30 @@ def test_assertion_signed_by_another_key_is_refused(
         else ECKey.generate_key("P-384", parameters={"kid": "k1"})
     )
     assert request_token(client, assertion(client_id, other, alg)).status_code == 401
+
+
+@pytest.mark.parametrize("alg", ["RS256", "PS384", "none"])
+def test_an_assertion_signed_with_an_algorithm_not_offered_is_refused(
+    client: TestClient, services: Services, alg: str
+) -> None:
+    """Only RS384 and ES384 (discovery's `token_endpoint_auth_signing_alg_values_supported`), even signed
+    with the client's registered key."""
+    key = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+    client_id, _ = services.auth.clients.register(
+        ENV,
+        name="Plan analytics",
+        redirect_uris=[],
+        jwks={"keys": [key.as_dict(private=False)]},
+        scopes=["system/Patient.rs"],
+    )
+    assert request_token(client, assertion(client_id, key, "RS384")).status_code == 200
+    if alg == "none":  # unsigned, built by hand (joserfc warns against making one)
+        signed = assertion(client_id, key, "RS384")
+        header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+        unsigned = f"{header}.{signed.split('.')[1]}."
+    response = request_token(client, unsigned if alg == "none" else assertion(client_id, key, alg))
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
 
 
 def test_unregistered_system_scope_is_invalid_scope(

@@ -107,6 +107,8 @@ def serve(
         # of member-data requests carry ids); X-Forwarded-* are read per OPENPAYER_TRUSTED_PROXIES.
         access_log=False,
         proxy_headers=False,
+        # uvicorn's httptools protocol, a response's headers and body sent in one write (web.server_protocol)
+        http="openpayer.web.server_protocol:CoalescingHttpToolsProtocol",
         # uvicorn restarts a worker that does not answer its health check in time; a worker still importing
         # the application on a loaded host cannot, so the default 5 s restarted workers forever.
         timeout_worker_healthcheck=60,

@@ -39,6 +39,7 @@ import httpx
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry
 from sqlalchemy import BigInteger, Connection, Engine, String, Text, and_, bindparam, exists, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
@@ -51,6 +52,8 @@ from openpayer.web.threads import off_loop
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_ALGS = ["RS384", "ES384"]
+# Built once: `jwt.decode(..., algorithms=)` builds a registry, copying the header table, on every call.
+_ASSERTION_REGISTRY = JWSRegistry(algorithms=ASSERTION_ALGS)
 MAX_ASSERTION_LIFETIME = 300
 _JWKS_URL_CACHE_SECONDS = 300.0
 MAX_SECRET_OVERLAP = 24 * 3600
@@ -474,7 +477,7 @@ class ClientStore:
         if claimed_id not in (None, client.client_id) or client.auth_method != "private_key_jwt":
             raise client_error("client authentication failed")
         try:
-            token = jwt.decode(assertion, self._keyset(client), algorithms=ASSERTION_ALGS)
+            token = jwt.decode(assertion, self._keyset(client), registry=_ASSERTION_REGISTRY)
         except (JoseError, ValueError) as exc:
             raise client_error("client assertion signature is not valid") from exc
         claims = token.claims

@@ -9,6 +9,7 @@ exactly what was granted. `user/` scopes are treated as the member's own data (t
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -60,6 +61,19 @@ class ResourceScope:
 
 def parse_resource_scope(text: str, known_types: Collection[str] | None = None) -> ResourceScope | None:
     """A resource scope reduced to what this read-only API grants, or None if it grants nothing."""
+    if known_types is None or isinstance(known_types, frozenset):
+        return _parse_resource_scope_cached(text, known_types)
+    return _parse_resource_scope(text, known_types)
+
+
+# Every grant and every token's access check parses the same few scope strings; the result is immutable.
+# Bounded, since the strings come from requests.
+@functools.lru_cache(maxsize=2048)
+def _parse_resource_scope_cached(text: str, known_types: frozenset[str] | None) -> ResourceScope | None:
+    return _parse_resource_scope(text, known_types)
+
+
+def _parse_resource_scope(text: str, known_types: Collection[str] | None) -> ResourceScope | None:
     match = _RESOURCE.match(text)
     if match is None:
         return None
