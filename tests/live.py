@@ -21,14 +21,17 @@ def free_port() -> int:
 
 @contextmanager
 def live_servers(lifespan: Literal["on", "off"] = "off") -> Iterator[Callable[[Any], str]]:
-    """Yields `start(app)`, which serves an ASGI app on a free loopback port and returns its base URL;
+    """Yields `start(app, **options)`, which serves an ASGI app on a free loopback port (`options`: more of
+    uvicorn's configuration) and returns its base URL;
     every server started is stopped on exit. With `lifespan="on"` the app's startup runs (its background
     writers and jobs)."""
     running: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def start(app: Any) -> str:
+    def start(app: Any, **options: Any) -> str:
         port = free_port()
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan)
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan, **options
+        )
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()

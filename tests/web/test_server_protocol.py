@@ -4,15 +4,12 @@ one write, and nothing is held back (HEAD, `Connection: close`, streamed and lar
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import httpx
 import pytest
-import uvicorn
-from tests.live import free_port
+from tests.live import live_servers
 
 from openpayer.web.server_protocol import FLUSH_AT, CoalescingHttpToolsProtocol
 
@@ -62,20 +59,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=RecordingProtocol)
-    running = uvicorn.Server(config)
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not running.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert running.started
-    RecordingProtocol.writes.clear()
-    seen_at_once.clear()
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=10)
+    with live_servers() as start:
+        url = start(app, http=RecordingProtocol)
+        RecordingProtocol.writes.clear()
+        seen_at_once.clear()
+        yield url
 
 
 def test_headers_and_body_leave_in_one_write(server: str) -> None:
