@@ -4,8 +4,8 @@ Logging is configured here (JSON lines, or readable at a terminal; `OPENPAYER_LO
 process that imports the application logs the same way. So is the cyclic garbage collector: what a server
 process builds at start-up (the application, the FHIR definitions, the search plans) lives as long as the
 process, so it is frozen out of the collector's passes, and the young generation is collected every 7,000
-allocations instead of 700. That took the collector from about 3 % of a token grant's CPU to nothing a
-profile shows (docs/performance.md, token endpoint).
+allocations instead of 700. Under the token benchmark's load that took the collector from 2–4 % of the
+server's CPU to nothing a profile shows (docs/performance.md, token endpoint, eighteenth session).
 """
 
 import gc

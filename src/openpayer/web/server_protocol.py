@@ -1,7 +1,7 @@
 """uvicorn's HTTP protocol with each response's writes sent to the socket as one.
 
 uvicorn writes a response's status line and headers, then its body, as two `transport.write` calls, and uvloop
-sends each at once: two `send` system calls and, with `TCP_NODELAY`, two TCP segments for every response. On
+sends each at once: two `write` system calls and, with `TCP_NODELAY`, two TCP segments for every response. On
 loopback the sender's CPU also runs the receiving side's stack, and Node's HTTP server (to which the token
 benchmark compares us) sends headers and a body written together as one segment. `CoalescedWrites` keeps the
 writes of one turn of the event loop and sends them together at the end of it, or at once when they reach
@@ -19,7 +19,7 @@ FLUSH_AT = 64 * 1024
 
 
 class CoalescedWrites:
-    """A connection's transport whose writes in one turn of the event loop leave as one `send`."""
+    """A connection's transport whose writes in one turn of the event loop leave as one system call."""
 
     __slots__ = ("_loop", "_pending", "_pending_bytes", "_transport")
 
