@@ -12,7 +12,8 @@ import functools
 import operator
 import os
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from sqlalchemy import (
     exc,
     make_url,
 )
-from sqlalchemy.util.concurrency import await_, in_greenlet
+from sqlalchemy.util.concurrency import await_, greenlet_spawn, in_greenlet
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -332,6 +333,133 @@ class DriverStatement:
                 conn.invalidate(error)  # as SQLAlchemy does: the pool drops it and its older siblings
             raise
         return cursor.fetchall() if cursor.description is not None else []
+
+    def rows_each(self, conn: Connection, params_each: list[dict[str, Any]]) -> list[list[Any]]:
+        """PostgreSQL: the statement once per parameter set, sent together (one pipeline) in `conn`'s
+        transaction; each execution's rows, in order."""
+        if conn.dialect.name != "postgresql" or not self.prepared:
+            raise ValueError("rows_each is for prepared statements on PostgreSQL")
+        sql = self._sql or self._compile(conn.dialect)
+        driver = conn.connection.driver_connection
+        threshold = driver.prepare_threshold  # type: ignore[union-attr]
+        driver.prepare_threshold = 0  # type: ignore[union-attr]  # prepared, as in `_execute_prepared`
+        try:
+            with driver.pipeline():  # type: ignore[union-attr]
+                cursors = []
+                for params in params_each:
+                    cursor = driver.cursor()  # type: ignore[union-attr]
+                    cursor.execute(sql, {**self._defaults, **params}, prepare=True)
+                    cursors.append(cursor)
+                driver.commit()  # type: ignore[union-attr]
+            each = [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+        except conn.dialect.loaded_dbapi.Error as error:
+            if conn.dialect.is_disconnect(error, conn.connection.dbapi_connection, None):
+                conn.invalidate(error)
+            raise
+        finally:
+            driver.prepare_threshold = threshold  # type: ignore[union-attr]
+        return each
+
+
+class GroupCommit:
+    """One prepared statement per call, the calls that wait at the same time on an event loop written
+    together: their statements go to PostgreSQL in one pipeline and one transaction, and each call returns
+    its own rows once that transaction has committed (group commit). A call is as durable at its answer as
+    with a transaction of its own; under load it shares the pool checkout, the round trips and the commit
+    with the calls beside it (docs/performance.md, Token endpoint, nineteenth session).
+
+    Only for statements that fail for reasons that are not the caller's (a conflict is answered with
+    `ON CONFLICT`): one that fails fails its whole batch. `order` sorts each batch, so that batches
+    committing at once on several processes take their row locks in the same order and cannot deadlock.
+    A batch starts as soon as the loop is free after its first call, so a lone call does not wait."""
+
+    def __init__(
+        self,
+        statement: DriverStatement,
+        *,
+        order: Callable[[dict[str, Any]], Any] | None = None,
+        max_batch: int = 64,
+        max_in_flight: int = 2,
+    ) -> None:
+        if not statement.prepared:
+            raise ValueError("group commit runs prepared statements")
+        self.statement = statement
+        self.order = order
+        self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batches] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def rows(self, engine: Engine, params: dict[str, Any]) -> list[Any]:
+        """The statement's rows for `params`, committed. In a cooperative greenlet (`run_cooperative`) with
+        the calls waiting beside it; elsewhere (a thread, a CLI) as a transaction of its own."""
+        if not (in_greenlet() and runs_cooperatively(engine)):
+            with single_statement(engine) as conn:
+                return self.statement.rows(conn, params)
+        loop = asyncio.get_running_loop()
+        batches = self._queues.get(loop)
+        if batches is None:
+            batches = self._queues.setdefault(loop, _Batches())
+        waiter: asyncio.Future[list[Any]] = loop.create_future()
+        batches.waiting.append((params, waiter))
+        # A new writer only when every writer is waiting for its batch's commit: one not yet started
+        # takes this call with the others that come before it runs.
+        if batches.in_flight == len(batches.writers) < self.max_in_flight:
+            writer = loop.create_task(self._write_waiting(engine, batches))
+            batches.writers.add(writer)
+            writer.add_done_callback(batches.writers.discard)
+        return await_(waiter)
+
+    async def _write_waiting(self, engine: Engine, batches: _Batches) -> None:
+        try:
+            while batches.waiting:
+                batch = batches.waiting[: self.max_batch]
+                del batches.waiting[: self.max_batch]
+                if self.order is not None:
+                    order = self.order
+                    batch.sort(key=lambda waiting: order(waiting[0]))
+                batches.in_flight += 1
+                try:
+                    each = await greenlet_spawn(self._write, engine, [params for params, _ in batch])
+                except BaseException as error:
+                    _fail(batch, error)
+                    if not isinstance(error, Exception):
+                        raise
+                    continue
+                finally:
+                    batches.in_flight -= 1
+                for (_, waiter), rows in zip(batch, each, strict=True):
+                    if not waiter.done():
+                        waiter.set_result(rows)
+        except BaseException as error:  # cancelled (the loop is closing): so are the calls still waiting
+            if len(batches.writers) <= 1:
+                _fail(batches.waiting, error)
+                batches.waiting.clear()
+            raise
+
+    def _write(self, engine: Engine, params_each: list[dict[str, Any]]) -> list[list[Any]]:
+        with engine.begin() as conn:
+            return self.statement.rows_each(conn, params_each)
+
+
+class _Batches:
+    __slots__ = ("in_flight", "waiting", "writers")
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[dict[str, Any], asyncio.Future[list[Any]]]] = []
+        self.writers: set[asyncio.Task[None]] = set()
+        self.in_flight = 0  # writers whose batch is being written
+
+
+def _fail(batch: list[tuple[dict[str, Any], asyncio.Future[list[Any]]]], error: BaseException) -> None:
+    for _, waiter in batch:
+        if waiter.done():
+            continue
+        if isinstance(error, Exception):
+            waiter.set_exception(error)
+        else:
+            waiter.cancel()
 
 
 def _execute_prepared(driver: Any, sql: str, params: dict[str, Any]) -> Any:

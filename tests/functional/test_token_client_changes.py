@@ -4,20 +4,24 @@ database directly, as another process would: the serving process's cache is not 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy import func, select, update
+from tests.loops import run_in_thread
 from tests.statements import statement_log
 
-from openpayer.app import Services
+from openpayer.app import Services, create_app
+from openpayer.config import Settings
 from openpayer.oauth import tokens as token_module
 from openpayer.oauth.clients import digest
 from openpayer.oauth.models import oauth_assertion_jti, oauth_client, oauth_token
@@ -45,9 +49,7 @@ def _backend(services: Services, key: RSAKey) -> str:
     return client_id
 
 
-def _token(
-    client: TestClient, client_id: str, key: RSAKey, *, jti: str | None = None, now: int | None = None
-) -> Any:
+def _assertion(client_id: str, key: RSAKey, *, jti: str | None = None, now: int | None = None) -> str:
     issued = now if now is not None else int(time.time())
     claims = {
         "iss": client_id,
@@ -56,16 +58,22 @@ def _token(
         "exp": issued + 240,
         "jti": jti or secrets.token_hex(8),
     }
-    signed = jwt.encode({"alg": "RS384", "kid": key.kid, "typ": "JWT"}, claims, key, algorithms=["RS384"])
-    return client.post(
-        TOKEN,
-        data={
-            "grant_type": "client_credentials",
-            "scope": "system/Patient.rs",
-            "client_assertion_type": ASSERTION,
-            "client_assertion": signed,
-        },
-    )
+    return jwt.encode({"alg": "RS384", "kid": key.kid, "typ": "JWT"}, claims, key, algorithms=["RS384"])
+
+
+def _assertion_form(assertion: str) -> dict[str, str]:
+    return {
+        "grant_type": "client_credentials",
+        "scope": "system/Patient.rs",
+        "client_assertion_type": ASSERTION,
+        "client_assertion": assertion,
+    }
+
+
+def _token(
+    client: TestClient, client_id: str, key: RSAKey, *, jti: str | None = None, now: int | None = None
+) -> Any:
+    return client.post(TOKEN, data=_assertion_form(_assertion(client_id, key, jti=jti, now=now)))
 
 
 def _change_client(services: Services, client_id: str, **values: Any) -> None:
@@ -165,7 +173,9 @@ def test_the_assertion_and_its_token_are_written_together_or_not_at_all(
     assert _token(client, client_id, key, jti="third").status_code == 200
 
 
-def test_a_grant_on_postgresql_is_one_statement_in_autocommit(client: TestClient, services: Services) -> None:
+def test_a_grant_on_postgresql_is_one_statement_committed_with_the_grants_beside_it(
+    client: TestClient, services: Services
+) -> None:
     if services.engine.dialect.name != "postgresql":
         pytest.skip("the single-statement grant is PostgreSQL's (SQLite: one transaction)")
     key = _key()
@@ -174,13 +184,44 @@ def test_a_grant_on_postgresql_is_one_statement_in_autocommit(client: TestClient
     with statement_log(services.engine) as log:
         granted = _token(client, client_id, key, jti="single")
         replayed = _token(client, client_id, key, jti="single")
-    statements = [
-        (s, autocommit)
-        for s, autocommit in log.statements
-        if "oauth_token" in s or "oauth_assertion_jti" in s
-    ]
     assert granted.status_code == 200
     assert replayed.json()["error"] == "invalid_client"
-    # The grant: one statement, its own transaction. The replay: the same statement, which wrote nothing.
-    assert [autocommit for _, autocommit in statements] == [True, True]
-    assert all(s.startswith("WITH guard AS") for s, _ in statements)
+    # Each grant alone here: one statement, committed before its answer. The replay: the same statement,
+    # which wrote nothing; then the check that told a replay from a changed client.
+    written = [s for s in log.transactions if any("oauth_token" in statement for statement in s)]
+    assert [[s.split(" ", 3)[:3] for s in statements] for statements in written] == [
+        [["WITH", "guard", "AS"]],
+        [["WITH", "guard", "AS"]],
+    ]
+
+
+def test_grants_made_at_once_share_a_commit_and_an_assertion_sent_twice_gets_one_token(
+    settings: Settings, services: Services
+) -> None:
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("group commit is PostgreSQL's (SQLite: a transaction per grant)")
+    key = _key()
+    client_id = _backend(services, key)
+    app = create_app(settings, services=services)
+
+    async def grants(assertions: list[str]) -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            posts = (http.post(TOKEN, data=_assertion_form(assertion)) for assertion in assertions)
+            return await asyncio.gather(*posts)
+
+    run_in_thread(grants([_assertion(client_id, key)]))  # the client cached, the engine connected
+    twice = _assertion(client_id, key, jti="twice")
+    assertions = [_assertion(client_id, key) for _ in range(4)] + [twice, twice]
+    with statement_log(services.engine) as log:
+        answers = run_in_thread(grants(assertions))
+    assert [answer.status_code for answer in answers[:5]] == [200] * 5
+    assert answers[5].status_code == 401
+    assert answers[5].json()["error"] == "invalid_client"
+    assert "replay" in answers[5].json()["error_description"]
+    written = [s for s in log.transactions if any("oauth_token" in statement for statement in s)]
+    assert sum(len(statements) for statements in written) == 6  # every grant's statement, each once
+    assert len(written) < 6  # fewer commits than grants
+    with services.engine.connect() as conn:
+        tokens = conn.execute(select(func.count()).select_from(oauth_token)).scalar_one()
+    assert tokens == 1 + 5

@@ -6,27 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
-from collections.abc import Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
+from tests.loops import run_in_thread
 
 from openpayer.db import make_engine, read_connection, runs_cooperatively
 from openpayer.web import threads
 from openpayer.web.threads import COOPERATIVE_LIMIT, off_loop, run_blocking, run_cooperative
 
-T = TypeVar("T")
-
 request_name: contextvars.ContextVar[str] = contextvars.ContextVar("request_name", default="none")
-
-
-def _run(main: Coroutine[Any, Any, T]) -> T:
-    """`asyncio.run` in a thread of its own: the browser tests' Playwright (its sync API) keeps an event loop
-    running in the main thread of a test process that ran them, where `asyncio.run` refuses to start."""
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        return executor.submit(asyncio.run, main).result()
 
 
 @pytest.fixture
@@ -60,7 +51,7 @@ def test_the_loop_serves_other_work_while_a_cooperative_call_waits_on_postgresql
         result, _ = await asyncio.gather(run_cooperative(_sleep_then, pg_engine, events, "call"), other())
         return result
 
-    assert _run(main()) == "call"
+    assert run_in_thread(main()) == "call"
     assert events == ["other ran", "call done"]
 
 
@@ -78,7 +69,7 @@ def test_the_same_call_made_directly_on_the_loop_blocks_it(pg_engine: Engine) ->
     async def main() -> None:
         await asyncio.gather(blocking(), other())
 
-    _run(main())
+    run_in_thread(main())
     assert events == ["call done", "other ran"]
 
 
@@ -92,7 +83,7 @@ def test_a_cooperative_call_sees_the_callers_context_variables(pg_engine: Engine
         request_name.set("token request")
         return await run_cooperative(read)
 
-    assert _run(main()) == "token request"
+    assert run_in_thread(main()) == "token request"
 
 
 def test_off_loop_work_runs_in_a_thread_only_under_run_cooperative() -> None:
@@ -105,7 +96,7 @@ def test_off_loop_work_runs_in_a_thread_only_under_run_cooperative() -> None:
         loop_thread.append(threading.get_ident())
         return await run_cooperative(where), where(), await run_blocking(threading.get_ident)
 
-    cooperative, direct, pooled = _run(main())
+    cooperative, direct, pooled = run_in_thread(main())
     assert direct == loop_thread[0]
     assert cooperative != loop_thread[0]  # the HTTP fetch, the locked key load: not on the loop's thread
     assert pooled != loop_thread[0]
@@ -133,7 +124,7 @@ def test_at_most_the_limit_of_cooperative_calls_hold_connections_at_once(
     async def main() -> list[int]:
         return await asyncio.gather(*(run_cooperative(call, n) for n in range(3 * COOPERATIVE_LIMIT)))
 
-    assert _run(main()) == list(range(3 * COOPERATIVE_LIMIT))
+    assert run_in_thread(main()) == list(range(3 * COOPERATIVE_LIMIT))
     assert most[0] == COOPERATIVE_LIMIT
 
 
@@ -170,5 +161,5 @@ def test_only_a_wait_for_the_server_goes_through_the_loop(
         with read_connection(pg_engine) as conn:  # autocommit on, then off and rolled back at its end
             return int(conn.execute(text("SELECT 41 + 1")).scalar_one())
 
-    assert _run(run_cooperative(grant_like)) == 42
+    assert run_in_thread(run_cooperative(grant_like)) == 42
     assert through_loop == ["wait"]

@@ -400,10 +400,11 @@ class ClientStore:
         if recorded is None:
             self.refused(conn, authenticated)
 
-    def jti_guard(self, authenticated: Authenticated) -> tuple[Any, dict[str, Any]]:
+    def jti_guard(self, authenticated: Authenticated) -> tuple[Any, dict[str, Any], tuple[str, ...]]:
         """`confirm` of an assertion as an `INSERT ... RETURNING` (PostgreSQL) with its parameters, for a
-        grant to run as a CTE of its own insert: one statement, one round trip. No row: see `refused`."""
-        return _RECORD_JTI["postgresql"], self._jti_params(authenticated)
+        grant to run as a CTE of its own insert: one statement, one round trip. No row: see `refused`.
+        Third, the parameters that name the row it locks (the `jti`'s key), for batches to sort by."""
+        return _RECORD_JTI["postgresql"], self._jti_params(authenticated), _JTI_KEY
 
     def refused(self, conn: Connection, authenticated: Authenticated) -> NoReturn:
         """After the `jti` insert returned no row: the client changed (`StaleClientError`, or
@@ -583,6 +584,7 @@ def _record_jti(dialect: Any) -> Any:
 
 
 _RECORD_JTI = {"postgresql": _record_jti(postgresql), "sqlite": _record_jti(sqlite)}
+_JTI_KEY = ("jti_env", "jti_client_id", "jti")
 
 
 def _peek_claim(assertion: str, name: str) -> object:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import operator
 import secrets
 import threading
 import time
@@ -38,7 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from openpayer.clock import Clock
-from openpayer.db import DriverStatement
+from openpayer.db import DriverStatement, GroupCommit
 from openpayer.members.models import consent_grant
 from openpayer.oauth.clients import ClientCheck
 from openpayer.oauth.models import oauth_client, oauth_token
@@ -160,8 +161,8 @@ class TokenStore:
 
     def issue_guarded(
         self,
-        conn: Connection,
-        guard: tuple[Any, dict[str, Any]],
+        engine: Engine,
+        guard: tuple[Any, dict[str, Any], tuple[str, ...]],
         *,
         env: str,
         kind: str,
@@ -171,8 +172,9 @@ class TokenStore:
     ) -> str | None:
         """A new token, written by the same statement as `guard` (an `INSERT ... RETURNING` such as
         `ClientStore.jti_guard`) and only if that returned a row; None, with nothing written, if not.
-        PostgreSQL: one statement, so on an autocommit connection one round trip and one commit."""
-        statement, guard_params = guard
+        PostgreSQL only: one statement, committed with those of the grants waiting beside it
+        (`db.GroupCommit`), which are sorted by the guard's key parameters (its third part)."""
+        statement, guard_params, key = guard
         token = secrets.token_urlsafe(32)
         row = _token_row(
             token,
@@ -184,7 +186,7 @@ class TokenStore:
             expires_at=expires_at,
         )
         params = {**guard_params, **{f"t_{name}": value for name, value in row.items()}}
-        inserted = _guarded_insert(statement).rows(conn, params)
+        inserted = _guarded_insert(statement, key).rows(engine, params)
         return token if inserted else None
 
     def find(
@@ -390,7 +392,7 @@ def _insert_rows(count: int, rotating: bool = False) -> DriverStatement:
 
 
 @functools.cache
-def _guarded_insert(guard: Any) -> DriverStatement:
+def _guarded_insert(guard: Any, key: tuple[str, ...]) -> GroupCommit:
     """`WITH guard AS (<guard> RETURNING ...) INSERT INTO oauth_token ... SELECT ... FROM guard`: the token
     row exists only if the guard's insert returned one. Parameters `t_<column>`, typed from the table's
     columns (an `INSERT ... SELECT` of untyped parameters would be text)."""
@@ -401,13 +403,14 @@ def _guarded_insert(guard: Any) -> DriverStatement:
         false(),
         null(),
     ).select_from(checked)
-    return DriverStatement(
+    statement = DriverStatement(
         insert(oauth_token)
         .from_select([*_ISSUED_COLUMNS, "revoked", "rotated_at"], values)
         .add_cte(checked)
         .returning(oauth_token.c.id),
         prepared=True,  # every table by a unique key: the generic plan is the custom one
     )
+    return GroupCommit(statement, order=operator.itemgetter(*key))
 
 
 @functools.cache

@@ -10,8 +10,9 @@ its credentials.
 
 Clients are authenticated against this process's cache, and each grant confirms in its own (single)
 transaction that the stored client has not changed (`ClientStore.confirm`, or the same condition folded into
-the grant's first query, or on PostgreSQL into its one writing statement: `ClientStore.jti_guard`); when it
-has, the request is authenticated again from the database.
+the grant's first query, or on PostgreSQL into its one writing statement: `ClientStore.jti_guard`, which
+commits with the statements of the grants waiting beside it); when it has, the request is authenticated
+again from the database.
 """
 
 from __future__ import annotations

@@ -46,22 +46,23 @@ def client_credentials(
 
 def _issue(server: AuthServer, authenticated: Authenticated, *, env: str, scope: str, expires_at: int) -> str:
     """The token, written with the assertion's `jti` and the client's confirmation or not at all. On
-    PostgreSQL one statement in autocommit (one round trip, one commit); elsewhere one transaction."""
+    PostgreSQL one statement, committed with the grants waiting beside it (`db.GroupCommit`); elsewhere one
+    transaction."""
     client = authenticated.client
     if server.engine.dialect.name == "postgresql" and authenticated.jti is not None:
-        with single_statement(server.engine) as conn:
-            token = server.tokens.issue_guarded(
-                conn,
-                server.clients.jti_guard(authenticated),
-                env=env,
-                kind="access",
-                client_id=client.client_id,
-                scope=scope,
-                expires_at=expires_at,
-            )
-            if token is None:
+        token = server.tokens.issue_guarded(
+            server.engine,
+            server.clients.jti_guard(authenticated),
+            env=env,
+            kind="access",
+            client_id=client.client_id,
+            scope=scope,
+            expires_at=expires_at,
+        )
+        if token is None:
+            with single_statement(server.engine) as conn:
                 server.clients.refused(conn, authenticated)
-            return token
+        return token
     with write_transaction(server.engine) as conn:
         server.clients.confirm(conn, authenticated)
         return server.tokens.issue(
