@@ -173,13 +173,17 @@ def test_the_assertion_and_its_token_are_written_together_or_not_at_all(
     assert _token(client, client_id, key, jti="third").status_code == 200
 
 
+def _postgresql_backend(services: Services) -> tuple[RSAKey, str]:
+    if services.engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement grant and its group commit are PostgreSQL's (SQLite: a transaction)")
+    key = _key()
+    return key, _backend(services, key)
+
+
 def test_a_grant_on_postgresql_is_one_statement_committed_with_the_grants_beside_it(
     client: TestClient, services: Services
 ) -> None:
-    if services.engine.dialect.name != "postgresql":
-        pytest.skip("the single-statement grant is PostgreSQL's (SQLite: one transaction)")
-    key = _key()
-    client_id = _backend(services, key)
+    key, client_id = _postgresql_backend(services)
     assert _token(client, client_id, key).status_code == 200  # the client is now cached
     with statement_log(services.engine) as log:
         granted = _token(client, client_id, key, jti="single")
@@ -198,10 +202,7 @@ def test_a_grant_on_postgresql_is_one_statement_committed_with_the_grants_beside
 def test_grants_made_at_once_share_a_commit_and_an_assertion_sent_twice_gets_one_token(
     settings: Settings, services: Services
 ) -> None:
-    if services.engine.dialect.name != "postgresql":
-        pytest.skip("group commit is PostgreSQL's (SQLite: a transaction per grant)")
-    key = _key()
-    client_id = _backend(services, key)
+    key, client_id = _postgresql_backend(services)
     app = create_app(settings, services=services)
 
     async def grants(assertions: list[str]) -> list[httpx.Response]:
