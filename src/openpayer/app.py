@@ -44,7 +44,7 @@ from openpayer.web.cors import CorsMiddleware
 from openpayer.web.headers import SecurityHeaders
 from openpayer.web.layers import LayeredApp
 from openpayer.web.proxies import TrustedProxies, parse_networks
-from openpayer.web.routes import add_plain_route
+from openpayer.web.routes import add_plain_route, answer_head_like_get
 from openpayer.web.threads import run_blocking
 
 log = logging.getLogger("openpayer")
@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(docs_router)
     app.include_router(policy_router)  # the signed "still in use" link of the inactivity notices
     policy_console.install(app, services.portal, services.policy, services.settings, services.clock)
+    answer_head_like_get(app)
     install_openapi(app)
     _install_error_handlers(app)
     _install_middleware(app, services)

@@ -166,6 +166,11 @@ def test_openapi_index_replaces_the_cdn_swagger_page(client: TestClient) -> None
     schema = client.get("/openapi.json").json()
     ids = [op["operationId"] for item in schema["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids)) > 10  # OpenAPI requires unique operationIds
+    for item in schema["paths"].values():  # each named by its own method, the same in every process
+        assert all(op["operationId"].endswith(f"_{method}") for method, op in item.items())
+    # HEAD where a route declares it (a FHIR read), not on each route that answers it as GET (metadata).
+    assert "head" in schema["paths"]["/{env}/fhir/{rtype}/{rid}"]
+    assert sorted(schema["paths"]["/{env}/fhir/metadata"]) == ["get"]
 
 
 @pytest.mark.parametrize(
