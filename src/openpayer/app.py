@@ -219,6 +219,22 @@ def _is_fhir_path(path: str) -> bool:
     return len(parts) >= 2 and parts[1] in ("fhir", "directory")
 
 
+def _http_error_response(request: Request, exc: StarletteHTTPException) -> Response:
+    if portal_routes.is_page_path(request.url.path):
+        return portal_routes.error_page(request, exc.status_code)
+    if _is_fhir_path(request.url.path) or exc.status_code in (404, 405):
+        mapped: FHIRError
+        if exc.status_code == 404:
+            mapped = NotFound(f"No such endpoint: {request.url.path}")
+        elif exc.status_code == 405:
+            mapped = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+        else:
+            mapped = BadRequest(str(exc.detail))
+            mapped.status = exc.status_code
+        return error_response(mapped)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FHIRError)
     async def fhir_error(request: Request, exc: FHIRError) -> Response:
@@ -226,19 +242,10 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        if portal_routes.is_page_path(request.url.path):
-            return portal_routes.error_page(request, exc.status_code)
-        if _is_fhir_path(request.url.path) or exc.status_code in (404, 405):
-            mapped: FHIRError
-            if exc.status_code == 404:
-                mapped = NotFound(f"No such endpoint: {request.url.path}")
-            elif exc.status_code == 405:
-                mapped = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
-            else:
-                mapped = BadRequest(str(exc.detail))
-                mapped.status = exc.status_code
-            return error_response(mapped)
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+        response = _http_error_response(request, exc)
+        # Starlette's headers: a 405's `Allow`, which RFC 9110 §15.5.6 requires.
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

@@ -10,6 +10,8 @@ from starlette.requests import Request
 from openpayer.api.service import DIRECTORY_TYPES, FhirApi
 from openpayer.fhir.errors import MethodNotAllowed, NotFound
 
+READS = ("GET", "HEAD")  # what a read-only address answers (a 405's `Allow`)
+
 BaseKind = Literal["fhir", "directory"]
 
 
@@ -32,7 +34,7 @@ class FhirBase:
 
     def check_writable(self) -> None:
         if self.read_only:
-            raise MethodNotAllowed("The provider directory and formulary API is read-only")
+            raise MethodNotAllowed("The provider directory and formulary API is read-only", allow=READS)
 
     def allowed_types(self) -> frozenset[str] | None:
         return DIRECTORY_TYPES if self.kind == "directory" else None

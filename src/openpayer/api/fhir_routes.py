@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 from starlette.types import Scope
 
-from openpayer.api.context import BaseKind, FhirBase, fhir_base
+from openpayer.api.context import READS, BaseKind, FhirBase, fhir_base
 from openpayer.api.negotiation import check_acceptable, check_content_type, fhir_response, pretty
 from openpayer.api.operations import run_operation
 from openpayer.api.rendering import (
@@ -167,7 +167,12 @@ def build_router(kind: BaseKind) -> APIRouter:
         b.check_type(rtype)
         if rid.startswith("$"):
             return await run_operation(request, b, rtype, None, rid[1:])
-        raise MethodNotAllowed("POST to a resource instance is not allowed; use PUT to update it")
+        if b.read_only:
+            raise MethodNotAllowed("The provider directory and formulary API is read-only", allow=READS)
+        allow = (*READS, "PUT", "PATCH", "DELETE")
+        raise MethodNotAllowed(
+            "POST to a resource instance is not allowed; use PUT to update it", allow=allow
+        )
 
     @router.put("/{rtype}/{rid}")
     async def update(request: Request, rtype: str, rid: str) -> Response:
@@ -225,7 +230,7 @@ def build_router(kind: BaseKind) -> APIRouter:
         if tail.startswith("$"):
             return await run_operation(request, b, rtype, rid, tail[1:])
         if request.method == "POST":
-            raise MethodNotAllowed(f"POST is not allowed on {rtype}/{rid}/{tail}")
+            raise MethodNotAllowed(f"POST is not allowed on {rtype}/{rid}/{tail}", allow=READS)
         b.check_type(tail)
         return await _SEARCH.search(request, b, tail, compartment=(rtype, rid))
 

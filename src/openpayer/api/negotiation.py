@@ -13,7 +13,7 @@ import orjson
 from starlette.datastructures import Headers, QueryParams
 from starlette.responses import Response
 
-from openpayer.fhir.errors import FHIRError, NotAcceptable, UnsupportedMediaType
+from openpayer.fhir.errors import FHIRError, MethodNotAllowed, NotAcceptable, UnsupportedMediaType
 
 FHIR_JSON = "application/fhir+json"
 FHIR_JSON_CHARSET = "application/fhir+json; charset=utf-8"
@@ -95,4 +95,6 @@ def error_response(error: FHIRError, *, indent: bool = False) -> Response:
     headers = {}
     if error.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="fhir"'
+    if isinstance(error, MethodNotAllowed) and error.allow:
+        headers["Allow"] = ", ".join(error.allow)
     return fhir_response(error.outcome(), error.status, headers, indent=indent)

@@ -47,14 +47,14 @@ async def _validate(request: Request, base: FhirBase, rtype: str, rid: str | Non
         stored = await run_blocking(service.read, base.env, rtype, rid)
         resource = stored.json()
     else:
-        raise MethodNotAllowed("$validate at type level takes a POSTed resource")
+        raise MethodNotAllowed("$validate at type level takes a POSTed resource", allow=("POST",))
     outcome = await run_blocking(validate.validate, service, rtype, resource, rid, profile)
     return fhir_response(outcome, indent=pretty(request.query_params))
 
 
 async def _member_match(request: Request, base: FhirBase, rtype: str, rid: str | None) -> Response:
     if request.method != "POST":
-        raise MethodNotAllowed("$member-match takes a POSTed Parameters resource")
+        raise MethodNotAllowed("$member-match takes a POSTed Parameters resource", allow=("POST",))
     check_content_type(request.headers)
     match = member_match.parse_request(parse_json(await read_body(request, base)))
     services = base.services

@@ -63,8 +63,16 @@ class NotFound(FHIRError):
 
 
 class MethodNotAllowed(FHIRError):
+    """`allow`: the methods the address does answer, for the response's `Allow` header (RFC 9110 §15.5.6)."""
+
     status = 405
     code = "not-supported"
+
+    def __init__(
+        self, diagnostics: str = "", issues: Sequence[Issue] | None = None, *, allow: Sequence[str] = ()
+    ) -> None:
+        super().__init__(diagnostics, issues)
+        self.allow = tuple(allow)
 
 
 class NotAcceptable(FHIRError):
