@@ -22,8 +22,8 @@ from openpayer.api.input_guard import RejectNul
 from openpayer.api.negotiation import error_response
 from openpayer.bootstrap import Services, build_services
 from openpayer.config import Settings, get_settings
+from openpayer.docs_site import routes as docs_routes
 from openpayer.docs_site.openapi import install_openapi
-from openpayer.docs_site.routes import router as docs_router
 from openpayer.fhir.errors import (
     BadRequest,
     FHIRError,
@@ -40,6 +40,7 @@ from openpayer.policy import console as policy_console
 from openpayer.policy.routes import router as policy_router
 from openpayer.portal import routes as portal_routes
 from openpayer.security.audit_writer import AuditWriter
+from openpayer.web import pages
 from openpayer.web.cors import CorsMiddleware
 from openpayer.web.headers import SecurityHeaders
 from openpayer.web.layers import LayeredApp
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     oauth_routes.install_pages(app)
     portal_routes.install(app, services.portal, services.settings, services.clock)
     incident_routes.install(app, services.incidents, services.portal, services.settings, services.clock)
-    app.include_router(docs_router)
+    app.include_router(docs_routes.router)
     app.include_router(policy_router)  # the signed "still in use" link of the inactivity notices
     policy_console.install(app, services.portal, services.policy, services.settings, services.clock)
     answer_head_like_get(app)
@@ -220,19 +221,28 @@ def _is_fhir_path(path: str) -> bool:
 
 
 def _http_error_response(request: Request, exc: StarletteHTTPException) -> Response:
-    if portal_routes.is_page_path(request.url.path):
-        return portal_routes.error_page(request, exc.status_code)
-    if _is_fhir_path(request.url.path) or exc.status_code in (404, 405):
+    """Each area answers an unknown address or a refused method in its own kind of body: FHIR an
+    OperationOutcome, the authorization server RFC 6749's JSON (or a member page), pages a readable page."""
+    path, status = request.url.path, exc.status_code
+    if portal_routes.is_page_path(path):
+        return portal_routes.error_page(request, status)
+    if _is_fhir_path(path):
         mapped: FHIRError
-        if exc.status_code == 404:
-            mapped = NotFound(f"No such endpoint: {request.url.path}")
-        elif exc.status_code == 405:
-            mapped = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+        if status == 404:
+            mapped = NotFound(f"No such endpoint: {path}")
+        elif status == 405:
+            mapped = MethodNotAllowed(f"{request.method} is not allowed on {path}")
         else:
             mapped = BadRequest(str(exc.detail))
-            mapped.status = exc.status_code
+            mapped.status = status
         return error_response(mapped)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code)
+    if status in (404, 405):
+        if oauth_routes.is_auth_path(path):
+            return oauth_routes.http_error(request, status)
+        if docs_routes.is_docs_path(path):
+            return docs_routes.http_error(request, status)
+        return pages.http_error(request, status)
+    return JSONResponse({"detail": exc.detail}, status_code=status)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -14,6 +14,9 @@ READS = ("GET", "HEAD")  # what a read-only address answers (a 405's `Allow`)
 
 BaseKind = Literal["fhir", "directory"]
 
+# The base's own addresses, which the type-level routes (`/{rtype}`) also match for the methods they refuse.
+_SYSTEM_ADDRESSES = {"metadata": READS, "_history": READS, "_search": ("POST",)}
+
 
 @dataclass(frozen=True, slots=True)
 class FhirBase:
@@ -26,7 +29,10 @@ class FhirBase:
     def read_only(self) -> bool:
         return self.kind == "directory"
 
-    def check_type(self, rtype: str) -> str:
+    def check_type(self, rtype: str, *, type_level: bool = False) -> str:
+        if type_level and rtype in _SYSTEM_ADDRESSES:
+            allow = _SYSTEM_ADDRESSES[rtype]
+            raise MethodNotAllowed(f"{self.url}/{rtype} answers {' and '.join(allow)} only", allow=allow)
         known = self.services.resource_types
         if rtype not in known or (self.kind == "directory" and rtype not in DIRECTORY_TYPES):
             raise NotFound(f"Resource type '{rtype}' is not served at this endpoint")

@@ -100,13 +100,13 @@ def build_router(kind: BaseKind) -> APIRouter:
     @router.api_route("/{rtype}", methods=["GET", "HEAD"])
     async def type_search(request: Request, rtype: str) -> Response:
         b = base(request)
-        b.check_type(rtype)
+        b.check_type(rtype, type_level=True)
         return await _SEARCH.search(request, b, rtype)
 
     @router.post("/{rtype}")
     async def create(request: Request, rtype: str) -> Response:
         b = base(request)
-        b.check_type(rtype)
+        b.check_type(rtype, type_level=True)
         b.check_writable()
         check_content_type(request.headers)
         resource = parse_resource(await read_body(request, b))
@@ -117,7 +117,7 @@ def build_router(kind: BaseKind) -> APIRouter:
     @router.put("/{rtype}")
     async def conditional_update(request: Request, rtype: str) -> Response:
         b = base(request)
-        b.check_type(rtype)
+        b.check_type(rtype, type_level=True)
         b.check_writable()
         check_content_type(request.headers)
         resource = parse_resource(await read_body(request, b))
@@ -131,7 +131,7 @@ def build_router(kind: BaseKind) -> APIRouter:
     @router.delete("/{rtype}")
     async def conditional_delete(request: Request, rtype: str) -> Response:
         b = base(request)
-        b.check_type(rtype)
+        b.check_type(rtype, type_level=True)
         b.check_writable()
         outcomes = await _run(b.services.fhir.conditional_delete, b.env, rtype, _criteria(request))
         if not outcomes:

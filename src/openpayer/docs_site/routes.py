@@ -69,6 +69,17 @@ def _not_found(request: Request, what: str) -> HTMLResponse:
     return _page("docs_not_found.html", 404, what=what, environments=_services(request).settings.environments)
 
 
+def is_docs_path(path: str) -> bool:
+    return path == "/docs" or path.startswith("/docs/")
+
+
+def http_error(request: Request, status: int) -> HTMLResponse:
+    """The docs site's own page for an address under `/docs` that nothing answers, or a method it refuses."""
+    if status == 404:
+        return _not_found(request, request.url.path)
+    return _page("docs_refused.html", status, method=request.method, what=request.url.path)
+
+
 @router.get("/docs")
 def docs_root() -> Response:
     return RedirectResponse("/docs/", status_code=308)

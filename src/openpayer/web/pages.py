@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from functools import cache
+from http import HTTPStatus
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from starlette.responses import HTMLResponse
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 
 @cache
@@ -34,3 +36,19 @@ def page(
         "Pragma": "no-cache",
     }
     return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def http_error(request: Request, status: int) -> Response:
+    """An address outside every area with its own error body (`/`, `/static`, the probes): a readable page
+    for a browser, else RFC 9457 problem details."""
+    title = HTTPStatus(status).phrase
+    if status == 404:
+        detail = f"There is nothing at {request.url.path}"
+    elif status == 405:
+        detail = f"{request.url.path} does not answer {request.method}"
+    else:
+        detail = title
+    if "text/html" in request.headers.get("accept", ""):
+        return page("http_error.html", status, heading=title, text=detail)
+    problem = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return JSONResponse(problem, status_code=status, media_type="application/problem+json")
