@@ -1,4 +1,5 @@
-"""`openpayer serve`: several worker processes on one TCP socket, with TCP_NODELAY on accepted connections."""
+"""`openpayer serve`: several worker processes, each listening on a TCP socket of its own on the one address
+(`SO_REUSEPORT`), with TCP_NODELAY on accepted connections."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import httpx
 import pytest
 import uvloop
 
-from openpayer.cli.serve import bind_tcp_socket
+from openpayer.cli.serve import bind_per_worker_socket, bind_tcp_socket
 from openpayer.config import Settings
 
 
@@ -68,9 +69,18 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _serve(settings: Settings, *args: str, workers: int, cores: set[int] | None = None) -> tuple[str, str]:
+Inspect = Callable[[int, int], None]
+
+
+def _serve(
+    settings: Settings,
+    *args: str,
+    workers: int,
+    cores: set[int] | None = None,
+    inspect: Inspect | None = None,
+) -> tuple[str, str]:
     """Run `openpayer serve` until its `workers` have started, then ask /metadata twice over one keep-alive
-    connection; its output and the answer's resource type."""
+    connection (and `inspect(server pid, port)`); its output and the answer's resource type."""
     port = _free_port()
     env = dict(
         os.environ,
@@ -98,6 +108,8 @@ def _serve(settings: Settings, *args: str, workers: int, cores: set[int] | None 
             second = client.get("/sandbox/fhir/metadata")  # the same keep-alive connection
         assert first.status_code == second.status_code == 200
         body = second.json()["resourceType"]
+        if inspect is not None:
+            inspect(server.pid, port)
     finally:
         server.terminate()
         server.wait(timeout=120)
@@ -109,6 +121,93 @@ def test_serve_with_two_workers_answers(settings: Settings) -> None:
     assert body == "CapabilityStatement"
     assert "2 worker processes" in output
     assert output.count("Application startup complete") == 2
+
+
+def _listening_sockets(port: int) -> set[str]:
+    """The inodes of the sockets listening on `port` (Linux's /proc/net tables)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                found.add(fields[9])
+    return found
+
+
+def _sockets_of(pid: int) -> set[str]:
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def _children_of(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
+def test_each_worker_listens_on_a_socket_of_its_own(settings: Settings) -> None:
+    """So the kernel spreads connections that arrive together across the workers, where one shared socket
+    let the first worker to wake accept them all."""
+    seen: dict[str, Any] = {}
+
+    def inspect(supervisor: int, port: int) -> None:
+        listening = _listening_sockets(port)
+        seen["listening"] = listening
+        seen["supervisor"] = _sockets_of(supervisor) & listening
+        seen["workers"] = [_sockets_of(child) & listening for child in _children_of(supervisor)]
+
+    _serve(settings, "--workers", "2", workers=2, inspect=inspect)
+    workers = [inodes for inodes in seen["workers"] if inodes]
+    assert len(workers) == 2
+    assert all(len(inodes) == 1 for inodes in workers)
+    assert workers[0] != workers[1]
+    assert seen["listening"] == workers[0] | workers[1]
+    assert seen["supervisor"] == set()  # it reserves the address, and listens on nothing
+
+
+def test_workers_do_not_join_a_server_already_on_the_port(settings: Settings) -> None:
+    taken = bind_per_worker_socket("127.0.0.1", 0)  # as another `serve --workers N` reserves its port
+    port = taken.getsockname()[1]
+    worker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    worker.bind(("127.0.0.1", port))
+    worker.listen()
+    env = dict(
+        os.environ,
+        OPENPAYER_HOME=str(settings.home),
+        OPENPAYER_DATABASE_URL=settings.resolved_database_url,
+        OPENPAYER_SECRET_KEY="test-secret",
+    )
+    command = ["serve", "--workers", "2", "--port", str(port), "--no-migrate"]
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "openpayer.cli.main", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    finally:
+        worker.close()
+        taken.close()
+    assert result.returncode == 1
+    assert f"Cannot listen on 127.0.0.1:{port}" in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_serve_runs_one_worker_per_available_core_by_default(settings: Settings) -> None:

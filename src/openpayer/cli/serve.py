@@ -1,11 +1,18 @@
 """`openpayer serve`: run the HTTP server (uvicorn) on the configured host and port, one worker per core.
 
-With more than one worker uvicorn binds the listening socket itself, as `socket.socket(family)`: protocol 0,
-not `IPPROTO_TCP`. asyncio sets `TCP_NODELAY` only on connections accepted from a socket whose protocol is
-TCP, so every keep-alive response after the first waited for Nagle's algorithm to meet the client's delayed
-ACK (~40 ms a request: two workers served 4-10x less than one). `TcpNoDelayConfig` binds the socket as TCP,
-and `serve` runs uvicorn's supervisor with it; uvloop (installed with `uvicorn[standard]`) sets the option
-on accepted connections in any case.
+Two things about uvicorn's listening socket for several workers are mended here:
+
+- uvicorn binds it as `socket.socket(family)`: protocol 0, not `IPPROTO_TCP`. asyncio sets `TCP_NODELAY`
+  only on connections accepted from a socket whose protocol is TCP, so every keep-alive response after the
+  first waited for Nagle's algorithm to meet the client's delayed ACK (~40 ms a request: two workers served
+  4-10x less than one). Our sockets are bound as TCP; uvloop (from `uvicorn[standard]`) sets the option on
+  accepted connections in any case.
+- All workers accepted from one shared socket, and the first to wake accepts every connection waiting (the
+  event loop accepts until none is left). Connections that arrive together, as a proxy's or a load
+  balancer's pool of keep-alive connections does, then all went to one worker, which served them alone for
+  as long as they lived: in 2 of 8 starts of two workers under `wrk -c8`, all 8 connections were on one
+  worker, at half the throughput. Each worker now listens on a socket of its own, bound to the same address
+  with `SO_REUSEPORT`, and the kernel spreads new connections across them by their addresses' hash.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import logging
 import os
 import socket
 import sys
+from typing import Any
 
 import typer
 import uvicorn
@@ -38,26 +46,73 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def bind_tcp_socket(host: str, port: int) -> socket.socket:
-    """A listening socket created with protocol `IPPROTO_TCP`, inheritable by the worker processes."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+def _tcp_socket(family: socket.AddressFamily, *, reuse_port: bool) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    return sock
+
+
+def _bind_or_exit(sock: socket.socket, host: str, port: int) -> None:
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         console.print(f"[red]Cannot listen on {host}:{port}: {exc.strerror or exc}[/red]")
         sys.exit(1)
+
+
+def bind_tcp_socket(host: str, port: int) -> socket.socket:
+    """A listening socket created with protocol `IPPROTO_TCP`, inheritable by the worker processes."""
+    sock = _tcp_socket(socket.AF_INET6 if ":" in host else socket.AF_INET, reuse_port=False)
+    _bind_or_exit(sock, host, port)
     sock.set_inheritable(True)
     return sock
 
 
+def listen_alongside(family: socket.AddressFamily, address: tuple[str, int]) -> socket.socket:
+    """In a worker process: a socket of its own on the address its supervisor reserved (uvicorn listens)."""
+    sock = _tcp_socket(family, reuse_port=True)
+    sock.bind(address)
+    return sock
+
+
+class PerWorkerSocket(socket.socket):
+    """The address the workers listen on, reserved by the supervisor (bound with `SO_REUSEPORT`, never
+    listening, so the kernel gives it no connection). uvicorn sends its sockets to each worker process it
+    starts, restarts included, by pickling them; this one arrives as a new socket of the worker's own
+    (`listen_alongside`), not as a copy of a shared one (see the module docstring)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[socket.AddressFamily, tuple[str, int]]]:
+        host, port = self.getsockname()[:2]
+        return listen_alongside, (self.family, (host, port))
+
+
+def bind_per_worker_socket(host: str, port: int) -> socket.socket:
+    """Reserve `host:port` for workers with a socket each. A socket bound without `SO_REUSEPORT` is tried
+    first, so that a server already listening there (another OpenPayer's workers too) is refused here, not
+    silently joined."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    probe = _tcp_socket(family, reuse_port=False)
+    _bind_or_exit(probe, host, port)
+    port = probe.getsockname()[1]
+    probe.close()
+    sock = PerWorkerSocket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    _bind_or_exit(sock, host, port)
+    return sock
+
+
 class TcpNoDelayConfig(uvicorn.Config):
-    """uvicorn's configuration with a listening socket bound as TCP (see the module docstring)."""
+    """uvicorn's configuration with its listening socket bound as TCP, one per worker where there are
+    several and the platform has `SO_REUSEPORT` (see the module docstring)."""
 
     def bind_socket(self) -> socket.socket:
+        if self.workers > 1 and hasattr(socket, "SO_REUSEPORT"):
+            return bind_per_worker_socket(self.host, self.port)
         return bind_tcp_socket(self.host, self.port)
 
 
