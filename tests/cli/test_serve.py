@@ -72,6 +72,16 @@ def _free_port() -> int:
 Inspect = Callable[[int, int], None]
 
 
+def _serve_env(settings: Settings) -> dict[str, str]:
+    return dict(
+        os.environ,
+        OPENPAYER_HOME=str(settings.home),
+        OPENPAYER_DATABASE_URL=settings.resolved_database_url,
+        OPENPAYER_SECRET_KEY="test-secret",
+        COLUMNS="200",
+    )
+
+
 def _serve(
     settings: Settings,
     *args: str,
@@ -82,13 +92,7 @@ def _serve(
     """Run `openpayer serve` until its `workers` have started, then ask /metadata twice over one keep-alive
     connection (and `inspect(server pid, port)`); its output and the answer's resource type."""
     port = _free_port()
-    env = dict(
-        os.environ,
-        OPENPAYER_HOME=str(settings.home),
-        OPENPAYER_DATABASE_URL=settings.resolved_database_url,
-        OPENPAYER_SECRET_KEY="test-secret",
-        COLUMNS="200",
-    )
+    env = _serve_env(settings)
     command = [sys.executable, "-m", "openpayer.cli.main", "serve", "--port", str(port), "--no-migrate"]
     preexec = (lambda: os.sched_setaffinity(0, cores)) if cores else None
     log = settings.home / "serve.log"
@@ -186,17 +190,11 @@ def test_workers_do_not_join_a_server_already_on_the_port(settings: Settings) ->
     worker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     worker.bind(("127.0.0.1", port))
     worker.listen()
-    env = dict(
-        os.environ,
-        OPENPAYER_HOME=str(settings.home),
-        OPENPAYER_DATABASE_URL=settings.resolved_database_url,
-        OPENPAYER_SECRET_KEY="test-secret",
-    )
     command = ["serve", "--workers", "2", "--port", str(port), "--no-migrate"]
     try:
         result = subprocess.run(
             [sys.executable, "-m", "openpayer.cli.main", *command],
-            env=env,
+            env=_serve_env(settings),
             capture_output=True,
             text=True,
             timeout=300,
