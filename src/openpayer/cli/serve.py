@@ -10,7 +10,7 @@ Two things about uvicorn's listening socket for several workers are mended here:
 - All workers accepted from one shared socket, and the first to wake accepts every connection waiting (the
   event loop accepts until none is left). Connections that arrive together, as a proxy's or a load
   balancer's pool of keep-alive connections does, then all went to one worker, which served them alone for
-  as long as they lived: in 2 of 8 starts of two workers under `wrk -c8`, all 8 connections were on one
+  as long as they lived: in 4 of 20 starts of two workers under `wrk -c8`, all 8 connections were on one
   worker, at half the throughput. Each worker now listens on a socket of its own, bound to the same address
   with `SO_REUSEPORT`, and the kernel spreads new connections across them by their addresses' hash.
 """
