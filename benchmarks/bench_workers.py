@@ -4,7 +4,9 @@ The same database and the same ids for both servers, started one after the other
 (auth off, as in `bench_read`); `wrk` is pinned with `taskset` to the last core so that the load generator
 does not take the CPU it measures from, and rounds alternate (one worker, N workers, one, N, ...) so that
 load elsewhere on the host hits both alike. The figure that matters is the ratio N workers / one worker
-(target: >= 1.6 with 2 workers on 2 cores).
+(target: >= 1.6 with 2 workers on 2 cores). Each round also prints how `wrk`'s connections were spread over
+the worker processes (from `ss`, where it is installed): a worker serves the connections it accepted for as
+long as they live, so the spread bounds what the round can show.
 
 `--before` adds a third server as `openpayer serve --workers N` ran before it bound its own socket: plain
 `uvicorn --workers N` with the asyncio loop and the h11 parser, whose shared socket has protocol 0, so
@@ -60,19 +62,24 @@ def server(url: str, home: Path, workers: int, *, before: bool = False) -> Itera
     else:
         command = [sys.executable, "-m", "openpayer.cli.main", "serve", "--no-migrate"]
         command += ["--workers", str(workers), "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = home / f"serve-{port}.log"
+    with log.open("w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     PIDS[base] = process.pid
     try:
+        # Every worker started, not only the first: a worker still starting gets no connection of the round.
         deadline = time.monotonic() + 90
         while True:
             try:
                 httpx.get(f"{base}/healthz", timeout=2)
-                break
+                if log.read_text().count("Application startup complete") >= workers:
+                    break
             except httpx.HTTPError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise SystemExit("the server did not start") from None
-                time.sleep(0.3)
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise SystemExit("the server did not start:\n" + log.read_text())
+            time.sleep(0.3)
         yield base
     finally:
         process.terminate()
@@ -86,21 +93,44 @@ def machine_busy() -> tuple[int, int]:
     return sum(values) - idle, sum(values)
 
 
-def pinned_wrk(base: str, paths: list[str], seconds: int, connections: int, core: int) -> tuple[float, str]:
-    """req/s and wrk's p50/p95 latencies (µs), with wrk on `core` alone."""
+def connections_per_worker(port: int) -> str:
+    """How the established connections to `port` are spread over the processes that accepted them, as
+    `ss` shows it (e.g. `5/3`), or `?` without `ss`. With two workers and 8 connections, `8/0` halves the
+    round: one worker serves them all (docs/performance.md, Workers)."""
+    if not shutil.which("ss"):
+        return "?"
+    listing = subprocess.run(
+        ["ss", "-tnpH", "state", "established", f"( sport = :{port} )"], capture_output=True, text=True
+    ).stdout
+    owners: dict[str, int] = {}
+    for line in listing.splitlines():
+        pid = line.split("pid=", 1)[1].split(",", 1)[0] if "pid=" in line else "?"
+        owners[pid] = owners.get(pid, 0) + 1
+    return "/".join(str(n) for n in sorted(owners.values(), reverse=True)) or "0"
+
+
+def pinned_wrk(
+    base: str, paths: list[str], seconds: int, connections: int, core: int
+) -> tuple[float, str, str]:
+    """req/s, wrk's p50/p95 latencies (µs) and the connections per worker, with wrk on `core` alone."""
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     script.write_text(LUA % ",".join(f'"{p}"' for p in paths))
     command = ["taskset", "-c", str(core), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
-    out = subprocess.run(
-        [*command, "-s", str(script), base], capture_output=True, text=True, check=True
-    ).stdout
+    with subprocess.Popen(
+        [*command, "-s", str(script), base], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as wrk:
+        time.sleep(min(1.0, seconds / 2))
+        spread = connections_per_worker(int(base.rsplit(":", 1)[1]))
+        out, err = wrk.communicate()
+    if wrk.returncode != 0:
+        raise SystemExit(f"wrk failed: {err}")
     script.unlink()
     rate = next(float(line.split()[1]) for line in out.splitlines() if line.startswith("Requests/sec:"))
     latency = next(line for line in out.splitlines() if line.startswith("p50="))
     non_2xx = [line for line in out.splitlines() if "Non-2xx" in line]
     if non_2xx:
         raise SystemExit(f"errors during the run: {non_2xx}")
-    return rate, latency
+    return rate, latency, spread
 
 
 def main() -> None:
@@ -138,11 +168,14 @@ def main() -> None:
                 with server(url, home, workers, before=before) as base:
                     pinned_wrk(base, paths, 2, args.connections, core)  # warm-up: connections, caches
                     server_before, (busy_before, total_before) = cpu_ms(PIDS[base]), machine_busy()
-                    rate, latency = pinned_wrk(base, paths, args.seconds, args.connections, core)
+                    rate, latency, spread = pinned_wrk(base, paths, args.seconds, args.connections, core)
                     server_cpu = (cpu_ms(PIDS[base]) - server_before) / (rate * args.seconds)
                     busy, total = machine_busy()
                     share = 100 * (busy - busy_before) / (total - total_before)
-                    usage = f"server CPU {server_cpu:.2f} ms/req, machine {share:.0f} % busy"
+                    usage = (
+                        f"server CPU {server_cpu:.2f} ms/req, machine {share:.0f} % busy, "
+                        f"connections per process {spread}"
+                    )
                     results[name].append((rate, latency, usage))
     finally:
         shutil.rmtree(home, ignore_errors=True)
