@@ -11,8 +11,8 @@ Two things about uvicorn's listening socket for several workers are mended here:
   event loop accepts until none is left). Connections that arrive together, as a proxy's or a load
   balancer's pool of keep-alive connections does, then all went to one worker, which served them alone for
   as long as they lived: in 4 of 20 starts of two workers under `wrk -c8`, all 8 connections were on one
-  worker, at half the throughput. Each worker now listens on a socket of its own, bound to the same address
-  with `SO_REUSEPORT`, and the kernel spreads new connections across them by their addresses' hash.
+  worker, at half the throughput. On Linux each worker now listens on a socket of its own, bound to the same
+  address with `SO_REUSEPORT`, and the kernel spreads new connections across them by their addresses' hash.
 """
 
 from __future__ import annotations
@@ -108,10 +108,12 @@ def bind_per_worker_socket(host: str, port: int) -> socket.socket:
 
 class TcpNoDelayConfig(uvicorn.Config):
     """uvicorn's configuration with its listening socket bound as TCP, one per worker where there are
-    several and the platform has `SO_REUSEPORT` (see the module docstring)."""
+    several on Linux (see the module docstring)."""
 
     def bind_socket(self) -> socket.socket:
-        if self.workers > 1 and hasattr(socket, "SO_REUSEPORT"):
+        # Linux spreads connections over the sockets sharing a port; macOS and the BSDs' `SO_REUSEPORT`
+        # does not (FreeBSD's is `SO_REUSEPORT_LB`), so there the workers keep one shared socket.
+        if self.workers > 1 and sys.platform == "linux":
             return bind_per_worker_socket(self.host, self.port)
         return bind_tcp_socket(self.host, self.port)
 
