@@ -169,10 +169,16 @@ def test_each_worker_listens_on_a_socket_of_its_own(settings: Settings) -> None:
     seen: dict[str, Any] = {}
 
     def inspect(supervisor: int, port: int) -> None:
-        listening = _listening_sockets(port)
-        seen["listening"] = listening
-        seen["supervisor"] = _sockets_of(supervisor) & listening
-        seen["workers"] = [_sockets_of(child) & listening for child in _children_of(supervisor)]
+        # uvicorn logs "startup complete" just before its worker listens: wait for both to be listening.
+        deadline = time.monotonic() + 60
+        while True:
+            listening = _listening_sockets(port)
+            seen["listening"] = listening
+            seen["supervisor"] = _sockets_of(supervisor) & listening
+            seen["workers"] = [_sockets_of(child) & listening for child in _children_of(supervisor)]
+            if len(listening) >= 2 or time.monotonic() > deadline:
+                return
+            time.sleep(0.2)
 
     _serve(settings, "--workers", "2", workers=2, inspect=inspect)
     workers = [inodes for inodes in seen["workers"] if inodes]
