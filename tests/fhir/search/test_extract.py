@@ -118,6 +118,33 @@ def test_top_keys_only_name_properties_an_expression_needs() -> None:
     }
 
 
+def test_a_parenthesised_choice_of_one_type_is_rooted_and_needs_only_that_type() -> None:
+    """The R4 definitions write `(Observation.value.ofType(Quantity))`: the parentheses of one path are the
+    path itself (fused from the root), and an Observation whose value is not a Quantity skips it."""
+    from openpayer.fhir.search.fhirpath import rooted, top_keys
+
+    expression = "(Observation.value.ofType(Quantity)) | (Observation.component.value.ofType(Quantity))"
+    extractor = compile_expression(expression)
+    assert top_keys(extractor) == {"valueQuantity", "component"}
+    assert rooted(extractor, "Observation") is not None
+    assert top_keys(
+        compile_expression(
+            "(Observation.value.ofType(string)) | (Observation.value.ofType(CodeableConcept)).text"
+        )
+    ) == {
+        "valueString",
+        "valueCodeableConcept",
+    }
+    quantity = {"value": 5.4, "unit": "mmol/L"}
+    observation = {
+        "resourceType": "Observation",
+        "valueQuantity": quantity,
+        "component": [{"valueString": "x"}],
+    }
+    assert extractor(observation) == [(quantity, "Quantity")]
+    assert compile_expression("(Observation.value.ofType(CodeableConcept)).text")(observation) == []
+
+
 @pytest.mark.parametrize("path", _example_files())
 def test_extraction_without_shortcuts_is_the_same(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from openpayer.fhir.search import extract

@@ -135,7 +135,7 @@ def _member(key: str) -> _Step:
         child = _ELSEWHERE.get(f"{path}.{key}", f"{path}.{key}")
         choices = _CHOICES.get(child)
         if choices:
-            return True, [(key + t, _PATH2TYPE.get(child + t, child + t)) for t in choices]
+            return True, [(key + t, "_" + key + t, _PATH2TYPE.get(child + t, child + t)) for t in choices]
         if key == "extension":
             child = "Extension"
         return False, _PATH2TYPE.get(child, child)
@@ -150,10 +150,10 @@ def _member(key: str) -> _Step:
                 entry = memo[path] = plan(path)  # type: ignore[index,arg-type]
             is_choice, spec = entry
             if is_choice:
-                for json_key, choice_type in spec:
+                for json_key, extension_key, choice_type in spec:
                     value = data.get(json_key)
                     # fhirpathpy also stops at a choice present only as a primitive extension (``_valueX``)
-                    if value is not None or data.get("_" + json_key) is not None:
+                    if value is not None or data.get(extension_key) is not None:
                         ctype = choice_type
                         break
                 else:
@@ -212,7 +212,23 @@ def _where_resolve_is(type_name: str) -> _Step:
 
 
 def _of_type(type_name: str) -> _Step:
-    return lambda nodes: [n for n in nodes if n[1] is not None and _is_type(n[1], type_name)]
+    known: dict[str, bool] = {}  # node type -> whether it is a `type_name` (the hierarchy walked once)
+
+    def step(nodes: list[Node]) -> list[Node]:
+        out = []
+        for node in nodes:
+            path = node[1]
+            if path is None:
+                continue
+            matches = known.get(path)
+            if matches is None:
+                matches = known[path] = _is_type(path, type_name)
+            if matches:
+                out.append(node)
+        return out
+
+    step.type_name = type_name  # type: ignore[attr-defined]  # for `top_keys`
+    return step
 
 
 def _extension(url: str) -> _Step:
@@ -307,6 +323,8 @@ class _Parser:
             self.pos += 1
             inner = self.union()
             self.take("op", ")")
+            if len(inner) == 1:  # `(Type.a.ofType(T))`, as the R4 definitions write most: the path itself,
+                return inner[0]  # so that it stays rooted (fused, and skipped when its keys are absent)
             return [_union(inner)]
         name = self.peek()[1]
         if self.peek()[0] == "id" and name[0].isupper() and self.peek(1) != ("op", "("):
@@ -367,7 +385,12 @@ def _top_keys(branches: list[list[_Step]]) -> frozenset[str] | None:
         if root is None or member is None:
             return None
         is_choice, spec = steps[1].plan(root)  # type: ignore[attr-defined]
-        keys.update([json_key for json_key, _ in spec] if is_choice else [member])
+        if not is_choice:
+            keys.add(member)
+            continue
+        # `value.ofType(Quantity)` selects only when the choice given is a Quantity: `valueQuantity`
+        wanted = getattr(steps[2], "type_name", None) if len(steps) > 2 else None
+        keys.update(key for key, _, ctype in spec if wanted is None or _is_type(ctype, wanted))
     return frozenset(keys)
 
 
