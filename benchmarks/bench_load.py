@@ -21,6 +21,11 @@ extract the index, index rows), best of 5 passes over the same resources, in thi
 counts the instructions per resource of each step instead (valgrind's callgrind; 4-5 minutes on 2
 cores), beside a baseline from the same run: `orjson.loads` then `orjson.dumps` of the same lines. Unlike
 CPU time the count does not move with the machine's speed or load, so commits compare across days.
+
+    .venv/bin/python benchmarks/bench_load.py --stages 1000 --mix seed [--instructions]
+
+times the same steps on what `openpayer seed` loads instead: N resources taken evenly from the plan of
+200 members (half of them Observations, a quarter ExplanationOfBenefit, then Encounters, Conditions, ...).
 """
 
 from __future__ import annotations
@@ -134,7 +139,17 @@ STAGES = (
 )
 
 
-def _stage_steps(n: int, scratch: Path) -> list[tuple[str, Any, list[Any]]]:
+def seed_mix(n: int, path: Path) -> int:
+    """Write n resources taken evenly from `openpayer seed`'s plan of 200 members; return the byte size."""
+    from openpayer.seed import generate_plan
+
+    plan = list(generate_plan(200, 1))
+    step = max(1, len(plan) // n)
+    path.write_bytes(b"".join(orjson.dumps(resource) + b"\n" for resource in plan[::step][:n]))
+    return path.stat().st_size
+
+
+def _stage_steps(n: int, scratch: Path, mix: str = "eob") -> list[tuple[str, Any, list[Any]]]:
     """Each worker step with its inputs, over the same N generated resources (deterministic)."""
     from openpayer.fhir.search.extract import extract_index
     from openpayer.fhir.storage import bulk
@@ -152,7 +167,7 @@ def _stage_steps(n: int, scratch: Path) -> list[tuple[str, Any, list[Any]]]:
             return bulk.index_copy_text(bulk.index_values("s", "E", r))  # type: ignore[attr-defined]
 
     path = scratch / "stages.ndjson"
-    generate(n, path)
+    (seed_mix if mix == "seed" else generate)(n, path)
     lines = path.read_bytes().splitlines()
     parsed = [orjson.loads(line) for line in lines]
     validate_resource(parsed[0])
@@ -170,11 +185,11 @@ def _stage_steps(n: int, scratch: Path) -> list[tuple[str, Any, list[Any]]]:
     return [(label, step, items) for label, (step, items) in zip(STAGES, steps, strict=True)]
 
 
-def stages(n: int, scratch: Path) -> None:
+def stages(n: int, scratch: Path, mix: str) -> None:
     """CPU ms per resource of each worker step, in this process (best of 5 passes)."""
     import gc
 
-    steps = _stage_steps(n, scratch)
+    steps = _stage_steps(n, scratch, mix)
     gc.freeze()
     total = 0.0
     for label, step, items in steps:
@@ -188,10 +203,10 @@ def stages(n: int, scratch: Path) -> None:
 _BASELINE_STEP = "orjson loads + dumps"
 
 
-def _stage_run(step_index: int, n: int, passes: int) -> None:
+def _stage_run(step_index: int, n: int, passes: int, mix: str) -> None:
     """The child that `instructions` runs under callgrind: set up, then `passes` passes of one step."""
     with tempfile.TemporaryDirectory(prefix="openpayer-bench-") as tmp:
-        steps = _stage_steps(n, Path(tmp))
+        steps = _stage_steps(n, Path(tmp), mix)
         lines = steps[0][2]
         steps.append((_BASELINE_STEP, lambda line: orjson.dumps(orjson.loads(line)), lines))
         _, step, items = steps[step_index]
@@ -200,7 +215,7 @@ def _stage_run(step_index: int, n: int, passes: int) -> None:
                 step(item)
 
 
-def instructions(n: int) -> None:
+def instructions(n: int, mix: str) -> None:
     """Instructions per resource of each worker step, counted by callgrind: one pass's count is the
     difference between a run of three passes and a run of one (set-up cancels out). Unlike CPU time,
     the count is the same on a quiet and a busy machine, so two commits compare on any day."""
@@ -216,7 +231,8 @@ def instructions(n: int) -> None:
     def count(step_index: int, passes: int) -> int:
         done = subprocess.run(
             ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-             str(Path(__file__).resolve()), "--stage-run", str(step_index), str(n), str(passes)],
+             str(Path(__file__).resolve()), "--stage-run", str(step_index), str(n), str(passes),
+             "--mix", mix],
             capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
         )  # fmt: skip
         found = re.search(r"Collected : (\d+)", done.stderr)
@@ -294,17 +310,24 @@ def main() -> None:
         action="store_true",
         help="with --stages: count each step's instructions under callgrind instead (needs valgrind)",
     )
+    parser.add_argument(
+        "--mix",
+        choices=("eob", "seed"),
+        default="eob",
+        help="with --stages: ExplanationOfBenefit (default) or the resources `openpayer seed` loads",
+    )
     parser.add_argument("--stage-run", type=int, nargs=3, help=argparse.SUPPRESS)  # instructions' child
     args = parser.parse_args()
     if args.stage_run:
-        _stage_run(*args.stage_run)
+        step_index, n, passes = args.stage_run
+        _stage_run(step_index, n, passes, args.mix)
         return
     if args.stages and args.instructions:
-        instructions(args.stages)
+        instructions(args.stages, args.mix)
         return
     if args.stages:
         with tempfile.TemporaryDirectory(prefix="openpayer-bench-") as tmp:
-            stages(args.stages, Path(tmp))
+            stages(args.stages, Path(tmp), args.mix)
         return
 
     with tempfile.TemporaryDirectory(prefix="openpayer-bench-") as tmp:
