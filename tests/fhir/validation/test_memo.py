@@ -1,4 +1,5 @@
-"""Valid Codings and Periods are remembered (`walkers.MEMO_NODES`): never at the cost of a verdict.
+"""Valid Codings, Periods and CodeableConcepts are remembered (`walkers.MEMO_NODES`): never at the cost
+of a verdict.
 
 Each test validates a resource that puts a remembered object beside one that differs from it only in a way
 the memo must not paper over, and expects the same issues as on first sight.
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from openpayer.fhir.validation import validate_resource
+import pytest
+
+from openpayer.fhir.validation import structure, validate_resource
 from openpayer.fhir.validation.walkers import MEMO_SIZE
 
 
@@ -33,8 +36,10 @@ def test_a_remembered_coding_does_not_hide_a_value_of_another_type() -> None:
 def test_a_boolean_is_checked_every_time() -> None:
     good = {"system": "http://loinc.org", "code": "2", "userSelected": True}
     assert _issues(_observation(good)) == []
+    assert _issues(_observation(good)) == []  # remembered, with its boolean
     assert _issues(_observation({**good, "userSelected": 1})) != []
     assert _issues(_observation({**good, "userSelected": "true"})) != []
+    assert _issues(_observation({"system": "http://loinc.org", "code": "2", "userSelected": "true"})) != []
 
 
 def test_a_coding_that_points_at_a_contained_resource_still_counts_for_dom_3() -> None:
@@ -63,3 +68,77 @@ def test_periods_and_the_memo_filling_up() -> None:
     assert _issues(_observation({"code": "p"}, **effective)) == []
     assert _issues(_observation({"code": "p"}, effectivePeriod={**period, "end": "2024-13-01"})) != []
     assert _issues(_observation({"code": "p"}, effectivePeriod={**period, "end": 20240201})) != []
+
+
+def _concept(code: str, **more: Any) -> dict[str, Any]:
+    return {
+        "coding": [{"system": "http://terminology.hl7.org/CodeSystem/adjudication", "code": code}],
+        **more,
+    }
+
+
+def test_a_remembered_concept_does_not_hide_a_wrong_coding_or_text() -> None:
+    valid = _concept("submitted", text="Submitted")
+    component = {"code": valid, "valueString": "x"}
+    assert _issues(_observation({"code": "c"}, component=[component])) == []
+    assert _issues(_observation({"code": "c"}, component=[component, component])) == []  # remembered
+    wrong: list[Any] = [
+        {**valid, "text": 1},
+        {**valid, "text": ""},
+        {"coding": [{"code": "submitted", "userSelected": "yes"}]},
+        {"coding": [{"code": "submitted"}, None]},
+        {"coding": []},
+        {"coding": [{"code": " submitted"}]},
+    ]
+    for concept in wrong:
+        assert _issues(_observation({"code": "c"}, component=[component, {**component, "code": concept}])), (
+            concept
+        )
+
+
+def test_a_concept_with_an_extension_is_walked_every_time() -> None:
+    """An extension may hold a reference: a conditional one is valid in a transaction's entries only."""
+    conditional = {
+        "url": "http://example.org/source",
+        "valueReference": {"reference": "Patient?identifier=1"},
+    }
+    resource = _observation({"code": "c"}, category=[_concept("c", extension=[conditional])])
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:1",
+                "resource": resource,
+                "request": {"method": "POST", "url": "Observation"},
+            }
+        ],
+    }
+    assert _issues(bundle) == []
+    assert any("conditional reference" in diagnostics for diagnostics, _ in _issues(resource))
+
+
+def _consent(depth: int, code: str) -> dict[str, Any]:
+    provision: dict[str, Any] = {"code": [_concept(code)]}
+    for _ in range(depth):
+        provision = {"provision": [provision]}
+    scope = {"scope": {"text": "s"}, "category": [{"text": "c"}]}
+    return {"resourceType": "Consent", "status": "active", **scope, "provision": provision}
+
+
+def test_a_remembered_concept_too_deep_for_its_codings_is_reported_as_too_deep() -> None:
+    assert _issues(_consent(1, "known")) == []
+    too_deep = "nested more than 100 objects deep; not checked further"
+    assert _issues(_consent(96, "known")) == []
+    assert [diagnostics for diagnostics, _ in _issues(_consent(97, "fresh"))] == [too_deep]
+    assert [diagnostics for diagnostics, _ in _issues(_consent(97, "known"))] == [too_deep]
+
+
+def test_a_remembered_concept_still_counts_its_codings_against_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    components = [{"code": _concept("budget"), "valueString": "x"} for _ in range(10)]
+    resource = _observation({"code": "c"}, component=components)
+    assert _issues(resource) == []  # remembered; now 1 + 2 + 10 * 3 = 33 objects against a budget of 30
+    monkeypatch.setattr(structure, "MAX_OBJECTS", 30)
+    assert [issue.code for issue in validate_resource(resource)] == ["too-costly"]
