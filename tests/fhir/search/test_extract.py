@@ -529,6 +529,40 @@ def test_references(force: bool) -> None:
     assert by_param["coverage"] == [ReferenceValue("coverage", "Coverage", "c1", None)]  # de-duplicated
 
 
+def test_rows_made_once_are_the_same_rows_every_time() -> None:
+    """References and dates are made once per parameter and value (`extract._literal_row`, `_date_row`),
+    and long values are never kept: both give what the first extraction gave."""
+    long_url = "https://payer.example/fhir/Practitioner/" + "x" * 300
+    eob = {
+        "resourceType": "ExplanationOfBenefit",
+        "created": "2024-03-01",
+        "patient": {"reference": "Patient/p1"},
+        "provider": {"reference": long_url},
+        "insurer": {"reference": "Organization/o1", "identifier": {"system": "s", "value": "v"}},
+        "careTeam": [
+            {"provider": {"reference": "Unknown/1"}},
+            {"provider": {"reference": ""}},
+            {"provider": {"reference": "#c1"}},
+            {"provider": {"reference": "Practitioner?identifier=npi|1"}},
+        ],
+    }
+    first = extract_index(copy.deepcopy(eob))
+    again = extract_index(copy.deepcopy(eob))
+    assert again == first
+    assert sorted(first.references) == [
+        ReferenceValue("insurer", "Organization", "o1", None, "s", "v"),
+        ReferenceValue("patient", "Patient", "p1", None),
+        ReferenceValue("provider", None, None, long_url),
+    ]
+    # a reference used by another parameter is that parameter's row, not the first one's
+    eob["careTeam"] = [{"provider": {"reference": "Patient/p1"}}]
+    assert ReferenceValue("care-team", "Patient", "p1", None) in extract_index(eob).references
+    created = [row for row in first.dates if row.param == "created"]
+    assert created == [DateValue("created", _us("2024-03-01T00:00:00Z"), _us("2024-03-01T23:59:59.999999Z"))]
+    padded = extract_index({**eob, "created": "2024-03-01" + " " * 300}).dates
+    assert [row for row in padded if row.param == "created"] == created
+
+
 @pytest.mark.parametrize("force", ENGINES)
 def test_resolve_is_checks_the_literal_type(force: bool) -> None:
     for subject, expected in [
