@@ -563,6 +563,36 @@ def test_rows_made_once_are_the_same_rows_every_time() -> None:
     assert [row for row in padded if row.param == "created"] == created
 
 
+def test_a_concept_seen_before_gives_its_own_rows_for_each_parameter() -> None:
+    """A CodeableConcept's rows are kept by parameter and JSON text (`extract._CONCEPT_ROWS`)."""
+    heart = {
+        "coding": [{"system": "http://loinc.org", "code": "8867-4", "display": "Heart rate"}],
+        "text": "HR",
+    }
+    observation = {"resourceType": "Observation", "status": "final", "code": heart, "category": [heart]}
+
+    def tokens(resource: dict[str, Any], param: str) -> list[TokenValue]:
+        return [row for row in extract_index(resource).tokens if row.param == param]
+
+    for _ in range(2):
+        assert tokens(observation, "code") == [
+            TokenValue("code", "http://loinc.org", "8867-4", "hr"),
+            TokenValue("code", None, None, "heart rate"),
+        ]
+        assert tokens(observation, "category") == [
+            TokenValue("category", "http://loinc.org", "8867-4", "hr"),
+            TokenValue("category", None, None, "heart rate"),
+        ]
+    other = {**heart, "coding": [{**heart["coding"][0], "display": "Pulse"}]}
+    assert tokens({**observation, "code": other}, "code") == [
+        TokenValue("code", "http://loinc.org", "8867-4", "hr"),
+        TokenValue("code", None, None, "pulse"),
+    ]
+    assert tokens({**observation, "code": {**heart, "text": "Heart rate"}}, "code") == [
+        TokenValue("code", "http://loinc.org", "8867-4", "heart rate")
+    ]
+
+
 @pytest.mark.parametrize("force", ENGINES)
 def test_resolve_is_checks_the_literal_type(force: bool) -> None:
     for subject, expected in [

@@ -20,6 +20,8 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from openpayer.fhir.search.fhirpath import (
     LOCAL_REFERENCE,
     R4_MODEL,
@@ -192,6 +194,27 @@ def _coding_row(code: str, coding: Any, text: str | None) -> TokenValue | None:
     return TokenValue(code, system, value, text) if system or value or text else None
 
 
+def _concept_tokens(code: str, value: dict[str, Any], out: list[TokenValue]) -> None:
+    """The rows of a CodeableConcept: one per Coding, and its text (and the Codings' displays) for :text."""
+    cc_text = _text(value.get("text"))
+    codings = [c for c in value.get("coding", ()) if isinstance(c, dict)]
+    for coding in codings:
+        row = _coding_row(code, coding, cc_text)
+        if row:
+            out.append(row)
+        display = _text(coding.get("display"))
+        if cc_text and display and display != cc_text:
+            out.append(TokenValue(code, None, None, display))  # keep Coding.display searchable by :text
+    if cc_text and not codings:
+        out.append(TokenValue(code, None, None, cc_text))
+
+
+# A CodeableConcept's rows, by parameter and JSON text: the same concepts come again and again (a claim's
+# type, an Observation's code and category): ~0.6 µs to look up against ~3.4 µs to make.
+_CONCEPT_ROWS: dict[tuple[str, bytes], tuple[TokenValue, ...]] = {}
+_CONCEPTS_KEPT = 16384  # then forgotten all at once
+
+
 def _tokens(code: str, value: Any, ftype: str | None, out: list[TokenValue]) -> None:
     if isinstance(value, bool):
         out.append(TokenValue(code, None, "true" if value else "false"))
@@ -216,17 +239,21 @@ def _tokens(code: str, value: Any, ftype: str | None, out: list[TokenValue]) -> 
             )
             ftype = "ContactPoint" if contact else "Identifier"
     if ftype == "CodeableConcept":
-        cc_text = _text(value.get("text"))
-        codings = [c for c in value.get("coding", ()) if isinstance(c, dict)]
-        for coding in codings:
-            row = _coding_row(code, coding, cc_text)
-            if row:
-                out.append(row)
-            display = _text(coding.get("display"))
-            if cc_text and display and display != cc_text:
-                out.append(TokenValue(code, None, None, display))  # keep Coding.display searchable by :text
-        if cc_text and not codings:
-            out.append(TokenValue(code, None, None, cc_text))
+        try:
+            key = orjson.dumps(value)
+        except TypeError:  # not JSON (a value fhirpathpy made): not kept
+            _concept_tokens(code, value, out)
+            return
+        rows = _CONCEPT_ROWS.get((code, key))
+        if rows is None:
+            found: list[TokenValue] = []
+            _concept_tokens(code, value, found)
+            rows = tuple(found)
+            if len(key) <= _CACHED_LENGTH * 4:
+                if len(_CONCEPT_ROWS) >= _CONCEPTS_KEPT:
+                    _CONCEPT_ROWS.clear()
+                _CONCEPT_ROWS[(code, key)] = rows
+        out.extend(rows)
     elif ftype == "Coding":
         row = _coding_row(code, value, None)
         if row:
