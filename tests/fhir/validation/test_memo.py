@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from openpayer.fhir.validation import structure, validate_resource
-from openpayer.fhir.validation.walkers import MEMO_SIZE
+from openpayer.fhir.validation.walkers import MEMO_SIZE, MEMO_TEXT
 
 
 def _observation(coding: Any, **more: Any) -> dict[str, Any]:
@@ -142,3 +142,20 @@ def test_a_remembered_concept_still_counts_its_codings_against_the_budget(
     assert _issues(resource) == []  # remembered; now 1 + 2 + 10 * 3 = 33 objects against a budget of 30
     monkeypatch.setattr(structure, "MAX_OBJECTS", 30)
     assert [issue.code for issue in validate_resource(resource)] == ["too-costly"]
+
+
+def test_a_long_object_is_not_remembered() -> None:
+    long_text = {"coding": [{"system": "http://x", "code": "long"}], "text": "t" * MEMO_TEXT}
+    short = {"coding": [{"system": "http://x", "code": "short"}], "text": "t"}
+    assert _issues(_observation({"code": "c"}, category=[long_text, short])) == []
+    remembered = [text for node in ("CodeableConcept", "Coding") for text in _memo(node)]
+    assert any(b'"short"' in text for text in remembered)
+    assert not any(b'"t' + b"t" * 100 in text for text in remembered)
+
+
+def _memo(node: str) -> list[bytes]:
+    """What the generated walker of `node` remembers (its globals' MEMO)."""
+    from openpayer.fhir.validation.structure import get_model
+
+    walker = get_model().nodes[node].walker
+    return list(walker.__globals__["MEMO"]) if "MEMO" in walker.__globals__ else []

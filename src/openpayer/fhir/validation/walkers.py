@@ -51,12 +51,13 @@ MEMO_NODES: dict[str, str | None] = {
     "CodeableConcept": "len(obj.get('coding', ()))",
 }
 MEMO_SIZE = 8192  # valid objects remembered per node, then forgotten all at once
+MEMO_TEXT = 1024  # longer objects are not remembered (a string may hold 1 MB: 8,192 of them would be 8 GB)
 
 
 def remember(memo: dict[bytes, None], key: bytes) -> None:
     """Remember `key`, the JSON text of an object walked without an issue (unless, see above, it has an
-    extension or a string starting with "#")."""
-    if b'"#' in key or b'xtension"' in key:
+    extension or a string starting with "#", or is long)."""
+    if len(key) > MEMO_TEXT or b'"#' in key or b'xtension"' in key:
         return
     if len(memo) >= MEMO_SIZE:
         memo.clear()
