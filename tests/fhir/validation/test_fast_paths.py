@@ -30,7 +30,6 @@ from openpayer.fhir.validation.model import (
     get_model,
 )
 from openpayer.fhir.validation.structure import generic_walker
-from openpayer.fhir.validation.walkers import MAX_GENERATED_FIELDS
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / "tests" / "fixtures" / "fhir"
@@ -109,10 +108,47 @@ def test_small_nodes_have_generated_walkers() -> None:
     )
     validate_resource({"resourceType": "Invoice", "status": "draft", "totalNet": {"value": 1}})
     nodes = get_model().nodes
-    for name in ("Coding", "CodeableConcept", "Reference", "Money", "Period", "Extension"):
-        generated = len(nodes[name].fields) <= MAX_GENERATED_FIELDS
-        assert _generated(nodes[name].walker) == generated, name
+    for name in ("Coding", "CodeableConcept", "Reference", "Money", "Period", "Extension", "Patient"):
+        assert _generated(nodes[name].walker), name
     assert nodes["Coding"].walker.__code__.co_filename == "<validator walk of Coding>"
+    # A node with many fast fields finds a key's branch by number; a small one compares the keys.
+    assert "BRANCH" in nodes["Patient"].walker.__globals__
+    assert "BRANCH" not in nodes["Coding"].walker.__globals__
+
+
+def test_a_large_node_walked_by_number_reports_like_the_general_path() -> None:
+    """Every fast field of a large node, valid and then wrong, and keys it does not know or walks the
+    general way: the same issues, in the same order, as `walk_generic` with general fields."""
+    patient = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "active": True,
+        "gender": "female",
+        "birthDate": "1970-01-01",
+        "multipleBirthInteger": 2,
+        "deceasedBoolean": False,
+        "name": [{"family": "Doe", "given": ["Ann"]}],
+        "maritalStatus": {"coding": [{"system": "http://x", "code": "M"}]},
+        "managingOrganization": {"reference": "Organization/o"},
+        "implicitRules": "http://x",
+        "language": "en",
+    }
+    fast, general = _both(patient)
+    assert fast == general == []
+    wrong = patient | {
+        "id": "not an id!",
+        "active": "yes",
+        "birthDate": "1970-13-01",
+        "multipleBirthInteger": 2.5,
+        "deceasedDateTime": "2001",
+        "name": {"family": "Doe"},
+        "maritalStatus": [],
+        "implicitRules": "has space",
+        "nickname": "Annie",
+    }
+    fast, general = _both(wrong)
+    assert fast == general
+    assert len(fast) >= 8
 
 
 def test_a_walker_is_made_on_its_nodes_first_walk(monkeypatch: pytest.MonkeyPatch) -> None:

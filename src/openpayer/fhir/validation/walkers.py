@@ -1,14 +1,14 @@
 """Walkers generated per node for the structural validator (`structure._Validator`).
 
-`_Validator.walk_generic` looks every property up in the node's fields and branches on the field's
-`fast` kind. For the small nodes (the datatypes and most backbone elements: Coding, CodeableConcept,
-Reference, Money, Period, ...), that make up most objects of most resources, a walker is generated once
-per node: Python source with one branch per fast field, its key, FHIRPath step, checker and child walker
-written in as constants, the node's required elements and invariant inlined, and every other key
-(unknown keys, choices, arrays of primitives, bindings, references) handed to `general_key`, the same
-code `walk_generic` runs for them. Issues, their order and everything else are as `walk_generic`'s
-(tests/fhir/validation/test_fast_paths.py compares the two on every example instance and on mutants).
-`structure.install_walkers` gives each node its walker; this module writes their source.
+`_Validator.walk_generic` looks every property up in the node's fields and branches on the field's `fast`
+kind. For every node (a datatype, a backbone element, a resource) a walker is generated once, on its first
+walk: Python source with one branch per fast field, its key, FHIRPath step, checker and child walker
+written in as constants, the node's required elements and invariant inlined, and every other key (unknown
+keys, choices, arrays of primitives, bindings, references) handed to `general_key`, the same code
+`walk_generic` runs for them; past `CHAIN_FIELDS` fast fields the branch is found by number. Issues, their
+order and everything else are as `walk_generic`'s (tests/fhir/validation/test_fast_paths.py compares the
+two on every example instance and on mutants). `structure.install_walkers` gives each node its walker;
+this module writes their source.
 """
 
 from __future__ import annotations
@@ -32,7 +32,11 @@ from openpayer.fhir.validation.model import (
     Node,
 )
 
-MAX_GENERATED_FIELDS = 10  # past this many properties an if-chain is slower than `walk_generic`'s lookup
+# Past this many fast fields a walker finds a key's branch by a dict lookup and a binary tree over the
+# branches' numbers instead of an if-chain of string comparisons (a key compared with every fast field
+# before it; an unknown or general key with all of them). Counted by callgrind (docs/performance.md,
+# Loading, "Twenty-fourth session"): 10 beat 6, 20 and a chain for every node on both mixes.
+CHAIN_FIELDS = 10
 _RARE = ("id", "extension", "modifierExtension")  # tested last in a generated walker
 
 # Nodes whose valid objects are remembered: small objects, the same ones over and over (a claim's
@@ -130,6 +134,16 @@ def _generated_branch(field: Field, j: int, child: str) -> list[str]:
     raise AssertionError(f"no generated branch for fast kind {fast}")
 
 
+def _branch_tree(branches: list[list[str]], low: int, high: int, indent: str) -> list[str]:
+    """The branches `low`..`high - 1`, chosen by `j` in a binary tree: every branch ends in `continue`, so
+    the upper half follows the lower one's `if` without an `else`."""
+    if high - low == 1:
+        return [indent + line[4:] for line in branches[low]]
+    middle = (low + high) // 2
+    lower = _branch_tree(branches, low, middle, indent + "    ")
+    return [f"{indent}if j < {middle}:", *lower, *_branch_tree(branches, middle, high, indent)]
+
+
 def _generated_source(node: Node, names: dict[int, str], consts: dict[str, Any]) -> str:
     """Source of `def walk(self, obj, path)` for `node` (see the comment above)."""
     consts["NODE"] = node
@@ -170,21 +184,30 @@ def _generated_source(node: Node, names: dict[int, str], consts: dict[str, Any])
     ]
     fast = [f for f in node.fields.values() if f.fast != GENERAL]
     fast.sort(key=lambda f: f.key in _RARE)
+    branches: list[list[str]] = []
     for j, field in enumerate(fast):
         consts[f"F{j}"] = field
         if field.kind == PRIMITIVE:
             consts[f"C{j}"] = field.check
-        child = ""  # the call that walks a child object: its generated walker, else walk_generic
+        child = ""  # the call that walks a child object: its generated walker
         if field.node is not None:
-            name = names[id(field.node)]
-            if len(field.node.fields) <= MAX_GENERATED_FIELDS:
-                child = name + "(self, {obj}, {where})"
-            else:
-                consts["N" + name] = field.node
-                child = "walk_generic(self, {obj}, N" + name + ", {where})"
-        lines.append(f"        {'if' if j == 0 else 'elif'} key == {field.key!r}:")
-        lines += ["        " + line for line in _generated_branch(field, j, child)]
-    lines.append("        seen = general_key(self, obj, NODE, key, value, path, seen, FIELDS.get(key))")
+            child = names[id(field.node)] + "(self, {obj}, {where})"
+        branches.append(_generated_branch(field, j, child))
+    general = "seen = general_key(self, obj, NODE, key, value, path, seen, FIELDS.get(key))"
+    if len(fast) > CHAIN_FIELDS:
+        consts["BRANCH"] = {field.key: j for j, field in enumerate(fast)}
+        lines += [
+            "        j = BRANCH.get(key)",
+            "        if j is None:",
+            f"            {general}",
+            "            continue",
+        ]
+        lines += _branch_tree(branches, 0, len(branches), "        ")
+    else:
+        for j, field in enumerate(fast):
+            lines.append(f"        {'if' if j == 0 else 'elif'} key == {field.key!r}:")
+            lines += ["        " + line for line in branches[j]]
+        lines.append(f"        {general}")
     consts["FIELDS"] = node.fields
     for r, (name, keys) in enumerate(node.required):
         base = name[:-3] if name.endswith("[x]") else name
@@ -204,9 +227,7 @@ def _generated_source(node: Node, names: dict[int, str], consts: dict[str, Any])
 
 
 def generate_walker(node: Node, names: dict[int, str], scope: dict[str, Any]) -> Any:
-    """The generated walker of `node` (its globals are `scope`), or None for a large node."""
-    if len(node.fields) > MAX_GENERATED_FIELDS:
-        return None
+    """The generated walker of `node` (its globals are `scope`)."""
     source = _generated_source(node, names, scope)
     exec(compile(source, f"<validator walk of {node.name}>", "exec"), scope)  # noqa: S102 - our own source
     return scope["walk"]
