@@ -125,20 +125,23 @@ class Field:
 
     def set_fast(self) -> None:
         """The walker's shortest paths, for the most common fields (once `choice` is known)."""
-        self.fast = GENERAL
-        if self.choice is not None or self.max == 0:
-            return
+        self.fast = GENERAL if self.choice is not None else self.typed_fast()
+
+    def typed_fast(self) -> int:
+        """The shortest path for a field of this type and cardinality, whether or not it is a choice."""
+        if self.max == 0:
+            return GENERAL
         if not self.array and self.route == PLAIN:
-            self.fast = _QUICK.get(self.code, ONE_PLAIN)
-            if self.fast == ONE_CODE and self.code != "code":
-                self.fast = ONE_PLAIN  # uri/url/canonical have route URI; only a code is PLAIN here
             self.low = _INTEGER_LOW.get(self.code, 0)
-        elif not self.array and self.route == URI and _QUICK.get(self.code) == ONE_CODE:
-            self.fast = ONE_URI
-        elif not self.array and self.route == OBJECT:
-            self.fast = ONE_OBJECT
-        elif self.array and self.max is None and self.route == OBJECT:
-            self.fast = MANY_OBJECTS
+            fast = _QUICK.get(self.code, ONE_PLAIN)
+            return ONE_PLAIN if fast == ONE_CODE and self.code != "code" else fast  # uri & co. have route URI
+        if not self.array and self.route == URI and _QUICK.get(self.code) == ONE_CODE:
+            return ONE_URI
+        if not self.array and self.route == OBJECT:
+            return ONE_OBJECT
+        if self.array and self.max is None and self.route == OBJECT:
+            return MANY_OBJECTS
+        return GENERAL
 
 
 class Node:

@@ -18,6 +18,8 @@ from typing import Any
 import orjson
 
 from openpayer.fhir.validation.model import (
+    BOUND,
+    CHECKED_OBJECT,
     GENERAL,
     MANY_OBJECTS,
     ONE_CODE,
@@ -68,7 +70,41 @@ def remember(memo: dict[bytes, None], key: bytes) -> None:
     memo[key] = None
 
 
-def _generated_branch(field: Field, j: int, child: str) -> list[str]:
+# Paths only a generated walker takes (`walk_generic` sends these fields to `general_key`, which does the
+# same): a single code with a required binding, a single Reference, and any choice (`value[x]`) whose type
+# has a fast path, its "more than one value" check made inline before it.
+_ONE_BOUND = 100
+_ONE_REFERENCE = 101
+
+
+def _branch_kind(field: Field) -> int:
+    """The path a generated walker takes for `field`: its `fast` kind, or one of the paths above."""
+    if field.fast != GENERAL or field.max == 0:
+        return field.fast
+    kind = field.typed_fast() if field.choice is not None else GENERAL
+    if kind == GENERAL and not field.array:
+        if field.route == BOUND:
+            kind = _ONE_BOUND
+        elif field.route == CHECKED_OBJECT and field.code == "Reference" and field.systems is None:
+            kind = _ONE_REFERENCE
+    return kind
+
+
+def _choice_lines(field: Field, j: int, node: Node, consts: dict[str, Any]) -> list[str]:
+    """`general_key`'s bookkeeping of a choice: the first `value[x]` key seen, or an issue for another."""
+    consts[f"X{j}"] = field.choice
+    consts[f"M{j}"] = f"{node.choices[field.choice]} has more than one value: "  # type: ignore[index]
+    return [
+        "    if seen is None:",
+        f"        seen = {{X{j}: key}}",
+        f"    elif X{j} in seen:",
+        f"        self.report('structure', M{j} + seen[X{j}] + ' and ' + key, (path, {field.dot!r}))",
+        "    else:",
+        f"        seen[X{j}] = key",
+    ]
+
+
+def _generated_branch(field: Field, j: int, child: str, fast: int) -> list[str]:
     """The lines that handle `key == field.key` (indented for the loop body), ending in `continue`."""
     dot = repr(field.dot)
     where = f"(path, {dot})"
@@ -81,7 +117,27 @@ def _generated_branch(field: Field, j: int, child: str) -> list[str]:
         f"            self.report(problem[0], problem[1], {where})",
         "    continue",
     ]
-    fast = field.fast
+    if fast == _ONE_BOUND:
+        return [
+            f"    if value.__class__ is str and value in K{j}:",
+            "        continue",
+            "    if value is None or value.__class__ is list:",
+            f"        self.bad_shape(F{j}, value, {where})",
+            "    else:",
+            f"        self.value(value, F{j}, {where})",
+            "    continue",
+        ]
+    if fast == _ONE_REFERENCE:
+        return [
+            "    if value.__class__ is dict and value:",
+            f"        {child.format(obj='value', where=where)}",
+            f"        self.reference(value, T{j}, {where})",
+            "    elif value is None or value.__class__ is list:",
+            f"        self.bad_shape(F{j}, value, {where})",
+            "    else:",
+            f"        self.value(value, F{j}, {where})",
+            "    continue",
+        ]
     if fast == ONE_STRING:
         quick = "value.__class__ is str and value and len(value) <= MAX_STRING"
         return [f"    if {quick}:", "        continue", *shape]
@@ -182,17 +238,20 @@ def _generated_source(node: Node, names: dict[int, str], consts: dict[str, Any])
         "    seen = None",
         "    for key, value in obj.items():",
     ]
-    fast = [f for f in node.fields.values() if f.fast != GENERAL]
+    kinds = {field.key: _branch_kind(field) for field in node.fields.values()}
+    fast = [f for f in node.fields.values() if kinds[f.key] != GENERAL]
     fast.sort(key=lambda f: f.key in _RARE)
     branches: list[list[str]] = []
     for j, field in enumerate(fast):
         consts[f"F{j}"] = field
         if field.kind == PRIMITIVE:
             consts[f"C{j}"] = field.check
+        consts[f"K{j}"], consts[f"T{j}"] = field.codes, field.targets
         child = ""  # the call that walks a child object: its generated walker
         if field.node is not None:
             child = names[id(field.node)] + "(self, {obj}, {where})"
-        branches.append(_generated_branch(field, j, child))
+        branch = _generated_branch(field, j, child, kinds[field.key])
+        branches.append(branch if field.choice is None else _choice_lines(field, j, node, consts) + branch)
     general = "seen = general_key(self, obj, NODE, key, value, path, seen, FIELDS.get(key))"
     if len(fast) > CHAIN_FIELDS:
         consts["BRANCH"] = {field.key: j for j, field in enumerate(fast)}
