@@ -117,16 +117,15 @@ def _generated_branch(field: Field, j: int, child: str, fast: int) -> list[str]:
         f"            self.report(problem[0], problem[1], {where})",
         "    continue",
     ]
+    misfit = [  # not the quick shape: a wrong shape, or the general check of the value
+        "    if value is None or value.__class__ is list:",
+        f"        self.bad_shape(F{j}, value, {where})",
+        "    else:",
+        f"        self.value(value, F{j}, {where})",
+        "    continue",
+    ]
     if fast == _ONE_BOUND:
-        return [
-            f"    if value.__class__ is str and value in K{j}:",
-            "        continue",
-            "    if value is None or value.__class__ is list:",
-            f"        self.bad_shape(F{j}, value, {where})",
-            "    else:",
-            f"        self.value(value, F{j}, {where})",
-            "    continue",
-        ]
+        return [f"    if value.__class__ is str and value in K{j}:", "        continue", *misfit]
     if fast == _ONE_REFERENCE:
         return [
             "    if value.__class__ is dict and value:",
@@ -157,11 +156,7 @@ def _generated_branch(field: Field, j: int, child: str, fast: int) -> list[str]:
             "        if value[0] == '#':",
             "            self.refer(value)",
             "        continue",
-            "    if value is None or value.__class__ is list:",
-            f"        self.bad_shape(F{j}, value, {where})",
-            "    else:",
-            f"        self.value(value, F{j}, {where})",
-            "    continue",
+            *misfit,
         ]
     if fast == ONE_OBJECT:
         return [
