@@ -198,8 +198,26 @@ def _branch_tree(branches: list[list[str]], low: int, high: int, indent: str) ->
 def _generated_source(node: Node, names: dict[int, str], consts: dict[str, Any]) -> str:
     """Source of `def walk(self, obj, path)` for `node` (see the comment above)."""
     consts["NODE"] = node
-    lines = [
-        "def walk(self, obj, path):",
+    lines = ["def walk(self, obj, path):"]
+    memo = node.name in MEMO_NODES
+    if memo:
+        # Looked up before the depth and the budget are counted: a hit counts both at once, as walking the
+        # object would (one for it, `children` for its children), where that walk would not be too deep.
+        consts["MEMO"], consts["remember"], consts["dumps"] = {}, remember, orjson.dumps
+        children = MEMO_NODES[node.name]
+        lines += [
+            "    try:",
+            "        text = dumps(obj)",
+            "    except TypeError:  # not JSON (a key that is not a string, a value of another type): walked",
+            "        text = None",
+            "    else:",
+            "        if text in MEMO and self.depth < MAX_DEPTH - 1:  # walked before without an issue",
+            f"            self.budget -= {'1' if children is None else f'1 + {children}'}",
+            "            if self.budget < 0:",
+            "                raise _TooCostly(TOO_MANY)",
+            "            return",
+        ]
+    lines += [
         "    if self.depth >= MAX_DEPTH:",
         "        return walk_generic(self, obj, NODE, path)  # reports the depth once",
         "    self.depth += 1",
@@ -207,28 +225,8 @@ def _generated_source(node: Node, names: dict[int, str], consts: dict[str, Any])
         "    if self.budget < 0:",
         "        raise _TooCostly(TOO_MANY)",
     ]
-    memo = node.name in MEMO_NODES
     if memo:
-        consts["MEMO"], consts["remember"], consts["dumps"] = {}, remember, orjson.dumps
-        lines += [
-            "    try:",
-            "        text = dumps(obj)",
-            "        if text in MEMO and self.depth < MAX_DEPTH:  # walked before without an issue",
-        ]
-        children = MEMO_NODES[node.name]
-        if children is not None:
-            lines += [
-                f"            self.budget -= {children}",
-                "            if self.budget < 0:",
-                "                raise _TooCostly(TOO_MANY)",
-            ]
-        lines += [
-            "            self.depth -= 1",
-            "            return",
-            "    except TypeError:  # not JSON (a key that is not a string, a value of another type): walked",
-            "        text = None",
-            "    issues = len(self.issues)",
-        ]
+        lines.append("    issues = len(self.issues)")
     lines += [
         "    seen = None",
         "    for key, value in obj.items():",
