@@ -39,6 +39,16 @@ class Literal:
 
 _LOCAL = Literal(LOCAL)
 _URN = Literal(URN)
+# (form, resource type) -> its Literal, made once: a frozen dataclass costs a call per field to make, and
+# every reference of every resource validated is parsed. Bounded: the types are known resource types.
+_LITERALS: dict[tuple[str, str | None], Literal] = {}
+
+
+def _literal(form: str, resource_type: str | None) -> Literal:
+    found = _LITERALS.get((form, resource_type))
+    if found is None:
+        found = _LITERALS[(form, resource_type)] = Literal(form, resource_type)
+    return found
 
 
 def parse_reference(value: str, resource_types: frozenset[str]) -> Literal | str:
@@ -51,7 +61,7 @@ def parse_reference(value: str, resource_types: frozenset[str]) -> Literal | str
     if match:
         if match[1] not in resource_types:
             return f"{match[1]!r} is not a known resource type"
-        return Literal(RELATIVE, match[1])
+        return _literal(RELATIVE, match[1])
     if value.startswith("urn:uuid:"):
         return _URN if _URN_UUID.fullmatch(value) else "malformed urn:uuid: reference"
     if value.startswith("urn:oid:"):
@@ -59,8 +69,8 @@ def parse_reference(value: str, resource_types: frozenset[str]) -> Literal | str
     if _ABSOLUTE_URL.fullmatch(value):
         tail = _FHIR_URL_TAIL.search(value)
         found = tail[1] if tail and tail[1] in resource_types else None
-        return Literal(ABSOLUTE, found)
+        return _literal(ABSOLUTE, found)
     match = _CONDITIONAL.fullmatch(value)
     if match and match[1] in resource_types:
-        return Literal(CONDITIONAL, match[1])
+        return _literal(CONDITIONAL, match[1])
     return "expected Type/id, Type/id/_history/vid, an absolute URL, urn:uuid:, urn:oid: or #id"
