@@ -15,6 +15,7 @@ import re
 import unicodedata
 import weakref
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import lru_cache
@@ -22,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from openpayer.fhir.search.extract_codegen import Entry, GeneratedExtraction, generate, members_of
 from openpayer.fhir.search.fhirpath import (
     LOCAL_REFERENCE,
     R4_MODEL,
@@ -29,7 +31,9 @@ from openpayer.fhir.search.fhirpath import (
     compile_expression,
     is_compiled,
     reference_type,
+    resolves_to,
     rooted,
+    rooted_branches,
     top_keys,
 )
 from openpayer.fhir.search.registry import (
@@ -435,25 +439,76 @@ _CONVERTERS: dict[str, tuple[Callable[[str, Any, str | None, Any], None], str]] 
 
 # --- extraction -------------------------------------------------------------------------------------------
 
-# (parameter code, extractor or the steps after its root, whether it is those steps, converter,
-#  IndexRows attribute, properties one of which the extractor needs or None)
-_Plan = list[
-    tuple[
-        str,
-        Callable[[Any], list[Node]],
-        bool,
-        Callable[[str, Any, str | None, Any], None],
-        str,
-        frozenset[str] | None,
-    ]
-]
 # Searched on the resource row itself (`fhir_resource.id`, `last_updated`; search/params.py `_lookup`), never
 # on index rows: two rows fewer per resource written (a tenth of an ExplanationOfBenefit's).
 ROW_PARAMETERS = frozenset({"_id", "_lastUpdated"})
 
+# Whether `_plan` generates a function per resource type (`extract_codegen`); off, the plan loop alone
+# extracts (the tests compare the two).
+GENERATE = True
+
+
+# The common case of four converters, which the generated extraction writes in place of their call (see
+# `extract_codegen.generate`); each must give what its converter gives: a date string, a reference with a
+# short literal and no identifier, a token or a uri that is a string.
+_INLINE = {
+    "dates": (
+        f"if type({{value}}) is str and len({{value}}) <= {_CACHED_LENGTH}:\n"
+        "    row = date_row({code}, {value})\n"
+        "    if row is not None:\n"
+        "        {out}.append(row)\n"
+        "else:\n"
+        "    {convert}({code}, {value}, {ftype}, {out})"
+    ),
+    "references": (
+        "lit = {value}.get('reference') if type({value}) is dict else None\n"
+        f"if lit.__class__ is str and len(lit) <= {_CACHED_LENGTH} and {{value}}.get('identifier') is None"
+        " and 'resourceType' not in {value}:\n"
+        "    row = literal_row({code}, lit)\n"
+        "    if row is not None:\n"
+        "        {out}.append(row)\n"
+        "else:\n"
+        "    {convert}({code}, {value}, {ftype}, {out})"
+    ),
+    "tokens": (
+        "if type({value}) is str:\n"
+        "    if {value}:\n"
+        "        {out}.append(TokenValue({code}, None, {value}))\n"
+        "else:\n"
+        "    {convert}({code}, {value}, {ftype}, {out})"
+    ),
+    "uris": (
+        "if type({value}) is str:\n"
+        "    if {value}:\n"
+        "        {out}.append(UriValue({code}, {value}))\n"
+        "else:\n"
+        "    {convert}({code}, {value}, {ftype}, {out})"
+    ),
+}
+_HELPERS = {
+    "resolves_to": resolves_to,
+    "date_row": _date_row,
+    "literal_row": _literal_row,
+    "TokenValue": TokenValue,
+    "UriValue": UriValue,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    entries: list[Entry]
+    generated: GeneratedExtraction | None
+
+
 _PLANS: weakref.WeakKeyDictionary[SearchParamRegistry, dict[tuple[str, bool], _Plan]] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def _type_of(path: str | None) -> str | None:
+    """`_fhir_type`, remembered in `_FHIR_TYPES`."""
+    ftype = _FHIR_TYPES[path] = _fhir_type(path)
+    return ftype
 
 
 def _plan(registry: SearchParamRegistry, resource_type: str, force_fhirpathpy: bool) -> _Plan:
@@ -461,7 +516,7 @@ def _plan(registry: SearchParamRegistry, resource_type: str, force_fhirpathpy: b
     key = (resource_type, force_fhirpathpy)
     plan = plans.get(key)
     if plan is None:
-        plan = []
+        entries = []
         for param in registry.for_type(resource_type).values():
             if param.type not in _CONVERTERS or not param.expression:
                 continue  # composite parameters are answered from their components' values
@@ -476,11 +531,33 @@ def _plan(registry: SearchParamRegistry, resource_type: str, force_fhirpathpy: b
                 continue
             steps = None if force_fhirpathpy else rooted(extractor, resource_type)
             convert, attribute = _CONVERTERS[param.type]
-            if steps is not None:
-                plan.append((param.code, steps, True, convert, attribute, top_keys(extractor)))
-            else:
-                plan.append((param.code, extractor, False, convert, attribute, top_keys(extractor)))
-        plans[key] = plan
+            members = None
+            if steps is not None and GENERATE:
+                branches = rooted_branches(extractor, resource_type)
+                members = members_of(branches, resource_type, _fhir_type)
+            entries.append(
+                Entry(
+                    param.code,
+                    attribute,
+                    convert,
+                    extractor if steps is None else steps,
+                    steps is not None,
+                    top_keys(extractor),
+                    members,
+                )
+            )
+        generated = None
+        if GENERATE and not force_fhirpathpy:
+            generated = generate(
+                resource_type,
+                entries,
+                types_get=_FHIR_TYPES.get,
+                type_of=_type_of,
+                extension_value=_extension_value,
+                inline=_INLINE,
+                helpers=_HELPERS,
+            )
+        plan = plans[key] = _Plan(entries, generated)
     return plan
 
 
@@ -488,33 +565,50 @@ def extract_index(
     resource: dict, registry: SearchParamRegistry | None = None, *, force_fhirpathpy: bool = False
 ) -> IndexRows:
     """The de-duplicated index rows of ``resource`` for every search parameter of its type."""
-    rows = IndexRows()
     resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
     if not isinstance(resource_type, str):
-        return rows
+        return IndexRows()
     registry = default_registry() if registry is None else registry
     plan = _plan(registry, resource_type, force_fhirpathpy)
-    root = [(resource, resource_type)]
+    root: list[Node] = [(resource, resource_type)]
     keys = resource.keys()  # a view's isdisjoint walks the smaller side (a frozenset's walks the dict)
-    for code, extractor, is_steps, convert, attribute, needs in plan:
-        if needs is not None and keys.isdisjoint(needs):
-            continue  # none of the properties its expression starts with: no values
-        found: list[Any] = []
+    rows = None
+    if plan.generated is not None:
+        lists: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [])
         try:
-            for value, path in extractor(root) if is_steps else extractor(resource):
-                ftype = _FHIR_TYPES.get(path, "")
-                if ftype == "":
-                    ftype = _FHIR_TYPES[path] = _fhir_type(path)
-                if ftype == "Extension":
-                    value, ftype = _extension_value(value)
-                convert(code, value, ftype, found)
-        except Exception:
-            log.debug("extraction of %s %s failed", resource_type, code, exc_info=True)
-            continue
-        if found:
-            getattr(rows, attribute).extend(found)
+            plan.generated(resource, root, keys, *lists)
+        except Exception:  # the plan loop below confines the error to its parameter
+            log.debug("generated extraction of %s failed", resource_type, exc_info=True)
+        else:
+            rows = IndexRows(*lists)
+    if rows is None:
+        rows = _plan_loop(plan.entries, resource_type, resource, root, keys)
     for attribute in ROW_ATTRIBUTES:
         values = getattr(rows, attribute)
         if len(values) > 1:
             setattr(rows, attribute, list(dict.fromkeys(values)))
+    return rows
+
+
+def _plan_loop(
+    entries: list[Entry], resource_type: str, resource: dict, root: list[Node], keys: Any
+) -> IndexRows:
+    rows = IndexRows()
+    for entry in entries:
+        if entry.needs is not None and keys.isdisjoint(entry.needs):
+            continue  # none of the properties its expression starts with: no values
+        found: list[Any] = []
+        try:
+            for value, path in entry.extractor(root) if entry.is_steps else entry.extractor(resource):
+                ftype = _FHIR_TYPES.get(path, "")
+                if ftype == "":
+                    ftype = _type_of(path)
+                if ftype == "Extension":
+                    value, ftype = _extension_value(value)
+                entry.convert(entry.code, value, ftype, found)
+        except Exception:
+            log.debug("extraction of %s %s failed", resource_type, entry.code, exc_info=True)
+            continue
+        if found:
+            getattr(rows, entry.attribute).extend(found)
     return rows

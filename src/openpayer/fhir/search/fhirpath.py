@@ -115,6 +115,11 @@ def _tokenize(expression: str) -> list[tuple[str, str]]:
     return tokens
 
 
+def is_type(path: str, target: str) -> bool:
+    """Whether a node of FHIR type (or element path) `path` is a `target`, as `ofType` and `is` decide."""
+    return _is_type(path, target)
+
+
 def _is_type(path: str, target: str) -> bool:
     """fhirpathpy's ``is``: walk the node type up the R4 type hierarchy."""
     if path.startswith("System."):
@@ -206,9 +211,17 @@ def _where_equals(key: str, literal: str) -> _Step:
 
 
 def _where_resolve_is(type_name: str) -> _Step:
-    return lambda nodes: [
-        n for n in nodes if (t := reference_type(n[0])) is not None and _is_type(t, type_name)
-    ]
+    def step(nodes: list[Node]) -> list[Node]:
+        return [n for n in nodes if resolves_to(n[0], type_name)]
+
+    step.resolve_is = type_name  # type: ignore[attr-defined]  # for a generated extraction
+    return step
+
+
+def resolves_to(reference: Any, type_name: str) -> bool:
+    """`where(resolve() is type_name)` for one value: whether the reference's literal names such a type."""
+    found = reference_type(reference)
+    return found is not None and _is_type(found, type_name)
 
 
 def _of_type(type_name: str) -> _Step:
@@ -423,10 +436,18 @@ def rooted(extractor: Extractor, resource_type: str) -> _Step | None:
     from the resource type, the FHIR type of every node they reach is known when compiling, unless a
     choice element or a nested resource comes first (there the fusion stops and the steps run as usual).
     """
+    branches = rooted_branches(extractor, resource_type)
+    return None if branches is None else _union(branches)
+
+
+def rooted_branches(extractor: Extractor, resource_type: str) -> list[list[_Step]] | None:
+    """The branches `rooted` unites, each with its leading member steps fused (a fused walk carries its
+    `keys` and the FHIR type `ctype` of what it reaches: what a generated extraction needs to walk the
+    same path inline); None where `rooted` gives None."""
     found: tuple[str, list[list[_Step]]] | None = getattr(extractor, "rooted", None)
     if found is None or found[0] != resource_type:
         return None
-    return _union([_fused(steps, resource_type) for steps in found[1]])
+    return [_fused(steps, resource_type) for steps in found[1]]
 
 
 def _fused(steps: list[_Step], path: str) -> list[_Step]:
@@ -479,6 +500,8 @@ def _members(keys: tuple[str, ...], ctype: str) -> _Step:
                     out.append((value, ctype))
         return out
 
+    step.keys = keys  # type: ignore[attr-defined]  # for a generated extraction (`rooted_branches`)
+    step.ctype = ctype  # type: ignore[attr-defined]
     return step
 
 
