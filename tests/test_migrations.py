@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
@@ -19,7 +21,7 @@ from openpayer.bootstrap import Services
 from openpayer.config import Settings
 from openpayer.db import metadata, write_transaction
 from openpayer.fhir.storage.tables import fhir_resource, idx_date, idx_reference, idx_token, index_key
-from openpayer.migrate import alembic_config, upgrade
+from openpayer.migrate import alembic_config, head_revision, upgrade
 
 
 def test_migrations_match_models(engine: Engine) -> None:
@@ -91,6 +93,75 @@ def test_postgresql_keeps_the_common_pairs_and_no_dependencies_the_planner_would
         "st_fhir_idx_string_hkey_value_norm": "m",
         "st_fhir_idx_uri_hkey_value": "m",
     }
+
+
+def _catalogue(path: Path) -> dict[str, Any]:
+    """Everything SQLite knows of a database's schema and rows, in a form two databases compare by."""
+    with sqlite3.connect(path) as conn:
+        master = sorted(conn.execute("SELECT type, name, tbl_name FROM sqlite_master"))
+        found: dict[str, Any] = {"master": master}
+        for kind, name, _ in master:
+            if kind == "table":
+                found[name] = {
+                    # by name: a column a migration added comes last there, in the model's place here
+                    "columns": sorted(row[1:] for row in conn.execute(f'PRAGMA table_xinfo("{name}")')),
+                    "foreign keys": sorted(
+                        row[2:] for row in conn.execute(f'PRAGMA foreign_key_list("{name}")')
+                    ),
+                    "rows": sorted(conn.execute(f'SELECT * FROM "{name}"')),
+                }
+            elif kind == "index":
+                sql = conn.execute("SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
+                where = None  # a partial index's condition, quotes and spacing aside
+                if sql is not None and " WHERE " in sql:
+                    where = " ".join(sql.split(" WHERE ", 1)[1].replace('"', "").split())
+                found[name] = {
+                    "columns": [row[1:] for row in conn.execute(f'PRAGMA index_xinfo("{name}")')],
+                    "unique": sql is not None and sql.upper().startswith("CREATE UNIQUE"),
+                    "where": where,
+                }
+    return found
+
+
+def test_an_empty_sqlite_database_gets_the_schema_the_whole_history_gives(tmp_path: Path) -> None:
+    """`upgrade` creates an empty SQLite database's tables from the models and stamps it; the history run
+    from the start gives the same tables, columns, keys, indexes (in order, partial ones' conditions
+    too) and rows, the same revision included. (This found the policy domain's tables missing from
+    `openpayer.models`.)"""
+    made = {}
+    for way, whole in (("shortcut", False), ("history", True)):
+        home = tmp_path / way
+        upgrade(
+            Settings(database_url=f"sqlite:///{home / 'openpayer.db'}", home=home, secret_key="test"),
+            whole_history=whole,
+        )
+        made[way] = _catalogue(home / "openpayer.db")
+    assert made["shortcut"]["alembic_version"]["rows"] == [(head_revision(),)]
+    assert len(made["shortcut"]["master"]) > 100
+    assert made["shortcut"] == made["history"]
+
+
+def test_the_head_revision_read_from_file_names_is_alembics(tmp_path: Path) -> None:
+    config = alembic_config(f"sqlite:///{tmp_path / 'x.db'}")
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_a_database_that_is_not_empty_goes_through_the_history(tmp_path: Path) -> None:
+    """A database holding anything at all, an older revision's tables or another program's, is migrated
+    (or refused) by the history, never created over."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'openpayer.db'}", home=tmp_path, secret_key="test"
+    )
+    upgrade(settings, "0030")
+    upgrade(settings)
+    with sqlite3.connect(tmp_path / "openpayer.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [(head_revision(),)]
+    assert _catalogue(tmp_path / "openpayer.db")["master"] == _catalogue_of_head(tmp_path / "fresh")["master"]
+
+
+def _catalogue_of_head(home: Path) -> dict[str, Any]:
+    upgrade(Settings(database_url=f"sqlite:///{home / 'openpayer.db'}", home=home, secret_key="test"))
+    return _catalogue(home / "openpayer.db")
 
 
 def test_a_failed_sqlite_upgrade_leaves_nothing_half_done(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ from openpayer.incidents import tables as incident_tables
 from openpayer.jobs import tables as job_tables
 from openpayer.members import models as member_tables
 from openpayer.oauth import models as oauth_tables
+from openpayer.policy import tables as policy_tables
 from openpayer.portal import models as portal_tables
 from openpayer.security import models as security_tables
 
@@ -18,6 +19,7 @@ __all__ = [
     "job_tables",
     "member_tables",
     "oauth_tables",
+    "policy_tables",
     "portal_tables",
     "security_tables",
 ]
