@@ -159,3 +159,62 @@ def _memo(node: str) -> list[bytes]:
 
     walker = get_model().nodes[node].walker
     return list(walker.__globals__["MEMO"]) if "MEMO" in walker.__globals__ else []
+
+
+# --- references (`structure._Validator.reference`) ---------------------------------------------------------
+
+
+def _referring(**fields: Any) -> dict[str, Any]:
+    """An Observation with nothing to report but what `fields` bring."""
+    return _observation({"system": "http://loinc.org", "code": "r"}, **fields)
+
+
+def test_a_remembered_reference_is_still_checked_against_where_it_is() -> None:
+    """A literal valid in one place (Observation.subject: a Patient among others) is remembered with the
+    types allowed there: the same literal where only another type is allowed is reported as on first
+    sight, every time."""
+    patient = {"reference": "Patient/remembered-1"}
+    assert _issues(_referring(subject=patient)) == []
+    assert _issues(_referring(subject=patient)) == []  # remembered now
+    for _ in range(2):
+        assert _issues(_referring(subject=patient, specimen=patient)) == [
+            (
+                "a reference to Patient is not allowed here (allowed: Specimen)",
+                ("Observation.specimen.reference",),
+            )
+        ]
+
+
+def test_a_remembered_reference_is_checked_against_its_declared_type() -> None:
+    patient = {"reference": "Patient/remembered-2"}
+    assert _issues(_referring(subject=patient)) == []
+    assert _issues(_referring(subject={**patient, "type": "Patient"})) == []
+    for _ in range(2):
+        assert _issues(_referring(subject={**patient, "type": "Group"})) == [
+            ("Reference.type Group does not match the reference to Patient", ("Observation.subject.type",))
+        ]
+
+
+def test_a_conditional_reference_remembered_in_a_transaction_is_refused_outside_one() -> None:
+    observation = _referring(subject={"reference": "Patient?identifier=http://example.org|remembered-3"})
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": observation, "request": {"method": "POST", "url": "Observation"}}],
+    }
+    assert _issues(bundle) == []
+    assert _issues(bundle) == []  # remembered, in a transaction
+    for _ in range(2):
+        [(diagnostics, _where)] = _issues(observation)
+        assert "only allowed in a transaction or batch" in diagnostics
+
+
+def test_an_invalid_reference_is_reported_every_time_and_the_memory_is_bounded() -> None:
+    for _ in range(2):
+        assert _issues(_referring(subject={"reference": "Nonsense/1"})) != []
+    for n in range(structure._REFERENCES_KEPT + 10):
+        structure._VALID_REFERENCES[(f"Patient/{n}", None, None, frozenset(), False)] = None
+        if len(structure._VALID_REFERENCES) > structure._REFERENCES_KEPT:
+            break
+    assert _issues(_referring(subject={"reference": "Patient/after-the-flood"})) == []
+    assert len(structure._VALID_REFERENCES) <= structure._REFERENCES_KEPT + 1

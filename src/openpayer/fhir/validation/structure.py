@@ -130,6 +130,13 @@ class _Frame:
             self.referenced.add(found[0])
 
 
+# References checked without an issue (see `_Validator.reference`), then forgotten all at once; a longer
+# literal is not kept.
+_VALID_REFERENCES: dict[tuple[Any, ...], None] = {}
+_REFERENCES_KEPT = 16384
+_REMEMBERED_LITERAL = 256
+
+
 class _Validator:
     __slots__ = ("budget", "depth", "frame", "issues", "model", "resource_types", "too_deep", "transaction")
 
@@ -595,6 +602,30 @@ class _Validator:
             )
 
     def reference(self, ref: dict[str, Any], targets: frozenset[str] | None, path: Where) -> None:
+        """A Reference's literal and type against each other and the types allowed here. A verdict without
+        an issue is remembered: it depends on the literal, the type, the types allowed, the resource types
+        known and whether conditional references are allowed, except for a local "#id" (the contained
+        resources decide); a load names the same patients, providers and payers in claim after claim."""
+        literal, declared = ref.get("reference"), ref.get("type")
+        if (
+            literal.__class__ is not str
+            or len(literal) > _REMEMBERED_LITERAL
+            or literal[:1] == "#"
+            or (declared is not None and declared.__class__ is not str)
+        ):
+            self._reference(ref, targets, path)
+            return
+        key = (literal, declared, targets, self.resource_types, self.transaction)
+        if key in _VALID_REFERENCES:
+            return
+        issues = len(self.issues)
+        self._reference(ref, targets, path)
+        if len(self.issues) == issues:
+            if len(_VALID_REFERENCES) >= _REFERENCES_KEPT:
+                _VALID_REFERENCES.clear()
+            _VALID_REFERENCES[key] = None
+
+    def _reference(self, ref: dict[str, Any], targets: frozenset[str] | None, path: Where) -> None:
         literal = ref.get("reference")
         declared = ref.get("type")
         if not isinstance(declared, str) or declared not in self.resource_types:
