@@ -123,7 +123,8 @@ class _Writer:
         return name
 
     def prefix(self, keys: tuple[str, ...]) -> str:
-        """The local holding the values at `keys` (lists flattened, nulls dropped), computed at first use."""
+        """The local holding the values at `keys`, lists flattened (their nulls kept: a reader takes the
+        dicts only), computed where first used."""
         name = self.prefixes.get(keys)
         if name is not None:
             return name
