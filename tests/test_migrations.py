@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
@@ -19,7 +22,7 @@ from tests.fhir.test_index_integrity import index_problems
 import openpayer.models  # noqa: F401 - every domain's tables
 from openpayer.bootstrap import Services
 from openpayer.config import Settings
-from openpayer.db import metadata, write_transaction
+from openpayer.db import make_engine, metadata, write_transaction
 from openpayer.fhir.storage.tables import fhir_resource, idx_date, idx_reference, idx_token, index_key
 from openpayer.migrate import alembic_config, head_revision, upgrade
 
@@ -296,3 +299,28 @@ def test_postgresql_keeps_stored_resources_in_their_row_without_compressing_them
         ("fhir_history", "e", ["toast_tuple_target=8160"]),
         ("fhir_resource", "e", ["toast_tuple_target=8160"]),
     ]
+
+
+def test_a_database_at_the_head_revision_is_left_as_it_is_without_alembic(
+    tmp_path: Path, database_url: str
+) -> None:
+    """`upgrade` at every start (`openpayer serve`, `make run`) reads the stamped revision and stops there;
+    a database behind it is migrated (the test above), and one stamped with an unknown revision is
+    Alembic's to refuse."""
+    settings = Settings(database_url=database_url, home=tmp_path, secret_key="test")
+    code = (
+        "import sys\n"
+        "from openpayer.config import Settings\n"
+        "from openpayer.migrate import upgrade\n"
+        f"upgrade(Settings(database_url={database_url!r}, home={str(tmp_path)!r}, secret_key='test'))\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+    engine = make_engine(database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999'")
+    engine.dispose()
+    with pytest.raises(CommandError, match="9999"):
+        upgrade(settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -106,3 +107,74 @@ def test_environments_take_a_comma_list_or_json(value: str, monkeypatch: pytest.
 
     monkeypatch.setenv("OPENPAYER_ENVIRONMENTS", value)
     assert Settings().environments == ["dev", "production"]
+
+
+def run_main(home: Path, *args: str, before: str = "") -> subprocess.CompletedProcess[str]:
+    """`openpayer ARGS` through `openpayer.cli.main.main` (the console script's entry) in a fresh
+    interpreter, its output read through pipes; `before`: code run first in that interpreter."""
+    script = (
+        f"import sys\n{before}\nsys.argv = ['openpayer', *{list(args)!r}]\n"
+        "from openpayer.cli.main import main\nmain()\n"
+    )
+    env = {"OPENPAYER_HOME": str(home), "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+
+
+def test_the_quick_exit_keeps_the_status_the_output_and_the_exit_handlers(tmp_path: Path) -> None:
+    """`main` ends the process without the interpreter's teardown: what a normal exit does still happens."""
+    folder = tmp_path / "plan"
+    handler = "import atexit\natexit.register(lambda: print('exit handler ran', file=sys.stderr))"
+    done = run_main(
+        tmp_path, "seed", "sandbox", "--members", "3", "--ndjson", str(folder), "--json", before=handler
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)  # the whole JSON, flushed before the process ended
+    assert summary["resources"] == sum(1 for path in folder.iterdir() for _ in path.open())
+    assert "exit handler ran" in done.stderr
+
+    refused = run_main(tmp_path, "seed", "nowhere", before=handler)
+    assert refused.returncode == 2
+    assert "Unknown environment 'nowhere'" in refused.stderr
+    assert "exit handler ran" in refused.stderr
+
+    unknown = run_main(tmp_path, "sed")
+    assert unknown.returncode == 2
+    assert "seed" in unknown.stderr
+
+
+def test_with_a_thread_still_running_main_exits_as_python_does(tmp_path: Path) -> None:
+    """A thread the command left running is waited for, as a normal exit waits for it."""
+    thread = (
+        "import threading, time\n"
+        "import openpayer.cli.main as cli\n"
+        "returned, command = threading.Event(), cli.app\n"
+        "def app():\n"
+        "    try:\n"
+        "        command()\n"
+        "    finally:\n"
+        "        returned.set()\n"
+        "cli.app = app\n"
+        "def later():\n"
+        "    returned.wait()\n"
+        "    time.sleep(0.2)\n"
+        "    print('thread finished', flush=True)\n"
+        "threading.Thread(target=later).start()"
+    )
+    done = run_main(tmp_path, "--help", before=thread)
+    assert done.returncode == 0, done.stderr
+    assert "Usage" in done.stdout
+    assert done.stdout.rstrip().endswith("thread finished")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "printed"), [(None, 0, ""), (3, 3, ""), ("bad news", 1, "bad news\n")]
+)
+def test_an_exit_code_becomes_the_status_python_would_give(
+    code: object, status: int, printed: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from openpayer.cli.main import _status
+
+    assert _status(code) == status
+    assert capsys.readouterr().err == printed

@@ -3,14 +3,15 @@
 The command loads the plan one slice of members at a time, each from a temporary folder of NDJSON files.
 Writing a slice is pure Python on one core, and so is the command's own start-up (importing the loader, the
 database and the FHIR engine, the migrations, the services). Forked before that start-up, a child writes the
-first slice on another core meanwhile, and hashes the test logins' passwords (argon2) when it is done, so the
-command finds both ready when it is ready to load.
+first slice on another core meanwhile, so that the command finds it ready when it is ready to load. Then the
+child hashes the test logins' passwords (argon2: 0.3 s for three) while the command loads the slice, which
+collects them afterwards (`hashes`): hashed before the slice was reported, they kept the command waiting.
 
 The first child is forked before any thread or database connection exists (`openpayer.cli.seed` forks it
 before it imports the rest); a later slice's, once the command has closed its pooled connections. A child
 reports through a pipe one JSON array a line (`["progress", units done, resources so far]`, then `["done",
-counts per type, hashes]` or `["error", message]`) and ends with `os._exit`: nothing of the parent (its
-connections, exit hooks, the test runner it may run in) runs twice.
+counts per type]` and `["hashes", username -> hash]`, or `["error", message]`) and ends with `os._exit`:
+nothing of the parent (its connections, exit hooks, the test runner it may run in) runs twice.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import shutil
 import signal
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import orjson
 
@@ -92,7 +93,6 @@ def write_slice(ctx: PlanContext, units: Units, folder: Path, report: Report) ->
 @dataclass
 class Written:
     counts: dict[str, int]
-    hashes: dict[str, str] = field(default_factory=dict)  # username -> argon2 hash, made by a child
 
 
 class PendingSlice:
@@ -106,6 +106,10 @@ class PendingSlice:
             return Written(write_slice(self.ctx, self.units, self.folder, report))
         except OSError as exc:
             raise GeneratingFailed(str(exc)) from exc
+
+    def hashes(self) -> dict[str, str]:
+        """The test logins' hashes made meanwhile (username -> argon2 hash): none here."""
+        return {}
 
     def discard(self) -> None:
         """Remove the folder (the loader has read it, or it will not)."""
@@ -135,28 +139,44 @@ class ChildSlice(PendingSlice):
         self.status: int | None = None  # the child's exit status, once it has ended
 
     def wait(self, report: Report) -> Written:
-        written: Written | None = None
+        """The slice's counts once it is written (the child goes on hashing the logins)."""
         error = ""
         try:
-            for line in self.pipe:
-                try:
-                    message = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    break  # the child was stopped in the middle of a line
+            for message in self._messages():
                 if message[0] == "progress":
                     report(message[1], message[2])
                 elif message[0] == "done":
-                    written = Written(message[1], message[2])
+                    return Written(message[1])
                 else:
                     error = message[1]
         except BaseException:  # interrupted (Ctrl-C, a failed progress display): the child stops too
             self._stop()
             raise
         status = self._reap()
-        if written is None:
-            error = error or f"the plan's generator stopped before the end (exit status {status})"
-            raise GeneratingFailed(error)
-        return written
+        raise GeneratingFailed(error or f"the plan's generator stopped before the end (exit status {status})")
+
+    def hashes(self) -> dict[str, str]:
+        """The logins' hashes, once the child has made them; none if it could not (the command hashes
+        the logins it finds without one)."""
+        if not self.pid:  # ended already (it failed, or it was stopped)
+            return {}
+        found: dict[str, str] = {}
+        try:
+            for message in self._messages():
+                if message[0] == "hashes":
+                    found = message[1]
+        except BaseException:
+            self._stop()
+            raise
+        self._reap()
+        return found
+
+    def _messages(self) -> Iterator[list[Any]]:
+        for line in self.pipe:
+            try:
+                yield orjson.loads(line)
+            except orjson.JSONDecodeError:
+                return  # the child was stopped in the middle of a line
 
     def discard(self) -> None:
         self._stop()  # still writing when the command stops first
@@ -213,8 +233,10 @@ def _child(
 
             try:
                 counts = write_slice(ctx, units, folder, lambda done, count: send("progress", done, count))
-                hashes = {username: hash_password(password) for username, password in logins}
-                send("done", counts, hashes)
+                send("done", counts)
+                with contextlib.suppress(OSError):  # below the loader, which waits for nothing of it
+                    os.nice(10)
+                send("hashes", {username: hash_password(password) for username, password in logins})
                 status = 0
             except Exception as exc:  # the parent reports it; no traceback from here
                 send("error", str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}")

@@ -153,7 +153,6 @@ class SeedRun:
                 mark = time.perf_counter()
                 written = pending.wait(progress.generated)
                 outcome.phases["generate"] += time.perf_counter() - mark
-                outcome.hashes.update(written.hashes)
                 mark = time.perf_counter()
                 for rtype, count in written.counts.items():
                     outcome.counts[rtype] = outcome.counts.get(rtype, 0) + count
@@ -173,6 +172,7 @@ class SeedRun:
                 )
                 report = loader.run([pending.folder])
                 outcome.phases["load"] += time.perf_counter() - mark
+                outcome.hashes.update(pending.hashes())  # the first slice's child made them meanwhile
             finally:
                 pending.discard()
             _add(total, report, pending.folder)

@@ -18,7 +18,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, FromClause, Row, and_, exists, literal, select
-from sqlalchemy.orm import aliased
 
 from openpayer.fhir.search.sql import Restriction, admits_older_version, restriction_clause
 from openpayer.fhir.storage import codec
@@ -64,7 +63,7 @@ def history_page(
     if at is not None:
         # `_at`: the versions that were current at that instant: written at or before it, and not yet
         # superseded by then.
-        later = aliased(h)
+        later = h.alias()
         conditions.append(h.c.last_updated <= at)
         conditions.append(
             ~exists().where(

@@ -65,9 +65,11 @@ _CURRENT_POSTGRESQL = (
     "WHERE env = %(env)s AND type = %(type)s AND id = ANY(%(ids)s) FOR UPDATE"
 )
 # SQLite: a load's connection keeps 64 MB of pages (the default 2 MB cannot hold the index B-trees it keeps
-# descending) and checkpoints the WAL every 64 MB instead of every 4 MB, so that a page rewritten by several
-# batches is copied back once and the file synced less often (benchmarks/bench_writer.py: the writer 6-10 %
-# shorter). Both are settings of the connection; only the command-line loader uses this writer.
+# descending) and checkpoints the WAL itself only past 16,000 pages (256 MB with a new database's 16 KB
+# pages, 64 MB with 4 KB) instead of 1,000, so that a page rewritten by several batches is copied back once
+# and the file synced less often (benchmarks/bench_writer.py: the writer 6-10 % shorter); the loader copies
+# the log back on a thread of its own meanwhile (`storage.checkpoint`). Both are settings of the
+# connection; only the command-line loader uses this writer.
 _SQLITE_LOAD_PRAGMAS = ("PRAGMA cache_size=-65536", "PRAGMA wal_autocheckpoint=16000")
 _TABLE_SIZES = "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(%s)"
 _SELECT_CHUNK = 500  # ids per SELECT ... IN (...): well under SQLite's and PostgreSQL's parameter limits
@@ -388,6 +390,7 @@ class BulkWriter:
         rows: dict[str, list[tuple[Any, ...]]] = {}
         texts: dict[str, list[bytes]] = {}
         psycopg = conn.dialect.driver == "psycopg"
+        get = found.get
         for record, rid in keyed:
             if record.copy is not None and psycopg:
                 key = str(rid).encode()
@@ -399,14 +402,19 @@ class BulkWriter:
                 continue
             if record.copy is not None:
                 raise ValueError("index rows in COPY text form need a PostgreSQL (psycopg) connection")
+            # The rid put before each value in C (`map` of a tuple's `+`), not by a generator in Python: a
+            # seed's 330,000 index rows cost the writer 0.2 s less (docs/performance.md, Seeding).
+            prefix = (rid,)
             for name, values in record.index.items():
                 if name == REFERENCES:
                     rows.setdefault(name, []).extend(
-                        (rid, *value[:-1], None if value[-1] is None else found.get((value[1], value[2])))
-                        for value in values
+                        [
+                            prefix + value[:-1] + (None if value[-1] is None else get((value[1], value[2])),)
+                            for value in values
+                        ]
                     )
                     continue
-                rows.setdefault(name, []).extend((rid, *value) for value in values)
+                rows.setdefault(name, []).extend(map(prefix.__add__, values))
         for name, chunks in texts.items():
             driver: Any = conn.connection.dbapi_connection  # a psycopg.Connection, in this transaction
             with driver.cursor() as cursor, cursor.copy(copy_statement(name)) as copy:
