@@ -93,24 +93,23 @@ def _create_empty_sqlite(url: str) -> bool:
 
 
 def _at_head(url: str) -> bool:
-    """Whether the database is stamped with the head revision (read as Alembic keeps it, one row)."""
+    return _stamped(url) == [head_revision()]
+
+
+def _stamped(url: str) -> list[str] | None:
+    """The revisions the database is stamped with, read as Alembic keeps them (one row, linear history);
+    None when it has no version table (never migrated, or not ours: Alembic says which)."""
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
-    except SQLAlchemyError:  # no such table: never migrated, or not ours; Alembic says which
-        return False
+            return [row[0] for row in conn.exec_driver_sql("SELECT version_num FROM alembic_version")]
+    except SQLAlchemyError:
+        return None
     finally:
         engine.dispose()
-    return [tuple(row) for row in rows] == [(head_revision(),)]
 
 
 def current_revision(settings: Settings) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    engine = make_engine(settings.resolved_database_url)
-    try:
-        with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
-    finally:
-        engine.dispose()
+    """The revision `openpayer db current` prints (None: nothing migrated yet)."""
+    stamped = _stamped(settings.resolved_database_url)
+    return stamped[0] if stamped else None
