@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from openpayer.fhir.codecache import compiled
 from openpayer.fhir.search.fhirpath import is_type
 
 # The lists the generated function fills, one per IndexRows attribute (also its parameters' names).
@@ -250,7 +251,7 @@ def generate(
     name = "extract_" + "".join(c if c.isalnum() else "_" for c in resource_type)
     source = "\n".join([f"def {name}(resource, root, keys, {', '.join(OUTPUTS)}):", *writer.lines])
     namespace = dict(writer.namespace)
-    exec(compile(source, f"<extraction of {resource_type}>", "exec"), namespace)  # noqa: S102
+    exec(compiled(source, f"<extraction of {resource_type}>"), namespace)  # noqa: S102
     function: GeneratedExtraction = namespace[name]
     function.source = source  # type: ignore[attr-defined]  # for tests and the curious
     return function

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from openpayer.fhir.codecache import compiled
 from openpayer.fhir.validation.model import (
     BOUND,
     CHECKED_OBJECT,
@@ -281,5 +282,5 @@ def _generated_source(node: Node, names: dict[int, str], consts: dict[str, Any])
 def generate_walker(node: Node, names: dict[int, str], scope: dict[str, Any]) -> Any:
     """The generated walker of `node` (its globals are `scope`)."""
     source = _generated_source(node, names, scope)
-    exec(compile(source, f"<validator walk of {node.name}>", "exec"), scope)  # noqa: S102 - our own source
+    exec(compiled(source, f"<validator walk of {node.name}>"), scope)  # noqa: S102 - our own source
     return scope["walk"]
