@@ -38,7 +38,6 @@ from openpayer.cli.seed_slices import (
     write_slice,
 )
 from openpayer.config import get_settings
-from openpayer.members.sandbox import SANDBOX_MEMBERS
 from openpayer.seed import DEFAULT_START, PlanContext
 
 PRODUCTION = "production"
@@ -132,9 +131,8 @@ def seed(
 
     fork = workers != 0 and can_fork()
     slices = plan_slices(members)
-    passwords = [(username, password) for username, password, _ in SANDBOX_MEMBERS] if logins else []
     try:
-        first = start_slice(ctx, slices[0], fork, passwords)
+        first = start_slice(ctx, slices[0], fork)
     except GeneratingFailed as exc:
         err.print(f"[red]Cannot write the plan into a temporary folder:[/red] {exc}")
         raise typer.Exit(1) from None

@@ -3,15 +3,13 @@
 The command loads the plan one slice of members at a time, each from a temporary folder of NDJSON files.
 Writing a slice is pure Python on one core, and so is the command's own start-up (importing the loader, the
 database and the FHIR engine, the migrations, the services). Forked before that start-up, a child writes the
-first slice on another core meanwhile, so that the command finds it ready when it is ready to load. Then the
-child hashes the test logins' passwords (argon2: 0.3 s for three) while the command loads the slice, which
-collects them afterwards (`hashes`): hashed before the slice was reported, they kept the command waiting.
+first slice on another core meanwhile, so that the command finds it ready when it is ready to load.
 
 The first child is forked before any thread or database connection exists (`openpayer.cli.seed` forks it
 before it imports the rest); a later slice's, once the command has closed its pooled connections. A child
 reports through a pipe one JSON array a line (`["progress", units done, resources so far]`, then `["done",
-counts per type]` and `["hashes", username -> hash]`, or `["error", message]`) and ends with `os._exit`:
-nothing of the parent (its connections, exit hooks, the test runner it may run in) runs twice.
+counts per type]` or `["error", message]`) and ends with `os._exit`: nothing of the parent (its connections,
+exit hooks, the test runner it may run in) runs twice.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ from typing import Any, NoReturn
 
 import orjson
 
-from openpayer.accounts.passwords import hash_password
 from openpayer.seed import (
     PlanContext,
     iter_directory,
@@ -107,21 +104,15 @@ class PendingSlice:
         except OSError as exc:
             raise GeneratingFailed(str(exc)) from exc
 
-    def hashes(self) -> dict[str, str]:
-        """The test logins' hashes made meanwhile (username -> argon2 hash): none here."""
-        return {}
-
     def discard(self) -> None:
         """Remove the folder (the loader has read it, or it will not)."""
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class ChildSlice(PendingSlice):
-    """The slice written by a forked child, which then hashes `logins` ((username, password) pairs)."""
+    """The slice written by a forked child."""
 
-    def __init__(
-        self, ctx: PlanContext, units: Units, folder: Path, logins: Sequence[tuple[str, str]] = ()
-    ) -> None:
+    def __init__(self, ctx: PlanContext, units: Units, folder: Path) -> None:
         super().__init__(ctx, units, folder)
         read, write = os.pipe()
         try:
@@ -132,20 +123,21 @@ class ChildSlice(PendingSlice):
             raise
         if pid == 0:
             os.close(read)
-            _child(ctx, units, folder, logins, write)
+            _child(ctx, units, folder, write)
         os.close(write)
         self.pid = pid
         self.pipe = os.fdopen(read, "rb")
         self.status: int | None = None  # the child's exit status, once it has ended
 
     def wait(self, report: Report) -> Written:
-        """The slice's counts once it is written (the child goes on hashing the logins)."""
+        """The slice's counts once it is written."""
         error = ""
         try:
             for message in self._messages():
                 if message[0] == "progress":
                     report(message[1], message[2])
                 elif message[0] == "done":
+                    self._reap()
                     return Written(message[1])
                 else:
                     error = message[1]
@@ -154,22 +146,6 @@ class ChildSlice(PendingSlice):
             raise
         status = self._reap()
         raise GeneratingFailed(error or f"the plan's generator stopped before the end (exit status {status})")
-
-    def hashes(self) -> dict[str, str]:
-        """The logins' hashes, once the child has made them; none if it could not (the command hashes
-        the logins it finds without one)."""
-        if not self.pid:  # ended already (it failed, or it was stopped)
-            return {}
-        found: dict[str, str] = {}
-        try:
-            for message in self._messages():
-                if message[0] == "hashes":
-                    found = message[1]
-        except BaseException:
-            self._stop()
-            raise
-        self._reap()
-        return found
 
     def _messages(self) -> Iterator[list[Any]]:
         for line in self.pipe:
@@ -198,11 +174,9 @@ class ChildSlice(PendingSlice):
         return self.status
 
 
-def start_slice(
-    ctx: PlanContext, units: Units, fork: bool, logins: Sequence[tuple[str, str]] = ()
-) -> PendingSlice:
-    """The slice's temporary folder, and a child writing it there (hashing `logins` after) when `fork`;
-    else `wait` writes it in this process and hashes nothing."""
+def start_slice(ctx: PlanContext, units: Units, fork: bool) -> PendingSlice:
+    """The slice's temporary folder, and a child writing it there when `fork` (else `wait` writes it in
+    this process)."""
     try:
         folder = Path(tempfile.mkdtemp(prefix="openpayer-seed-"))
     except OSError as exc:
@@ -210,7 +184,7 @@ def start_slice(
     if not fork:
         return PendingSlice(ctx, units, folder)
     try:
-        return ChildSlice(ctx, units, folder, logins)
+        return ChildSlice(ctx, units, folder)
     except OSError as exc:  # no process or pipe left for the child
         shutil.rmtree(folder, ignore_errors=True)
         raise GeneratingFailed(f"cannot start the plan's generator: {exc}") from exc
@@ -220,9 +194,7 @@ def can_fork() -> bool:
     return hasattr(os, "fork")
 
 
-def _child(
-    ctx: PlanContext, units: Units, folder: Path, logins: Sequence[tuple[str, str]], fd: int
-) -> NoReturn:
+def _child(ctx: PlanContext, units: Units, folder: Path, fd: int) -> NoReturn:
     status = 1
     try:
         with os.fdopen(fd, "wb") as pipe:
@@ -234,9 +206,6 @@ def _child(
             try:
                 counts = write_slice(ctx, units, folder, lambda done, count: send("progress", done, count))
                 send("done", counts)
-                with contextlib.suppress(OSError):  # below the loader, which waits for nothing of it
-                    os.nice(10)
-                send("hashes", {username: hash_password(password) for username, password in logins})
                 status = 0
             except Exception as exc:  # the parent reports it; no traceback from here
                 send("error", str(exc) if isinstance(exc, OSError) else f"{type(exc).__name__}: {exc}")

@@ -40,7 +40,6 @@ class _Outcome:
     counts: dict[str, int] = field(default_factory=dict)
     report: LoadReport = field(default_factory=LoadReport)
     phases: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
-    hashes: dict[str, str] = field(default_factory=dict)  # the test logins' passwords, hashed by a child
 
 
 class SeedRun:
@@ -91,7 +90,7 @@ class SeedRun:
                 self._seed(services, slices, first, outcome)
             mark = time.perf_counter()
             if logins and not outcome.report.rejected and _test_patients_exist(engine, env):
-                created = _ensure_logins(services, env, outcome.hashes)
+                created = _ensure_logins(services, env)
             existing = _existing_logins(engine, env)
             phases["logins"] = time.perf_counter() - mark
         except SQLAlchemyError as exc:
@@ -172,7 +171,6 @@ class SeedRun:
                 )
                 report = loader.run([pending.folder])
                 outcome.phases["load"] += time.perf_counter() - mark
-                outcome.hashes.update(pending.hashes())  # the first slice's child made them meanwhile
             finally:
                 pending.discard()
             _add(total, report, pending.folder)
@@ -221,11 +219,11 @@ def _test_patients_exist(engine: Engine, env: str) -> bool:
         return {row[0] for row in conn.execute(query)} == ids
 
 
-def _ensure_logins(services: Store, env: str, hashes: dict[str, str]) -> list[str]:
+def _ensure_logins(services: Store, env: str) -> list[str]:
     missing = {u for u, _, _ in SANDBOX_MEMBERS} - _existing_logins(services.engine, env)
     if not missing:
-        return []  # no argon2 work when every login is there
-    return ensure_sandbox_members(services.members, env, hashes)  # hashes what the child did not
+        return []
+    return ensure_sandbox_members(services.members, env)
 
 
 def _existing_logins(engine: Engine, env: str) -> set[str]:

@@ -46,8 +46,8 @@ class MemberStore:
         return self.create_hashed(env, username, passwords.hash_password(password), patient_id)
 
     def create_hashed(self, env: str, username: str, password_hash: str, patient_id: str) -> Member:
-        """`create` with the password already hashed by `passwords.hash_password` (`openpayer seed` hashes
-        the sandbox's test passwords in a thread while it generates the plan)."""
+        """`create` with the password already hashed by `passwords.hash_password` (the sandbox's published
+        test logins ship with theirs: `members.sandbox.SANDBOX_HASHES`)."""
         with write_transaction(self.engine) as conn:
             member_id = conn.execute(
                 member_account.insert().values(

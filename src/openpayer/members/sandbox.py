@@ -7,7 +7,6 @@ the seed command calls it after loading the sandbox (or run `openpayer members s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # importing this module costs nothing: `openpayer seed` reads the logins before its imports
@@ -21,22 +20,39 @@ SANDBOX_MEMBERS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def ensure_sandbox_members(
-    members: MemberStore, env: str = "sandbox", hashes: Mapping[str, str] | None = None
-) -> list[str]:
-    """Create the missing sandbox logins; returns the usernames created. Never used for production.
+# Each login's argon2id hash (`passwords.hash_password`, RFC 9106's second recommended parameters), made once
+# and shipped. The passwords are published, so their hashes reveal nothing, and every fresh sandbox (a first
+# `make run`, each `openpayer seed`) no longer spends 0.55 s of CPU making three argon2 hashes again
+# (docs/performance.md, Seeding, "Twenty-seventh session"). A hash whose parameters are no longer the
+# hasher's (`passwords.needs_rehash`) is made anew; tests/members/test_sandbox.py checks each against its
+# password.
+SANDBOX_HASHES: dict[str, str] = {
+    "sandbox-member-1": (
+        "$argon2id$v=19$m=65536,t=3,p=4$xIowDWZsEv8BcINSx7P0aw$sKJKH7bl1Q4ZY11vgYOolCFGqhn/h5JvjM34U2K+JZU"
+    ),
+    "sandbox-member-2": (
+        "$argon2id$v=19$m=65536,t=3,p=4$fG8IU9KzkOHT7Z0f7WMD1A$Jz99lmZKKsHv82i1G5Ez2NrApBI4rBURnFmeVL9R/dU"
+    ),
+    "sandbox-member-3": (
+        "$argon2id$v=19$m=65536,t=3,p=4$mlz4EBjshsMljZqGBGp+Tg$qIhXW1tkleIl31densSO3b5zBQ00tD5YCOxpYy5J+28"
+    ),
+}
 
-    `hashes`: username -> `passwords.hash_password` of that login's password, made ahead; a login not in
-    it is hashed here."""
+
+def ensure_sandbox_members(members: MemberStore, env: str = "sandbox") -> list[str]:
+    """Create the missing sandbox logins; returns the usernames created. Never used for production."""
     from sqlalchemy.exc import IntegrityError
+
+    from openpayer.accounts.passwords import needs_rehash
 
     if env == "production":
         raise ValueError("published test logins are for the sandbox only")
     created = []
     for username, password, patient_id in SANDBOX_MEMBERS:
+        shipped = SANDBOX_HASHES.get(username)
         try:
-            if hashes and username in hashes:
-                members.create_hashed(env, username, hashes[username], patient_id)
+            if shipped is not None and not needs_rehash(shipped):
+                members.create_hashed(env, username, shipped, patient_id)
             else:
                 members.create(env, username, password, patient_id)
         except IntegrityError:
